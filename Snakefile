@@ -1,0 +1,32 @@
+"""Storing and reading lots of images in Python: PNG, LMDB, HDF5 and npy, timed."""
+
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+PACKAGE_DIR = Path(workflow.basedir) / "workflow" / "imgbench"
+sys.path.insert(0, str(PACKAGE_DIR.parent))
+
+from imgbench import job_resources
+from imgbench.config import validate_config
+
+
+configfile: "config.yaml"
+
+
+validate_config(config, PACKAGE_DIR.parent / "schemas" / "config.schema.yaml")
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.aggregate.output,
+        rules.plot.output,

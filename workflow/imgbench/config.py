@@ -1,0 +1,91 @@
+"""Config validation: the JSON schema, then the checks a schema cannot express.
+
+Every problem becomes one sentence naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .methods import available_methods
+
+
+class ConfigError(ValueError):
+    """config.yaml has a bad value; the message names the key and the fix."""
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = subschema["default"]
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_name(path) -> str:
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "(top level)"
+
+
+def _sentence(error: jsonschema.ValidationError) -> str:
+    key = _key_name(error.absolute_path)
+    if error.validator == "additionalProperties":
+        return f"config key {key}: {error.message}; remove it or fix its spelling"
+    if error.validator == "required":
+        return f"config key {key}: {error.message}; add it to config.yaml"
+    hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if not hint and error.parent is not None:
+        hint = error.parent.schema.get("description")
+    value = error.instance
+    shown = repr(value) if not isinstance(value, (dict, list)) or len(str(value)) < 60 else "..."
+    fix = f"; set it to {hint}" if hint else ""
+    return f"config key {key} has the bad value {shown} ({error.message}){fix}"
+
+
+def load_schema(schema_path: Path) -> dict:
+    with open(schema_path) as handle:
+        return yaml.safe_load(handle)
+
+
+def validate_config(config: dict, schema_path: Path) -> dict:
+    """Fill defaults, check ``config`` against the schema and across keys; return it.
+
+    Raises ``ConfigError`` with one sentence for the first problem found.
+    """
+    schema = load_schema(schema_path)
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_sentence(error))
+
+    n_images = config["n_images"]
+    for index, cutoff in enumerate(config["cutoffs"]):
+        if cutoff > n_images:
+            raise ConfigError(
+                f"config key cutoffs[{index}] is {cutoff}, more than n_images ({n_images}); "
+                f"lower the cutoff or raise n_images to at least {cutoff}"
+            )
+    known = available_methods()
+    for index, method in enumerate(config["methods"]):
+        if method not in known:
+            raise ConfigError(
+                f"config key methods[{index}] names the unknown method {method!r}; "
+                f"use one of {', '.join(known)} (or add workflow/imgbench/methods/{method}.py)"
+            )
+    archive = config["dataset"]["archive"]
+    if archive is not None and not Path(archive).is_file():
+        raise ConfigError(
+            f"config key dataset.archive points to {archive}, which is not a file; give the path "
+            "of a CIFAR-10 python archive on disk, or null to download it"
+        )
+    return config

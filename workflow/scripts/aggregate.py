@@ -1,0 +1,27 @@
+"""Snakemake adapter: all rows -> timings.csv, statistics, disk usage, summary, environment."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imgbench import aggregate, scriptlog  # noqa: E402
+from imgbench.atomic import write_text  # noqa: E402
+
+smk = snakemake  # noqa: F821
+logger = scriptlog.setup(smk.log[0])
+rows = aggregate.load_rows(smk.input.rows)
+stats = aggregate.summarise(rows)
+disk = aggregate.disk_usage_table(rows)
+environments = aggregate.load_environments(smk.input.envs)
+write_text(rows.to_csv(index=False), smk.output.timings)
+write_text(stats.to_csv(index=False), smk.output.stats)
+write_text(disk.to_csv(index=False), smk.output.disk_csv)
+write_text(aggregate.disk_usage_markdown(disk), smk.output.disk_md)
+write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n", smk.output.environment)
+write_text(
+    aggregate.summary_markdown(rows, stats, disk, environments, smk.params.cv_threshold),
+    smk.output.summary,
+)
+logger.info("aggregated %d measurements into %d points", len(rows), len(stats))

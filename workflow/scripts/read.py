@@ -1,0 +1,36 @@
+"""Snakemake adapter: time one read of a store (cold or warm), then check it exactly."""
+
+import sys
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_DIR / "workflow"))
+
+from imgbench import measure, provenance, scriptlog  # noqa: E402
+
+smk = snakemake  # noqa: F821
+logger = scriptlog.setup(smk.log[0])
+cutoff = int(smk.wildcards.cutoff)
+store_dir = Path(smk.input.store)
+images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
+env = provenance.collect(store_dir, REPO_DIR)
+row = measure.run_read(
+    smk.wildcards.method,
+    store_dir,
+    images,
+    labels,
+    cache=smk.wildcards.read_cache,
+    fsync=smk.params.fsync,
+    repeat=int(smk.wildcards.repeat),
+    env=env,
+)
+logger.info(
+    "read %d images from %s (%s) in %.6f s, %.1f%% cached before; data verified",
+    cutoff,
+    row["method"],
+    row["cache"],
+    row["seconds"],
+    100 * row["cached_fraction"],
+)
+measure.write_environment(env, smk.output.env)
+measure.write_row(row, smk.output.row)

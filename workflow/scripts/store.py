@@ -1,0 +1,35 @@
+"""Snakemake adapter: write one fresh store of the first `cutoff` images and time it."""
+
+import sys
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_DIR / "workflow"))
+
+from imgbench import measure, provenance, scriptlog  # noqa: E402
+
+smk = snakemake  # noqa: F821
+logger = scriptlog.setup(smk.log[0])
+cutoff = int(smk.wildcards.cutoff)
+store_dir = Path(smk.output.store)
+images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
+env = provenance.collect(store_dir, REPO_DIR)
+row = measure.run_store(
+    smk.wildcards.method,
+    images,
+    labels,
+    store_dir,
+    fsync=smk.params.fsync,
+    repeat=int(smk.wildcards.repeat),
+    env=env,
+)
+logger.info(
+    "stored %d images with %s in %.6f s (%d bytes on disk, %d files)",
+    cutoff,
+    row["method"],
+    row["seconds"],
+    row["bytes_on_disk"],
+    row["n_files"],
+)
+measure.write_environment(env, smk.output.env)
+measure.write_row(row, smk.output.row)
