@@ -1,0 +1,204 @@
+"""End to end: Snakemake on a tiny generated archive in a temporary copy of the workflow,
+then the rerun behaviour asserted from dry-run job lists."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from cifar_fixtures import make_archive
+from PIL import Image
+
+from imgbench.aggregate import overlapping_timings
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ["png", "lmdb", "hdf5", "npy"]
+CUTOFFS = [1, 12]
+REPEATS = 2
+CACHES = ["cold", "warm"]
+
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--cores", "4", *args]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run would execute."""
+    output = snakemake(workdir, "--dry-run", *args).stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not match:
+            continue
+        wildcards = {}
+        found = re.search(r"^\s+wildcards: (.+)$", block, re.MULTILINE)
+        if found:
+            wildcards = dict(pair.split("=", 1) for pair in found.group(1).split(", "))
+        jobs.append((match.group(1), wildcards))
+    return jobs
+
+
+def overlay(workdir: Path, name: str, changes: dict) -> list[str]:
+    """Command-line arguments that apply ``changes`` on top of config.yaml."""
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(changes))
+    return ["--configfile", "config.yaml", str(path)]
+
+
+def write_config(workdir: Path, **changes) -> None:
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.update(changes)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for name in ("workflow", "profiles", "envs"):
+        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    archive, md5, images, labels = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
+    write_config(
+        workdir,
+        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
+        n_images=40,
+        cutoffs=CUTOFFS,
+        methods=METHODS,
+        store_dir="stores",
+        repeats=REPEATS,
+        read_cache=CACHES,
+    )
+    result = snakemake(workdir)
+    return workdir, result, images, labels
+
+
+def test_all_outputs(workflow_run):
+    workdir, _, _, _ = workflow_run
+    results = workdir / "results"
+    timings = pd.read_csv(results / "timings.csv", keep_default_na=False, na_values=[""])
+    expected = Counter()
+    for method in METHODS:
+        for cutoff in CUTOFFS:
+            for repeat in range(1, REPEATS + 1):
+                expected[(method, "store", cutoff, repeat, "n/a")] += 1
+                for cache in CACHES:
+                    expected[(method, "read", cutoff, repeat, cache)] += 1
+    got = Counter(
+        zip(
+            timings["method"],
+            timings["operation"],
+            timings["cutoff"],
+            timings["repeat"],
+            timings["cache"],
+            strict=True,
+        )
+    )
+    assert got == expected
+    assert (timings["seconds"] > 0).all()
+    assert timings["fsync"].all()
+    assert (timings["bytes_on_disk"] > 0).all()
+    cold = timings[timings["cache"] == "cold"]
+    assert (cold["cached_fraction"] < 0.05).all(), cold[["method", "cached_fraction"]]
+    # The default profile's timing_slot=1 keeps timed operations from overlapping.
+    assert overlapping_timings(timings) == []
+
+    environment = yaml.safe_load((results / "environment.json").read_text())
+    assert set(timings["env_id"]) <= set(environment)
+    record = next(iter(environment.values()))
+    for key in ("host", "cpu_model", "ram_bytes", "kernel", "store_fs_type", "numpy", "lmdb_c"):
+        assert record[key], key
+
+    disk = pd.read_csv(results / "disk_usage.csv")
+    assert set(zip(disk["method"], disk["cutoff"], strict=True)) == {
+        (m, c) for m in METHODS for c in CUTOFFS
+    }
+    assert "| lmdb |" in (results / "disk_usage.md").read_text()
+    summary = (results / "summary.md").read_text()
+    assert "## 12 image(s)" in summary and "fastest store" in summary
+    stats = pd.read_csv(results / "timings_stats.csv", keep_default_na=False, na_values=[""])
+    assert (stats["n"] == REPEATS).all()
+
+    for stem in ("store_time_linear", "read_time_loglog", "store_and_read_time_linear"):
+        with Image.open(results / "plots" / f"{stem}.png") as image:
+            assert image.width > 300 and image.height > 200
+        assert (results / "plots" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    # Stores are temporary: gone once read.
+    assert not any(path.is_file() for path in (workdir / "stores").rglob("*"))
+
+
+def test_second_run_has_nothing_to_do(workflow_run):
+    workdir, _, _, _ = workflow_run
+    assert planned_jobs(workdir) == []
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run").stdout
+
+
+def test_new_cutoff_runs_only_that_cutoff(workflow_run):
+    workdir, _, _, _ = workflow_run
+    jobs = planned_jobs(workdir, *overlay(workdir, "cutoff", {"cutoffs": [1, 5, 12]}))
+    counts = Counter(rule for rule, _ in jobs)
+    assert counts == Counter(
+        store=len(METHODS) * REPEATS,
+        read=len(METHODS) * REPEATS * len(CACHES),
+        aggregate=1,
+        plot=1,
+        all=1,
+    )
+    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read")} == {"5"}
+
+
+def test_plot_option_reruns_only_plotting(workflow_run):
+    workdir, _, _, _ = workflow_run
+    jobs = planned_jobs(workdir, *overlay(workdir, "dpi", {"plot": {"dpi": 99}}))
+    assert Counter(rule for rule, _ in jobs) == Counter(plot=1, all=1)
+
+
+def test_editing_one_method_reruns_only_its_jobs(workflow_run):
+    workdir, _, _, _ = workflow_run
+    module = workdir / "workflow" / "imgbench" / "methods" / "lmdb.py"
+    module.write_text(module.read_text() + "\n# edited\n")
+    try:
+        jobs = planned_jobs(workdir)
+    finally:
+        module.write_text(module.read_text().replace("\n# edited\n", ""))
+    timing_jobs = [(rule, w) for rule, w in jobs if rule in ("store", "read")]
+    assert {w["method"] for _, w in timing_jobs} == {"lmdb"}
+    assert Counter(rule for rule, _ in jobs) == Counter(
+        store=len(CUTOFFS) * REPEATS,
+        read=len(CUTOFFS) * REPEATS * len(CACHES),
+        aggregate=1,
+        plot=1,
+        all=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"cutoffs": [1, 500]}, "cutoffs[1]"),
+        ({"methods": ["png", "tiff"]}, "methods[1]"),
+        ({"dataset": {"archive": "/nonexistent/cifar.tar.gz"}}, "dataset.archive"),
+        ({"dataset": {"md5": "not-hex"}}, "dataset.md5"),
+        ({"repeats": 0}, "repeats"),
+    ],
+)
+def test_bad_config_stops_before_any_job(workflow_run, override, key):
+    workdir, _, _, _ = workflow_run
+    result = snakemake(workdir, "--dry-run", *overlay(workdir, "bad", override), check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert f"config key {key}" in message
+    assert "rule " not in message
