@@ -10,7 +10,7 @@ min_version("9.0")
 PACKAGE_DIR = Path(workflow.basedir) / "workflow" / "imgbench"
 sys.path.insert(0, str(PACKAGE_DIR.parent))
 
-from imgbench import job_resources
+from imgbench import job_resources, plan
 from imgbench.config import validate_config
 
 
@@ -18,6 +18,8 @@ configfile: "config.yaml"
 
 
 validate_config(config, PACKAGE_DIR.parent / "schemas" / "config.schema.yaml")
+for note in plan.excluded_points(config):
+    print(f"Note: {note}", file=sys.stderr)
 
 
 include: "workflow/rules/data.smk"

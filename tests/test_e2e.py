@@ -132,7 +132,7 @@ def test_all_outputs(workflow_run):
     stats = pd.read_csv(results / "timings_stats.csv", keep_default_na=False, na_values=[""])
     assert (stats["n"] == REPEATS).all()
 
-    for stem in ("store_time_linear", "read_time_loglog", "store_and_read_time_linear"):
+    for stem in ("store_time_linear_32px", "read_time_loglog_32px", "disk_usage"):
         with Image.open(results / "plots" / f"{stem}.png") as image:
             assert image.width > 300 and image.height > 200
         assert (results / "plots" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")

@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .methods import available_methods
+from .methods import available_methods, get_method, resolve_options
+from .plan import allowed_cutoffs, max_images
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,27 @@ def validate_config(config: dict, schema_path: Path) -> dict:
             raise ConfigError(
                 f"config key methods[{index}] names the unknown method {method!r}; "
                 f"use one of {', '.join(known)} (or add workflow/imgbench/methods/{method}.py)"
+            )
+    for method, variants in config["variants"].items():
+        if method not in known:
+            raise ConfigError(
+                f"config key variants.{method} names the unknown method {method!r}; "
+                f"use one of {', '.join(known)}"
+            )
+        for variant, options in variants.items():
+            try:
+                resolve_options(get_method(method), options)
+            except ValueError as error:
+                raise ConfigError(
+                    f"config key variants.{method}.{variant} is invalid: {error}; "
+                    "fix the option name or remove it"
+                ) from None
+    for index, size in enumerate(config["image_sizes"]):
+        if not allowed_cutoffs(config, size):
+            raise ConfigError(
+                f"config key image_sizes[{index}] is {size}, but no cutoff fits in max_job_bytes "
+                f"(at most {max_images(config, size)} images of {size}x{size}); add a smaller "
+                "cutoff or raise max_job_bytes"
             )
     archive = config["dataset"]["archive"]
     if archive is not None and not Path(archive).is_file():

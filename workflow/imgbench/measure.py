@@ -1,10 +1,17 @@
-"""The timing harness: one store or one read of one store, measured in this process.
+"""The timing harness: one store, or one read of one store, measured in this process.
 
 Only the storage operation sits inside the timed region (``time.perf_counter_ns``): loading
 the source images, eviction, disk-usage walks and the correctness check are outside it.
 The garbage collector is collected and then disabled during the timed region, as
 ``timeit`` does, so a collection triggered by earlier allocations cannot land in one
 method's figure; every row records that choice in ``gc``.
+
+Reads follow a pattern (``access``): ``sequential`` with one reader is the article's whole
+store read (the method's ``read``); other patterns and several readers go through the
+method's random-access reader. With ``readers > 1`` the worker processes are forked and
+waiting before the clock starts; each opens the store itself after the fork, reads its
+share, and checks it after its own timed part; the time is the wall time from releasing
+the workers until the last one is done.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import csv
 import gc
 import json
 import math
+import multiprocessing
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,19 +28,30 @@ from typing import Any
 
 import numpy as np
 
-from . import fsutil, provenance
+from . import access, fsutil, provenance
 from .methods import get_method
 
 CACHE_STATES = ("cold", "warm")
 ROW_FIELDS = [
     "method",
+    "variant",
+    "image_size",
     "operation",
     "cutoff",
     "repeat",
     "cache",
+    "read_pattern",
+    "readers",
+    "batch_size",
+    "seed",
+    "images_read",
     "fsync",
     "seconds",
     "images_per_s",
+    "latency_p50_us",
+    "latency_p95_us",
+    "latency_p99_us",
+    "latency_max_us",
     "bytes_on_disk",
     "bytes_apparent",
     "n_files",
@@ -79,41 +98,24 @@ def timed(operation: Callable[[], Any]) -> tuple[Any, int, float, float]:
     return result, elapsed, start_unix, end_unix
 
 
-def _row(
-    method,
-    operation,
-    cutoff,
-    repeat,
-    cache,
-    fsync,
-    elapsed_ns,
-    usage,
-    cached,
-    env,
-    start_unix,
-    end_unix,
-) -> dict:
+def _row(env: dict, elapsed_ns: int, usage: fsutil.DiskUsage, **fields) -> dict:
     seconds = elapsed_ns / 1e9
-    return {
-        "method": method,
-        "operation": operation,
-        "cutoff": cutoff,
-        "repeat": repeat,
-        "cache": cache,
-        "fsync": fsync,
-        "seconds": seconds,
-        "images_per_s": cutoff / seconds if seconds > 0 else float("inf"),
-        "bytes_on_disk": usage.bytes_on_disk,
-        "bytes_apparent": usage.bytes_apparent,
-        "n_files": usage.n_files,
-        "cached_fraction": cached,
-        "gc": "disabled",
-        "host": env["host"],
-        "store_fs_type": env["store_fs_type"],
-        "env_id": provenance.environment_id(env),
-        "t_start_unix": f"{start_unix:.6f}",
-        "t_end_unix": f"{end_unix:.6f}",
-    }
+    row = dict.fromkeys(ROW_FIELDS, float("nan"))
+    row.update(fields)
+    row.update(
+        seconds=seconds,
+        images_per_s=row["images_read"] / seconds if seconds > 0 else float("inf"),
+        bytes_on_disk=usage.bytes_on_disk,
+        bytes_apparent=usage.bytes_apparent,
+        n_files=usage.n_files,
+        gc="disabled",
+        host=env["host"],
+        store_fs_type=env["store_fs_type"],
+        env_id=provenance.environment_id(env),
+    )
+    row["t_start_unix"] = f"{row['t_start_unix']:.6f}"
+    row["t_end_unix"] = f"{row['t_end_unix']:.6f}"
+    return row
 
 
 def run_store(
@@ -125,6 +127,8 @@ def run_store(
     fsync: bool,
     repeat: int,
     env: dict,
+    variant: str = "default",
+    options: dict | None = None,
 ) -> dict:
     """Write a fresh store and time it; the directory must not hold an older store."""
     module = get_method(method)
@@ -133,25 +137,30 @@ def run_store(
     store_dir.mkdir(parents=True)
 
     def operation():
-        module.store(store_dir, images, labels, fsync=fsync)
+        module.store(store_dir, images, labels, fsync=fsync, options=options)
         if fsync:
             fsutil.fsync_tree(store_dir)
 
     _, elapsed, start, end = timed(operation)
-    usage = fsutil.disk_usage(store_dir)
     return _row(
-        method,
-        "store",
-        len(images),
-        repeat,
-        "n/a",
-        fsync,
-        elapsed,
-        usage,
-        float("nan"),
         env,
-        start,
-        end,
+        elapsed,
+        fsutil.disk_usage(store_dir),
+        method=method,
+        variant=variant,
+        image_size=int(images.shape[1]),
+        operation="store",
+        cutoff=len(images),
+        repeat=repeat,
+        cache="n/a",
+        read_pattern="n/a",
+        readers=1,
+        batch_size="",
+        seed="",
+        images_read=len(images),
+        fsync=fsync,
+        t_start_unix=start,
+        t_end_unix=end,
     )
 
 
@@ -165,12 +174,80 @@ def verify(
             f"images {got_images.dtype}{got_images.shape}, expected {images.dtype}{images.shape}"
         )
     elif not np.array_equal(got_images, images):
-        bad = int(np.flatnonzero((got_images != images).reshape(len(images), -1).any(axis=1))[0])
-        problems.append(f"image {bad} differs from the source")
+        differs = (got_images != images).reshape(len(images), -1).any(axis=1)
+        problems.append(f"image {int(np.flatnonzero(differs)[0])} differs from the source")
     if got_labels.shape != labels.shape or not np.array_equal(got_labels, labels):
         problems.append(f"labels differ (got shape {got_labels.shape}, expected {labels.shape})")
     if problems:
         raise VerificationError(f"{method} store read back wrong data: " + "; ".join(problems))
+
+
+def _read_requests(module, store_dir: Path, requests: list) -> tuple[list, np.ndarray]:
+    """Open a reader, serve every request (one gathered batch each), close; returns the
+    batches and each request's latency in ns."""
+    latencies = np.empty(len(requests), dtype=np.int64)
+    batches = []
+    reader = module.open_reader(store_dir)
+    try:
+        for position, request in enumerate(requests):
+            start = time.perf_counter_ns()
+            batches.append(reader.get(request))
+            latencies[position] = time.perf_counter_ns() - start
+    finally:
+        reader.close()
+    return batches, latencies
+
+
+def _verify_batches(method, batches, requests, images, labels) -> None:
+    if not requests:
+        return
+    order = np.concatenate(requests)
+    got = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    verify(method, got, images[order], labels[order])
+
+
+def _worker(method, store_dir, share, images, labels, barrier, results) -> None:
+    try:
+        module = get_method(method)
+        barrier.wait()
+        gc.disable()
+        batches, latencies = _read_requests(module, store_dir, share)
+        gc.enable()
+        _verify_batches(method, batches, share, images, labels)
+        results.put((latencies, None))
+    except BaseException as error:  # reported to the parent, which fails the job
+        results.put((None, f"{type(error).__name__}: {error}"))
+
+
+def _read_parallel(method, store_dir, shares, images, labels) -> np.ndarray:
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(len(shares) + 1)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_worker, args=(method, store_dir, share, images, labels, barrier, results)
+        )
+        for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        outcomes = []
+
+        def operation():
+            barrier.wait()
+            for _ in workers:
+                outcomes.append(results.get(timeout=24 * 3600))
+
+        _, elapsed, start, end = timed(operation)
+    finally:
+        for worker in workers:
+            worker.join(timeout=60)
+    errors = [error for _, error in outcomes if error]
+    if errors:
+        raise VerificationError(f"{method} reader failed: {errors[0]}")
+    latencies = np.concatenate([lat for lat, _ in outcomes]) if outcomes else np.empty(0)
+    return latencies, elapsed, start, end
 
 
 def run_read(
@@ -183,22 +260,65 @@ def run_read(
     fsync: bool,
     repeat: int,
     env: dict,
+    variant: str = "default",
+    pattern: str = "sequential",
+    readers: int = 1,
+    batch_size: int = 64,
+    random_reads: int = 1000,
+    seed: int = 0,
 ) -> dict:
-    """Time one whole read of a store in the given cache state, then check it exactly."""
+    """Time one read of a store in the given cache state and pattern, then check it."""
     if cache not in CACHE_STATES:
         raise ValueError(f"cache must be one of {CACHE_STATES}, not {cache!r}")
     module = get_method(method)
     store_dir = Path(store_dir)
+    whole = pattern == "sequential" and readers == 1
+    requests = access.requests(
+        pattern, len(images), batch_size=batch_size, reads=random_reads, seed=seed
+    )
     if cache == "cold":
         fsutil.evict_tree(store_dir)
-    else:
+    elif whole:
         module.read(store_dir)  # untimed first read fills the page cache
+    else:
+        _read_requests(module, store_dir, requests)
     cached = fsutil.cached_fraction(store_dir)
-    result, elapsed, start, end = timed(lambda: module.read(store_dir))
-    verify(method, result, images, labels)
-    usage = fsutil.disk_usage(store_dir)
+
+    latencies = np.empty(0)
+    if whole:
+        result, elapsed, start, end = timed(lambda: module.read(store_dir))
+        verify(method, result, images, labels)
+    elif readers == 1:
+        (batches, latencies), elapsed, start, end = timed(
+            lambda: _read_requests(module, store_dir, requests)
+        )
+        _verify_batches(method, batches, requests, images, labels)
+    else:
+        shares = access.split(requests, readers)
+        latencies, elapsed, start, end = _read_parallel(method, store_dir, shares, images, labels)
+
+    images_read = int(sum(len(request) for request in requests))
     return _row(
-        method, "read", len(images), repeat, cache, fsync, elapsed, usage, cached, env, start, end
+        env,
+        elapsed,
+        fsutil.disk_usage(store_dir),
+        method=method,
+        variant=variant,
+        image_size=int(images.shape[1]),
+        operation="read",
+        cutoff=len(images),
+        repeat=repeat,
+        cache=cache,
+        read_pattern=pattern,
+        readers=readers,
+        batch_size=batch_size if pattern != "random_single" else 1,
+        seed=seed,
+        images_read=images_read,
+        fsync=fsync,
+        cached_fraction=cached,
+        t_start_unix=start,
+        t_end_unix=end,
+        **access.latency_percentiles(latencies),
     )
 
 

@@ -1,4 +1,7 @@
-"""Matplotlib figures from the aggregated statistics (median with spread over repeats)."""
+"""Matplotlib figures from the aggregated statistics (median with spread over repeats).
+
+Figure names come from ``plan.plot_stems`` so the workflow knows them in advance.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,17 @@ import pandas as pd  # noqa: E402
 LABELS = {"png": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "npy": "npy (baseline)"}
 CACHE_STYLE = {"n/a": "-", "cold": "-", "warm": "--"}
 MARKERS = {"store": "o", "read": "s"}
+PATTERN_STYLE = {"sequential": "-", "shuffled": "--", "random_single": ":"}
 
 
-def _label(method: str) -> str:
-    return LABELS.get(method, method)
+def _label(series: str) -> str:
+    method, _, variant = series.partition(":")
+    name = LABELS.get(method, method)
+    return f"{name} [{variant}]" if variant else name
+
+
+def _colours(frame: pd.DataFrame) -> dict[str, str]:
+    return {series: f"C{i % 10}" for i, series in enumerate(sorted(frame["series"].unique()))}
 
 
 def _spread(points: pd.DataFrame, spread: str) -> np.ndarray:
@@ -35,20 +45,17 @@ def _save(fig, out_dir: Path, stem: str, formats: list[str], dpi: int) -> list[P
     return written
 
 
-def _time_figure(
-    stats: pd.DataFrame,
-    selections: list[tuple[str, str]],
-    title: str,
-    log: bool,
-    spread: str,
-    repeats_note: str,
-):
+def _baseline(stats: pd.DataFrame) -> pd.DataFrame:
+    reads = (stats["read_pattern"] == "sequential") & (stats["readers"] == 1)
+    return stats[(stats["operation"] == "store") | reads]
+
+
+def _time_figure(stats, selections, title, log, spread, note, colours):
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    colours = {m: f"C{i}" for i, m in enumerate(sorted(stats["method"].unique()))}
-    for method in sorted(stats["method"].unique()):
+    for series in sorted(stats["series"].unique()):
         for operation, cache in selections:
             points = stats[
-                (stats["method"] == method)
+                (stats["series"] == series)
                 & (stats["operation"] == operation)
                 & (stats["cache"] == cache)
             ].sort_values("cutoff")
@@ -59,12 +66,12 @@ def _time_figure(
                 points["cutoff"],
                 points["median_s"],
                 yerr=_spread(points, spread),
-                color=colours[method],
+                color=colours[series],
                 linestyle=CACHE_STYLE.get(cache, "-"),
                 marker=MARKERS.get(operation, "o"),
                 markersize=4,
                 capsize=3,
-                label=f"{_label(method)} ({what})",
+                label=f"{_label(series)} ({what})",
             )
     if log:
         ax.set_xscale("log")
@@ -74,7 +81,173 @@ def _time_figure(
     ax.set_title(f"{title}{' (log-log)' if log else ''}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    fig.text(0.01, 0.01, repeats_note, fontsize="x-small", alpha=0.7)
+    fig.text(0.01, 0.01, note, fontsize="x-small", alpha=0.7)
+    return fig
+
+
+def _throughput_figure(reads, size, colours):
+    """Small multiples: one panel per (pattern, readers); images/s vs cutoff, one colour per
+    method, solid cold and dashed warm."""
+    patterns = [p for p in PATTERN_STYLE if p in set(reads["read_pattern"])]
+    reader_counts = sorted(reads["readers"].unique())
+    fig, axes = plt.subplots(
+        len(patterns),
+        len(reader_counts),
+        figsize=(4.2 * len(reader_counts) + 2.5, 3.4 * len(patterns)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for row, pattern in enumerate(patterns):
+        for column, readers in enumerate(reader_counts):
+            ax = axes[row][column]
+            panel = reads[(reads["read_pattern"] == pattern) & (reads["readers"] == readers)]
+            for (series, cache), points in panel.groupby(["series", "cache"], sort=True):
+                points = points.sort_values("cutoff")
+                ax.plot(
+                    points["cutoff"],
+                    points["median_images_per_s"],
+                    color=colours[series],
+                    linestyle=CACHE_STYLE.get(cache, "-"),
+                    marker="o",
+                    markersize=3,
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{pattern}, {readers} reader(s)", fontsize="medium")
+            ax.grid(True, which="both", alpha=0.3)
+            if row == len(patterns) - 1:
+                ax.set_xlabel("Images in the store")
+            if column == 0:
+                ax.set_ylabel("Images per second")
+    handles = [
+        plt.Line2D([], [], color=colours[s], marker="o", label=_label(s))
+        for s in sorted(reads["series"].unique())
+    ]
+    handles += [
+        plt.Line2D([], [], color="grey", linestyle=CACHE_STYLE[c], label=f"{c} read")
+        for c in ("cold", "warm")
+        if c in set(reads["cache"])
+    ]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    fig.suptitle(f"Read throughput by access pattern and readers, {size}x{size} (median)")
+    fig.tight_layout()
+    return fig
+
+
+def _latency_figure(single, size, colours):
+    """Percentiles of single-image read latency (a coarse CDF), per method and cache."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    single = single[single["cutoff"] == single["cutoff"].max()]
+    percentiles = [50, 95, 99]
+    for row in single.itertuples():
+        values = [getattr(row, f"median_latency_p{p}_us") for p in percentiles]
+        ax.plot(
+            values,
+            percentiles,
+            color=colours[row.series],
+            linestyle=CACHE_STYLE.get(row.cache, "-"),
+            marker="o",
+            label=f"{_label(row.series)}, {row.readers} reader(s), {row.cache}",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("Latency of one random single-image read (microseconds)")
+    ax.set_ylabel("Percentile of reads (%)")
+    ax.set_title(
+        f"Random single-image read latency, {size}x{size}, {int(single['cutoff'].max()):,} images"
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def _speed_vs_npy_figure(stats, size):
+    """Each method's median time as a multiple of the npy baseline, largest cutoff."""
+    base = _baseline(stats)
+    base = base[base["cutoff"] == base["cutoff"].max()]
+    kinds = [
+        ("store", "n/a", "store"),
+        ("read", "cold", "cold read"),
+        ("read", "warm", "warm read"),
+    ]
+    kinds = [k for k in kinds if ((base["operation"] == k[0]) & (base["cache"] == k[1])).any()]
+    series_list = [s for s in sorted(base["series"].unique()) if s != "npy"]
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    width = 0.8 / max(len(kinds), 1)
+    positions = np.arange(len(series_list))
+    for index, (operation, cache, title) in enumerate(kinds):
+        chosen = base[(base["operation"] == operation) & (base["cache"] == cache)]
+        by_series = chosen.set_index("series")["median_s"]
+        reference = by_series.get("npy", np.nan)
+        ratios = [by_series.get(s, np.nan) / reference for s in series_list]
+        ax.bar(positions + (index - (len(kinds) - 1) / 2) * width, ratios, width, label=title)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(positions, [_label(s) for s in series_list], rotation=20, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("Time relative to npy (x, log scale; 1 = raw bytes)")
+    ax.set_title(
+        f"Cost over the raw-bytes baseline, {size}x{size}, {int(base['cutoff'].max()):,} images"
+    )
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _disk_figure(disk):
+    """Grouped bars: one group per cutoff, one bar per method (the article's stacked bars
+    drew each method on top of the previous one). Smallest image size only."""
+    size = int(disk["image_size"].min())
+    disk = disk[disk["image_size"] == size]
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    series_list = sorted(disk["series"].unique())
+    cutoffs = sorted(disk["cutoff"].unique())
+    width = 0.8 / len(series_list)
+    positions = np.arange(len(cutoffs))
+    colours = _colours(disk)
+    for index, series in enumerate(series_list):
+        by_cutoff = disk[disk["series"] == series].set_index("cutoff")["bytes_on_disk"]
+        heights = [by_cutoff.get(c, np.nan) / 1e6 for c in cutoffs]
+        ax.bar(
+            positions + (index - (len(series_list) - 1) / 2) * width,
+            heights,
+            width,
+            label=_label(series),
+            color=colours[series],
+        )
+    ax.set_xticks(positions, [f"{c:,}" for c in cutoffs])
+    ax.set_yscale("log")
+    ax.set_xlabel("Number of images")
+    ax.set_ylabel("Disk usage (MB, allocated blocks, log scale)")
+    ax.set_title(f"Disk usage per store, {size}x{size} images")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _disk_by_size_figure(disk):
+    """Bytes on disk per image vs image size (largest cutoff of each size), with raw bytes."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    largest = disk.loc[disk.groupby(["series", "image_size"])["cutoff"].idxmax()]
+    colours = _colours(disk)
+    for series, points in largest.groupby("series", sort=True):
+        points = points.sort_values("image_size")
+        ax.plot(
+            points["image_size"],
+            points["bytes_per_image"],
+            marker="o",
+            color=colours[series],
+            label=_label(series),
+        )
+    sizes = np.array(sorted(disk["image_size"].unique()))
+    ax.plot(sizes, sizes**2 * 3, color="black", linestyle=":", label="raw pixels (HxWx3)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sizes, [f"{s}x{s}" for s in sizes])
+    ax.set_xlabel("Image size (pixels)")
+    ax.set_ylabel("Bytes on disk per image (allocated, log scale)")
+    ax.set_title("Disk bytes per image by image size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -91,7 +264,10 @@ def plot_all(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     spread_name = "min-max" if spread == "range" else "interquartile range"
-    note = f"Median over {int(stats['n'].max())} repeat(s); bars: {spread_name}."
+    note = (
+        f"Median over {int(stats['n'].max())} repeat(s); bars: {spread_name}. "
+        "Reads: whole store, one reader."
+    )
     caches = [c for c in ("cold", "warm") if c in set(stats["cache"])]
     figures = {
         "store_time": ([("store", "n/a")], "Time to store images"),
@@ -102,70 +278,34 @@ def plot_all(
         ),
     }
     written = []
-    for stem, (selections, title) in figures.items():
-        for log in (False, True):
-            fig = _time_figure(stats, selections, title, log, spread, note)
-            written += _save(fig, out_dir, f"{stem}_{'loglog' if log else 'linear'}", formats, dpi)
-    written += _save(_throughput_figure(stats, caches), out_dir, "throughput", formats, dpi)
-    written += _save(_disk_figure(disk), out_dir, "disk_usage", formats, dpi)
-    return written
-
-
-def _throughput_figure(stats: pd.DataFrame, caches: list[str]):
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    colours = {m: f"C{i}" for i, m in enumerate(sorted(stats["method"].unique()))}
-    for method in sorted(stats["method"].unique()):
-        for operation, cache in [("store", "n/a")] + [("read", c) for c in caches]:
-            points = stats[
-                (stats["method"] == method)
-                & (stats["operation"] == operation)
-                & (stats["cache"] == cache)
-            ].sort_values("cutoff")
-            if points.empty:
-                continue
-            what = operation if cache == "n/a" else f"{operation}, {cache}"
-            ax.plot(
-                points["cutoff"],
-                points["median_images_per_s"],
-                color=colours[method],
-                linestyle=CACHE_STYLE.get(cache, "-"),
-                marker=MARKERS.get(operation, "o"),
-                markersize=4,
-                label=f"{_label(method)} ({what})",
-            )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("Number of images")
-    ax.set_ylabel("Throughput (images per second)")
-    ax.set_title("Throughput (median over repeats, log-log)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    return fig
-
-
-def _disk_figure(disk: pd.DataFrame):
-    """Grouped bars: one group per cutoff, one bar per method (the article's stacked bars
-    drew each method on top of the previous one)."""
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    methods = sorted(disk["method"].unique())
-    cutoffs = sorted(disk["cutoff"].unique())
-    width = 0.8 / len(methods)
-    positions = np.arange(len(cutoffs))
-    for index, method in enumerate(methods):
-        by_cutoff = disk[disk["method"] == method].set_index("cutoff")["bytes_on_disk"]
-        heights = [by_cutoff.get(c, np.nan) / 1e6 for c in cutoffs]
-        ax.bar(
-            positions + (index - (len(methods) - 1) / 2) * width,
-            heights,
-            width,
-            label=_label(method),
-            color=f"C{index}",
+    for size in sorted(stats["image_size"].unique()):
+        at_size = stats[stats["image_size"] == size]
+        colours = _colours(stats)
+        base = _baseline(at_size)
+        for stem, (selections, title) in figures.items():
+            for log in (False, True):
+                fig = _time_figure(
+                    base, selections, f"{title}, {size}x{size}", log, spread, note, colours
+                )
+                scale = "loglog" if log else "linear"
+                written += _save(fig, out_dir, f"{stem}_{scale}_{size}px", formats, dpi)
+        reads = at_size[at_size["operation"] == "read"]
+        written += _save(
+            _throughput_figure(reads, size, colours), out_dir, f"throughput_{size}px", formats, dpi
         )
-    ax.set_xticks(positions, [f"{c:,}" for c in cutoffs])
-    ax.set_yscale("log")
-    ax.set_xlabel("Number of images")
-    ax.set_ylabel("Disk usage (MB, allocated blocks, log scale)")
-    ax.set_title("Disk usage per store")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    return fig
+        if "npy" in set(at_size["method"]):
+            written += _save(
+                _speed_vs_npy_figure(at_size, size), out_dir, f"speed_vs_npy_{size}px", formats, dpi
+            )
+        single = reads[reads["read_pattern"] == "random_single"]
+        if len(single):
+            written += _save(
+                _latency_figure(single, size, colours),
+                out_dir,
+                f"latency_random_single_{size}px",
+                formats,
+                dpi,
+            )
+    written += _save(_disk_figure(disk), out_dir, "disk_usage", formats, dpi)
+    written += _save(_disk_by_size_figure(disk), out_dir, "disk_per_image_by_size", formats, dpi)
+    return written

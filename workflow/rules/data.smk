@@ -3,6 +3,13 @@
 DATA_DIR = Path("results") / "data"
 DOWNLOADED_ARCHIVE = DATA_DIR / "cifar-10-python.tar.gz"
 ARCHIVE = config["dataset"]["archive"] or DOWNLOADED_ARCHIVE
+# The tiled set, at most a few copies in memory.
+DUPLICATE_MEM_MB = int(
+    512 + 3 * config["n_images"] * plan.image_bytes(plan.CIFAR_SIZE) / 1e6
+)
+# Sizes other than CIFAR's own 32 are made by the resize rule.
+RESIZE_MEM_MB = int(512 + 2 * config["resize_chunk_bytes"] / 1e6)
+RESIZED_SIZES = "|".join(map(str, plan.resized_sizes(config))) or "none"
 
 
 # Cluster login nodes have internet, compute nodes often not.
@@ -55,17 +62,42 @@ rule duplicate:
         labels=rules.unpickle_cifar.output.labels,
         code=PACKAGE_DIR / "cifar.py",
     output:
-        images=DATA_DIR / "dataset_images.npy",
-        labels=DATA_DIR / "dataset_labels.npy",
+        images=DATA_DIR / f"dataset_{plan.CIFAR_SIZE}px_images.npy",
+        labels=DATA_DIR / f"dataset_{plan.CIFAR_SIZE}px_labels.npy",
     log:
         Path("logs") / "duplicate.log",
     conda:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=2048,
+        mem_mb=DUPLICATE_MEM_MB,
         runtime=20,
     params:
         n_images=config["n_images"],
     script:
         "../scripts/duplicate.py"
+
+
+rule resize:
+    input:
+        images=rules.duplicate.output.images,
+        labels=rules.duplicate.output.labels,
+        code=PACKAGE_DIR / "resize.py",
+    output:
+        images=DATA_DIR / "dataset_{image_size}px_images.npy",
+        labels=DATA_DIR / "dataset_{image_size}px_labels.npy",
+    log:
+        Path("logs") / "resize_{image_size}px.log",
+    wildcard_constraints:
+        image_size=RESIZED_SIZES,
+    conda:
+        "../../envs/bench.yaml"
+    threads: 1
+    resources:
+        mem_mb=RESIZE_MEM_MB,
+        runtime=60,
+    params:
+        n_images=plan.ResizeCount(config),
+        chunk_bytes=config["resize_chunk_bytes"],
+    script:
+        "../scripts/resize.py"

@@ -2,12 +2,8 @@
 
 RESULTS_DIR = Path("results")
 PLOTS_DIR = RESULTS_DIR / "plots"
-PLOT_STEMS = [
-    f"{figure}_{scale}"
-    for figure in ("store_time", "read_time", "store_and_read_time")
-    for scale in ("linear", "loglog")
-] + ["throughput", "disk_usage"]
-REPEATS = range(1, config["repeats"] + 1)
+STORE_JOBS = plan.store_jobs(config)
+READ_JOBS = plan.read_jobs(config)
 
 
 localrules:
@@ -17,32 +13,10 @@ localrules:
 
 rule aggregate:
     input:
-        rows=expand(
-            rules.store.output.row,
-            method=config["methods"],
-            cutoff=config["cutoffs"],
-            repeat=REPEATS,
-        )
-        + expand(
-            rules.read.output.row,
-            method=config["methods"],
-            cutoff=config["cutoffs"],
-            repeat=REPEATS,
-            read_cache=config["read_cache"],
-        ),
-        envs=expand(
-            rules.store.output.env,
-            method=config["methods"],
-            cutoff=config["cutoffs"],
-            repeat=REPEATS,
-        )
-        + expand(
-            rules.read.output.env,
-            method=config["methods"],
-            cutoff=config["cutoffs"],
-            repeat=REPEATS,
-            read_cache=config["read_cache"],
-        ),
+        rows=plan.paths(rules.store.output.row, STORE_JOBS)
+        + plan.paths(rules.read.output.row, READ_JOBS),
+        envs=plan.paths(rules.store.output.env, STORE_JOBS)
+        + plan.paths(rules.read.output.env, READ_JOBS),
         code=PACKAGE_DIR / "aggregate.py",
     output:
         timings=RESULTS_DIR / "timings.csv",
@@ -72,7 +46,9 @@ rule plot:
         code=PACKAGE_DIR / "plotting.py",
     output:
         plots=expand(
-            PLOTS_DIR / "{stem}.{ext}", stem=PLOT_STEMS, ext=config["plot"]["formats"]
+            PLOTS_DIR / "{stem}.{ext}",
+            stem=plan.plot_stems(config),
+            ext=config["plot"]["formats"],
         ),
     log:
         Path("logs") / "plot.log",

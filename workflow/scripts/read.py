@@ -1,4 +1,4 @@
-"""Snakemake adapter: time one read of a store (cold or warm), then check it exactly."""
+"""Snakemake adapter: time one read of a store (cache state, pattern, readers), then check it."""
 
 import sys
 from pathlib import Path
@@ -23,12 +23,21 @@ row = measure.run_read(
     fsync=smk.params.fsync,
     repeat=int(smk.wildcards.repeat),
     env=env,
+    variant=smk.wildcards.variant,
+    pattern=smk.wildcards.read_pattern,
+    readers=int(smk.wildcards.readers),
+    batch_size=smk.params.batch_size,
+    random_reads=smk.params.random_reads,
+    seed=smk.params.seed,
 )
 logger.info(
-    "read %d images from %s (%s) in %.6f s, %.1f%% cached before; data verified",
-    cutoff,
+    "read %d images from %s/%s (%s, %s, %d readers) in %.6f s, %.1f%% cached before; verified",
+    row["images_read"],
     row["method"],
+    row["variant"],
     row["cache"],
+    row["read_pattern"],
+    row["readers"],
     row["seconds"],
     100 * row["cached_fraction"],
 )

@@ -22,11 +22,15 @@ row = measure.run_store(
     fsync=smk.params.fsync,
     repeat=int(smk.wildcards.repeat),
     env=env,
+    variant=smk.wildcards.variant,
+    options=smk.params.options,
 )
 logger.info(
-    "stored %d images with %s in %.6f s (%d bytes on disk, %d files)",
+    "stored %d images of %dpx with %s/%s in %.6f s (%d bytes on disk, %d files)",
     cutoff,
+    row["image_size"],
     row["method"],
+    row["variant"],
     row["seconds"],
     row["bytes_on_disk"],
     row["n_files"],

@@ -2,17 +2,25 @@
 
 A method module defines
 
-``store(store_dir, images, labels, *, fsync)``
+``DESCRIPTION``
+    one line for legends and tables.
+``OPTIONS``
+    the method's format options and their defaults (the tuned default variant); a
+    variant in ``config.yaml`` overrides some of them, e.g. PNG ``compress_level: 1``.
+``store(store_dir, images, labels, *, fsync, options=None)``
     write ``images`` (N, H, W, C) uint8 and ``labels`` (N,) into the directory
     ``store_dir`` (which exists and is empty; everything in it belongs to the store).
     With ``fsync`` the method uses its library's own durability switch where there
     is one; the harness then fsyncs every file and directory of the store as well.
 ``read(store_dir) -> (images, labels)``
-    read the whole store back into a numpy array and a label array.
-``DESCRIPTION``
-    one line for legends and tables.
+    read the whole store back into a numpy array and a label array (front to back).
+``open_reader(store_dir) -> reader``
+    random access: ``reader.get(indices) -> (images, labels)`` returns the images at
+    ``indices`` in that order, gathered into one array; ``reader.close()``.
 
-Adding a format is one new module here plus its name in ``config.yaml``'s ``methods``.
+A store records whatever its reader needs (e.g. LMDB's value format), so ``read`` and
+``open_reader`` take no options. Adding a format is one new module here plus its name in
+``config.yaml``'s ``methods``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,18 @@ def get_method(name: str) -> ModuleType:
             f"or add a module workflow/imgbench/methods/{name}.py"
         )
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def resolve_options(module: ModuleType, options: dict | None) -> dict:
+    """The module's default options updated with ``options``; unknown names are an error."""
+    defaults = dict(getattr(module, "OPTIONS", {}))
+    unknown = sorted(set(options or {}) - set(defaults))
+    if unknown:
+        name = module.__name__.rsplit(".", 1)[-1]
+        known = ", ".join(sorted(defaults)) or "none"
+        raise ValueError(f"method {name} has no option {', '.join(unknown)} (options: {known})")
+    defaults.update(options or {})
+    return defaults
 
 
 def module_path(name: str) -> Path:

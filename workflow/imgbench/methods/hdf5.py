@@ -1,21 +1,52 @@
-"""HDF5: one file with an ``images`` and a ``labels`` dataset, read as whole arrays."""
+"""HDF5: one file with an ``images`` and a ``labels`` dataset, read as whole arrays.
+
+Options: ``chunks`` (``none``: contiguous, the fastest layout for whole-array reads and
+the article's; ``image``: one chunk per image, for random access and compression) and
+``compression`` (``none``, ``gzip``, ``lzf``; compression needs chunks, so it implies
+per-image chunks) with ``compression_opts`` (gzip level).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-DESCRIPTION = "HDF5 (one file, contiguous datasets)"
+from . import resolve_options
+
+DESCRIPTION = "HDF5 (one file, images + labels datasets)"
 FILE_NAME = "images.h5"
+OPTIONS = {"chunks": "none", "compression": "none", "compression_opts": None}
 
 
-def store(store_dir: Path, images: np.ndarray, labels: np.ndarray, *, fsync: bool) -> None:
-    # Native uint8, contiguous, no compression: the fastest layout for whole-array reads.
+def store(
+    store_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fsync: bool,
+    options: dict | None = None,
+) -> None:
+    options = resolve_options(sys.modules[__name__], options)
+    if options["chunks"] not in ("none", "image"):
+        raise ValueError(f"hdf5 option chunks must be none or image, not {options['chunks']!r}")
+    if options["compression"] not in ("none", "gzip", "lzf"):
+        raise ValueError(
+            f"hdf5 option compression must be none, gzip or lzf, not {options['compression']!r}"
+        )
+    layout = {}
+    if options["chunks"] == "image" or options["compression"] != "none":
+        layout["chunks"] = (1, *images.shape[1:])
+    if options["compression"] != "none":
+        layout["compression"] = options["compression"]
+        if options["compression_opts"] is not None:
+            layout["compression_opts"] = options["compression_opts"]
+    # Native uint8 (the article's STD_U8BE is the same bytes for one-byte integers).
     # HDF5 has no fsync of its own (H5Fflush stops at the OS); the harness fsyncs the file.
     with h5py.File(store_dir / FILE_NAME, "w", libver="latest") as handle:
-        handle.create_dataset("images", data=images)
+        handle.create_dataset("images", data=images, **layout)
         handle.create_dataset("labels", data=labels)
 
 
@@ -27,3 +58,32 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
             images_ds.read_direct(images)
         labels = handle["labels"][()]
     return images, labels
+
+
+class Reader:
+    """h5py opened in this process (after any fork); labels read once."""
+
+    def __init__(self, store_dir: Path):
+        self.handle = h5py.File(Path(store_dir) / FILE_NAME, "r")
+        self.images = self.handle["images"]
+        self.labels = self.handle["labels"][()]
+
+    def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.asarray(indices)
+        if len(indices) == 1:
+            return self.images[int(indices[0])][None], self.labels[indices]
+        # h5py point selections must be increasing: read sorted, then restore the order.
+        order = np.argsort(indices, kind="stable")
+        sorted_indices = indices[order]
+        unique, inverse = np.unique(sorted_indices, return_inverse=True)
+        block = self.images[unique]
+        gathered = np.empty((len(indices), *block.shape[1:]), dtype=block.dtype)
+        gathered[order] = block[inverse]
+        return gathered, self.labels[indices]
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def open_reader(store_dir: Path) -> Reader:
+    return Reader(store_dir)

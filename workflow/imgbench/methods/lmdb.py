@@ -1,26 +1,49 @@
 """LMDB: one environment per store, one key per image, written in one transaction.
 
-Values are the raw pixel bytes (no pickle). Keys are ``f"{index:08}"`` as in the article,
-so they arrive in sorted order and are written with ``MDB_APPEND`` (``append=True``), the
-fastest insert path. Labels and the array shape are stored under two metadata keys that
-sort after every image key.
+Keys are ``f"{index:08}"`` as in the article, so they arrive in sorted order and are
+written with ``MDB_APPEND`` (the fastest insert path). Labels and the array shape are
+stored under two metadata keys that sort after every image key.
+
+Options: ``value_format`` ``raw`` (the pixel bytes; the default) or ``pickle`` (the
+article's pickled ``CIFAR_Image`` object holding bytes and label, to show what that
+choice costs); ``writemap`` (write through a writable memory map); ``sync`` (``null``:
+follow the workflow's ``fsync``; ``true``/``false``: LMDB's own commit-time fdatasync).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import pickle
+import sys
 from pathlib import Path
 
 import lmdb
 import numpy as np
 
-DESCRIPTION = "LMDB (one key per image, raw bytes)"
+from . import resolve_options
+
+DESCRIPTION = "LMDB (one key per image)"
 LABELS_KEY = b"~labels"
 META_KEY = b"~meta"
+OPTIONS = {"value_format": "raw", "writemap": False, "sync": None}
 # Room for B-tree branch/leaf pages, page headers and free-list churn.
 HEADROOM = 1.5
 MIN_MAP_SIZE = 1 << 20
+
+
+class CIFAR_Image:  # noqa: N801 - the article's class name, kept for its pickles
+    """The article's value object: pixel bytes plus label."""
+
+    def __init__(self, image: np.ndarray, label: int):
+        self.channels = image.shape[2]
+        self.size = image.shape[:2]
+        self.image = image.tobytes()
+        self.label = label
+
+    def get_image(self) -> np.ndarray:
+        image = np.frombuffer(self.image, dtype=np.uint8)
+        return image.reshape(*self.size, self.channels)
 
 
 def image_key(index: int) -> bytes:
@@ -31,7 +54,7 @@ def estimate_map_size(images: np.ndarray, labels: np.ndarray, page_size: int = 4
     """Bytes of map needed for ``images``: values larger than half a page go to overflow
     pages (whole pages each), smaller ones share leaf pages; plus headroom."""
     count = max(len(images), 1)
-    value_bytes = images[0].nbytes if len(images) else 0
+    value_bytes = images[0].nbytes + 256 if len(images) else 0  # + pickle framing
     node_bytes = value_bytes + 16 + 8  # node header + key
     if node_bytes > page_size // 2:
         per_image = math.ceil((value_bytes + 16) / page_size) * page_size + 64
@@ -41,69 +64,123 @@ def estimate_map_size(images: np.ndarray, labels: np.ndarray, page_size: int = 4
     return max(int(total * HEADROOM), MIN_MAP_SIZE)
 
 
-def _write(env: lmdb.Environment, images: np.ndarray, labels: np.ndarray) -> None:
+def _values(images: np.ndarray, labels: np.ndarray, value_format: str):
+    if value_format == "raw":
+        for index, image in enumerate(images):
+            yield image_key(index), image.tobytes()
+    else:
+        for index, image in enumerate(images):
+            yield image_key(index), pickle.dumps(CIFAR_Image(image, int(labels[index])))
+
+
+def _write(env: lmdb.Environment, images: np.ndarray, labels: np.ndarray, value_format: str):
     meta = {
         "count": len(images),
         "shape": list(images.shape[1:]),
         "dtype": str(images.dtype),
         "labels_dtype": str(labels.dtype),
+        "value_format": value_format,
     }
     with env.begin(write=True) as txn:
         with txn.cursor() as cursor:
-            items = ((image_key(i), image.tobytes()) for i, image in enumerate(images))
-            cursor.putmulti(items, append=True)
+            cursor.putmulti(_values(images, labels, value_format), append=True)
         txn.put(LABELS_KEY, np.ascontiguousarray(labels).tobytes(), append=True)
         txn.put(META_KEY, json.dumps(meta).encode(), append=True)
 
 
-def store(store_dir: Path, images: np.ndarray, labels: np.ndarray, *, fsync: bool) -> None:
+def store(
+    store_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fsync: bool,
+    options: dict | None = None,
+) -> None:
+    options = resolve_options(sys.modules[__name__], options)
+    if options["value_format"] not in ("raw", "pickle"):
+        raise ValueError(
+            f"lmdb option value_format must be raw or pickle, not {options['value_format']!r}"
+        )
+    sync = fsync if options["sync"] is None else bool(options["sync"])
     map_size = estimate_map_size(images, labels)
-    # sync/metasync: LMDB's own durability (fdatasync at commit) when fsync is asked for.
     env = lmdb.open(
         str(store_dir),
         map_size=map_size,
         subdir=True,
-        sync=fsync,
-        metasync=fsync,
+        sync=sync,
+        metasync=sync,
+        writemap=bool(options["writemap"]),
         meminit=False,
         max_dbs=0,
     )
     try:
         while True:
             try:
-                _write(env, images, labels)
+                _write(env, images, labels, options["value_format"])
                 break
             except lmdb.MapFullError:
                 # The transaction was aborted by the context manager; grow and retry.
                 map_size *= 2
                 env.set_mapsize(map_size)
-        if fsync:
+        if sync:
             env.sync(True)
     finally:
         env.close()
 
 
+class Reader:
+    """Read-only environment without the lock file (safe after fork, no writers)."""
+
+    def __init__(self, store_dir: Path):
+        self.env = lmdb.open(str(store_dir), readonly=True, lock=False, subdir=True)
+        with self.env.begin() as txn:
+            self.meta = json.loads(txn.get(META_KEY))
+            self.labels = np.frombuffer(txn.get(LABELS_KEY), dtype=self.meta["labels_dtype"])
+        self.shape = tuple(self.meta["shape"])
+        self.pickled = self.meta.get("value_format", "raw") == "pickle"
+
+    def _decode(self, value) -> np.ndarray:
+        if self.pickled:
+            return pickle.loads(value).get_image()
+        return np.frombuffer(value, dtype=self.meta["dtype"]).reshape(self.shape)
+
+    def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.asarray(indices)
+        images = np.empty((len(indices), *self.shape), dtype=self.meta["dtype"])
+        with self.env.begin(buffers=True) as txn:
+            for position, index in enumerate(indices.tolist()):
+                value = txn.get(image_key(index))
+                if value is None:
+                    raise KeyError(f"LMDB store has no image {index}")
+                images[position] = self._decode(value)
+        return images, self.labels[indices].copy()
+
+    def read_all(self) -> np.ndarray:
+        count = self.meta["count"]
+        images = np.empty((count, *self.shape), dtype=self.meta["dtype"])
+        with self.env.begin(buffers=True) as txn, txn.cursor() as cursor:
+            index = 0
+            for _key, value in cursor:
+                if index >= count:
+                    break
+                images[index] = self._decode(value)
+                index += 1
+        if index != count:
+            raise ValueError(f"LMDB store holds {index} images, its metadata says {count}")
+        return images
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def open_reader(store_dir: Path) -> Reader:
+    return Reader(store_dir)
+
+
 def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    env = lmdb.open(str(store_dir), readonly=True, lock=False, subdir=True)
+    """One read transaction, walking the keys in order with a cursor."""
+    reader = Reader(store_dir)
     try:
-        with env.begin(buffers=True) as txn:
-            meta = json.loads(bytes(txn.get(META_KEY)))
-            labels = np.frombuffer(bytes(txn.get(LABELS_KEY)), dtype=meta["labels_dtype"])
-            shape = (meta["count"], *meta["shape"])
-            images = np.empty(shape, dtype=meta["dtype"])
-            flat = images.reshape(meta["count"], -1).view(np.uint8)
-            with txn.cursor() as cursor:
-                index = 0
-                for _key, value in cursor:
-                    if index >= meta["count"]:
-                        break
-                    flat[index] = np.frombuffer(value, dtype=np.uint8)
-                    index += 1
-            if index != meta["count"]:
-                raise ValueError(
-                    f"LMDB store {store_dir} holds {index} images, "
-                    f"its metadata says {meta['count']}"
-                )
+        return reader.read_all(), reader.labels.copy()
     finally:
-        env.close()
-    return images, labels.copy()
+        reader.close()

@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 
 DESCRIPTION = "raw .npy array (baseline)"
+OPTIONS: dict = {}
 
 
-def store(store_dir: Path, images: np.ndarray, labels: np.ndarray, *, fsync: bool) -> None:
+def store(
+    store_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fsync: bool,
+    options: dict | None = None,
+) -> None:
     np.save(store_dir / "images.npy", images, allow_pickle=False)
     np.save(store_dir / "labels.npy", labels, allow_pickle=False)
 
@@ -18,3 +26,22 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     images = np.load(store_dir / "images.npy", allow_pickle=False)
     labels = np.load(store_dir / "labels.npy", allow_pickle=False)
     return images, labels
+
+
+class Reader:
+    """Memory-maps the array; a gather copies only the requested images."""
+
+    def __init__(self, store_dir: Path):
+        self.images = np.load(Path(store_dir) / "images.npy", mmap_mode="r")
+        self.labels = np.load(Path(store_dir) / "labels.npy")
+
+    def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.asarray(indices)
+        return np.array(self.images[indices]), self.labels[indices]
+
+    def close(self) -> None:
+        self.images = None
+
+
+def open_reader(store_dir: Path) -> Reader:
+    return Reader(store_dir)

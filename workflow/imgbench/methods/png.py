@@ -3,42 +3,79 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from . import resolve_options
+
 DESCRIPTION = "PNG files + labels.csv"
 LABELS_FILE = "labels.csv"
+# Pillow's default zlib level is 6, which is also what the article used.
+OPTIONS = {"compress_level": 6}
 
 
 def _image_path(store_dir: Path, index: int) -> Path:
     return store_dir / f"{index}.png"
 
 
-def store(store_dir: Path, images: np.ndarray, labels: np.ndarray, *, fsync: bool) -> None:
-    # Pillow's defaults (compress_level 6), as the article; format given to skip the lookup.
+def store(
+    store_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fsync: bool,
+    options: dict | None = None,
+) -> None:
+    level = resolve_options(sys.modules[__name__], options)["compress_level"]
     for index, image in enumerate(images):
-        Image.fromarray(image).save(_image_path(store_dir, index), format="PNG")
+        Image.fromarray(image).save(
+            _image_path(store_dir, index), format="PNG", compress_level=level
+        )
     with open(store_dir / LABELS_FILE, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "label"])
         writer.writerows(zip(range(len(labels)), labels.tolist(), strict=True))
 
 
-def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_labels(store_dir: Path) -> np.ndarray:
     with open(store_dir / LABELS_FILE, newline="") as handle:
         reader = csv.reader(handle)
         next(reader)
-        labels = np.array([int(row[1]) for row in reader], dtype=np.uint8)
-    count = len(labels)
-    if count == 0:
-        return np.empty((0, 0, 0, 0), dtype=np.uint8), labels
-    with Image.open(_image_path(store_dir, 0)) as first:
+        return np.array([int(row[1]) for row in reader], dtype=np.uint8)
+
+
+def _read_images(store_dir: Path, indices) -> np.ndarray:
+    indices = list(indices)
+    with Image.open(_image_path(store_dir, indices[0])) as first:
         first_array = np.asarray(first)
-    images = np.empty((count, *first_array.shape), dtype=first_array.dtype)
+    images = np.empty((len(indices), *first_array.shape), dtype=first_array.dtype)
     images[0] = first_array
-    for index in range(1, count):
+    for position, index in enumerate(indices[1:], start=1):
         with Image.open(_image_path(store_dir, index)) as image:
-            images[index] = np.asarray(image)
-    return images, labels
+            images[position] = np.asarray(image)
+    return images
+
+
+def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    labels = _read_labels(store_dir)
+    return _read_images(store_dir, range(len(labels))), labels
+
+
+class Reader:
+    def __init__(self, store_dir: Path):
+        self.store_dir = Path(store_dir)
+        self.labels = _read_labels(self.store_dir)
+
+    def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.asarray(indices)
+        return _read_images(self.store_dir, indices.tolist()), self.labels[indices]
+
+    def close(self) -> None:
+        pass
+
+
+def open_reader(store_dir: Path) -> Reader:
+    return Reader(store_dir)

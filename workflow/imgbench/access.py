@@ -1,0 +1,69 @@
+"""Read access patterns: which images, in which order, split how among reader processes.
+
+Every pattern is a list of *requests*, each an array of image indices read (and gathered
+into one array) together. Orders depend only on the seed and the number of images, so
+every method reads the same permutation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PATTERNS = ("sequential", "shuffled", "random_single")
+
+
+def sequential(count: int, batch_size: int) -> list[np.ndarray]:
+    """Front to back, in batches of ``batch_size`` (used when several readers share a store)."""
+    return [
+        np.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)
+    ]
+
+
+def shuffled(count: int, batch_size: int, seed: int) -> list[np.ndarray]:
+    """One epoch in a random permutation, cut into minibatches like a training loader."""
+    permutation = np.random.default_rng(seed).permutation(count)
+    return [permutation[start : start + batch_size] for start in range(0, count, batch_size)]
+
+
+def random_single(count: int, reads: int, seed: int) -> list[np.ndarray]:
+    """``reads`` single-image reads at uniformly random positions (with replacement)."""
+    positions = np.random.default_rng(seed).integers(0, count, size=reads)
+    return [positions[i : i + 1] for i in range(reads)]
+
+
+def requests(pattern: str, count: int, *, batch_size: int, reads: int, seed: int):
+    if pattern == "sequential":
+        return sequential(count, batch_size)
+    if pattern == "shuffled":
+        return shuffled(count, batch_size, seed)
+    if pattern == "random_single":
+        return random_single(count, reads, seed)
+    raise ValueError(f"unknown read pattern {pattern!r}; choose one of {PATTERNS}")
+
+
+def split(items: list, workers: int) -> list[list]:
+    """Contiguous shares for ``workers`` readers: no item lost or read twice, sizes
+    differing by at most one."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    bounds = np.linspace(0, len(items), workers + 1).round().astype(int)
+    return [items[bounds[w] : bounds[w + 1]] for w in range(workers)]
+
+
+def latency_percentiles(latencies_ns: np.ndarray) -> dict[str, float]:
+    """p50, p95, p99 (and max) of per-request latencies, in microseconds."""
+    if len(latencies_ns) == 0:
+        return {
+            "latency_p50_us": np.nan,
+            "latency_p95_us": np.nan,
+            "latency_p99_us": np.nan,
+            "latency_max_us": np.nan,
+        }
+    micro = np.asarray(latencies_ns, dtype=float) / 1e3
+    p50, p95, p99 = np.percentile(micro, [50, 95, 99])
+    return {
+        "latency_p50_us": p50,
+        "latency_p95_us": p95,
+        "latency_p99_us": p99,
+        "latency_max_us": float(micro.max()),
+    }

@@ -1,0 +1,125 @@
+"""Which jobs a configuration asks for: the axes of the experiment, expanded.
+
+Axes (named after their config keys, and so are the wildcards): ``method`` and its
+``variant``, ``image_size``, ``cutoff``, ``repeat``; reads add ``read_cache``,
+``read_pattern`` and ``readers``. Cutoffs are bounded per image size by
+``max_job_bytes`` (a read job holds about four copies of its images), so 512x512 images
+do not try to put 100,000 x 0.8 MB into one job.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+CIFAR_SIZE = 32
+COPIES_PER_JOB = 4  # source, array read back, warm-up read, verification slack
+
+
+def image_bytes(size: int) -> int:
+    return size * size * 3
+
+
+def max_images(config: dict, size: int) -> int:
+    """Most images of ``size`` a job may hold within ``max_job_bytes`` (at most n_images)."""
+    budget = int(config["max_job_bytes"]) // (COPIES_PER_JOB * image_bytes(size))
+    return max(0, min(int(config["n_images"]), budget))
+
+
+def allowed_cutoffs(config: dict, size: int) -> list[int]:
+    return [c for c in config["cutoffs"] if c <= max_images(config, size)]
+
+
+def excluded_points(config: dict) -> list[str]:
+    notes = []
+    for size in config["image_sizes"]:
+        dropped = [c for c in config["cutoffs"] if c not in allowed_cutoffs(config, size)]
+        if dropped:
+            notes.append(
+                f"image_size {size}: cutoffs {dropped} skipped, above {max_images(config, size)} "
+                f"images (max_job_bytes {config['max_job_bytes']:,} / "
+                f"({COPIES_PER_JOB} copies x {image_bytes(size):,} bytes per image))"
+            )
+    return notes
+
+
+def method_variants(config: dict) -> list[tuple[str, str]]:
+    """(method, variant) pairs; a method without configured variants runs ``default``."""
+    pairs = []
+    for method in config["methods"]:
+        for variant in config["variants"].get(method) or {"default": {}}:
+            pairs.append((method, variant))
+    return pairs
+
+
+def store_jobs(config: dict) -> list[dict]:
+    jobs = []
+    for (method, variant), size in product(method_variants(config), config["image_sizes"]):
+        for cutoff, repeat in product(
+            allowed_cutoffs(config, size), range(1, config["repeats"] + 1)
+        ):
+            jobs.append(
+                {
+                    "method": method,
+                    "variant": variant,
+                    "image_size": size,
+                    "cutoff": cutoff,
+                    "repeat": repeat,
+                }
+            )
+    return jobs
+
+
+def read_jobs(config: dict) -> list[dict]:
+    return [
+        {**job, "read_cache": cache, "read_pattern": pattern, "readers": readers}
+        for job in store_jobs(config)
+        for cache, pattern, readers in product(
+            config["read_cache"], config["read_patterns"], config["readers"]
+        )
+    ]
+
+
+def paths(template, jobs: list[dict]) -> list[str]:
+    """Fill a rule's output pattern with each job's wildcards."""
+    return [str(template).format(**job) for job in jobs]
+
+
+def resized_sizes(config: dict) -> list[int]:
+    return [size for size in config["image_sizes"] if size != CIFAR_SIZE]
+
+
+class VariantOptions:
+    """Rule ``params`` callable: the format options of the job's (method, variant)."""
+
+    def __init__(self, config: dict):
+        self.variants = config["variants"]
+
+    def __call__(self, wildcards) -> dict:
+        return dict((self.variants.get(wildcards.method) or {}).get(wildcards.variant) or {})
+
+
+class ResizeCount:
+    """Rule ``params`` callable: how many images to resize for the job's image_size."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __call__(self, wildcards) -> int:
+        return max_images(self.config, int(wildcards.image_size))
+
+
+def plot_stems(config: dict) -> list[str]:
+    stems = ["disk_usage", "disk_per_image_by_size"]
+    for size in config["image_sizes"]:
+        if not allowed_cutoffs(config, size):
+            continue
+        for figure, scale in product(
+            ("store_time", "read_time", "store_and_read_time"), ("linear", "loglog")
+        ):
+            stems.append(f"{figure}_{scale}_{size}px")
+        stems.append(f"throughput_{size}px")
+        if "npy" in config["methods"]:
+            stems.append(f"speed_vs_npy_{size}px")
+        if "random_single" in config["read_patterns"]:
+            stems.append(f"latency_random_single_{size}px")
+    return stems
