@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -202,3 +203,81 @@ def test_bad_config_stops_before_any_job(workflow_run, override, key):
     message = result.stdout + result.stderr
     assert f"config key {key}" in message
     assert "rule " not in message
+
+
+@pytest.fixture(scope="module")
+def axes_run(tmp_path_factory):
+    """Two patterns, two reader counts, two image sizes and two PNG variants."""
+    workdir = tmp_path_factory.mktemp("axes")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for name in ("workflow", "profiles", "envs"):
+        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    archive, md5, _, _ = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
+    write_config(
+        workdir,
+        dataset={"archive": str(archive), "md5": md5},
+        n_images=30,
+        cutoffs=[1, 20],
+        methods=["png", "lmdb"],
+        variants={"png": {"default": {}, "level1": {"compress_level": 1}}},
+        image_sizes=[32, 64],
+        read_patterns=["sequential", "shuffled"],
+        readers=[1, 2],
+        batch_size=8,
+        store_dir="stores",
+        repeats=1,
+        read_cache=["cold", "warm"],
+    )
+    snakemake(workdir)
+    return workdir
+
+
+def test_axes_rows_and_outputs(axes_run):
+    results = axes_run / "results"
+    timings = pd.read_csv(results / "timings.csv", keep_default_na=False, na_values=[""])
+    series = {("png", "default"), ("png", "level1"), ("lmdb", "default")}
+    reads = timings[timings["operation"] == "read"]
+    got = set(
+        zip(
+            reads["method"],
+            reads["variant"],
+            reads["image_size"],
+            reads["cutoff"],
+            reads["read_pattern"],
+            reads["readers"],
+            reads["cache"],
+            strict=True,
+        )
+    )
+    expected = {
+        (m, v, size, cutoff, pattern, readers, cache)
+        for m, v in series
+        for size in (32, 64)
+        for cutoff in (1, 20)
+        for pattern in ("sequential", "shuffled")
+        for readers in (1, 2)
+        for cache in ("cold", "warm")
+    }
+    assert got == expected
+    assert len(reads) == len(expected)
+    assert (reads["images_read"] == reads["cutoff"]).all()
+    stores = timings[timings["operation"] == "store"]
+    assert len(stores) == len(series) * 2 * 2
+
+    resized = np.load(results / "data" / "dataset_64px_images.npy", mmap_mode="r")
+    assert resized.shape[1:] == (64, 64, 3) and resized.dtype == np.uint8
+
+    disk = pd.read_csv(results / "disk_usage.csv")
+    png = disk[(disk["method"] == "png") & (disk["cutoff"] == 20)].set_index(
+        ["variant", "image_size"]
+    )["bytes_apparent"]
+    # Both variants stored the same images; their sizes are measured, not assumed equal.
+    assert png[("default", 64)] > 0 and png[("level1", 64)] > 0
+    summary = (results / "summary.md").read_text()
+    assert "Access patterns and parallel readers" in summary
+    assert "png:level1" in summary and "64x64" in summary
+    for stem in ("throughput_32px", "throughput_64px", "disk_per_image_by_size"):
+        with Image.open(results / "plots" / f"{stem}.png") as image:
+            assert image.width > 300
+    assert overlapping_timings(timings) == []
