@@ -3,6 +3,7 @@ then the rerun behaviour asserted from dry-run job lists."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -154,11 +155,12 @@ def test_new_cutoff_runs_only_that_cutoff(workflow_run):
     assert counts == Counter(
         store=len(METHODS) * REPEATS,
         read=len(METHODS) * REPEATS * len(CACHES),
+        remove_store=len(METHODS) * REPEATS,
         aggregate=1,
         plot=1,
         all=1,
     )
-    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read")} == {"5"}
+    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read", "remove_store")} == {"5"}
 
 
 def test_plot_option_reruns_only_plotting(workflow_run):
@@ -175,11 +177,12 @@ def test_editing_one_method_reruns_only_its_jobs(workflow_run):
         jobs = planned_jobs(workdir)
     finally:
         module.write_text(module.read_text().replace("\n# edited\n", ""))
-    timing_jobs = [(rule, w) for rule, w in jobs if rule in ("store", "read")]
+    timing_jobs = [(rule, w) for rule, w in jobs if rule in ("store", "read", "remove_store")]
     assert {w["method"] for _, w in timing_jobs} == {"lmdb"}
     assert Counter(rule for rule, _ in jobs) == Counter(
         store=len(CUTOFFS) * REPEATS,
         read=len(CUTOFFS) * REPEATS * len(CACHES),
+        remove_store=len(CUTOFFS) * REPEATS,
         aggregate=1,
         plot=1,
         all=1,
@@ -225,16 +228,23 @@ def axes_run(tmp_path_factory):
         read_patterns=["sequential", "shuffled"],
         readers=[1, 2],
         batch_size=8,
-        store_dir="stores",
+        # Node-local scratch on a cluster is named by a variable the job expands.
+        store_dir="$IMGBENCH_TEST_SCRATCH/stores",
         repeats=1,
         read_cache=["cold", "warm"],
     )
-    snakemake(workdir)
-    return workdir
+    scratch = tmp_path_factory.mktemp("scratch")
+    os.environ["IMGBENCH_TEST_SCRATCH"] = str(scratch)
+    try:
+        snakemake(workdir)
+    finally:
+        del os.environ["IMGBENCH_TEST_SCRATCH"]
+    return workdir, scratch
 
 
 def test_axes_rows_and_outputs(axes_run):
-    results = axes_run / "results"
+    workdir, scratch = axes_run
+    results = workdir / "results"
     timings = pd.read_csv(results / "timings.csv", keep_default_na=False, na_values=[""])
     series = {("png", "default"), ("png", "level1"), ("lmdb", "default")}
     reads = timings[timings["operation"] == "read"]
@@ -281,3 +291,11 @@ def test_axes_rows_and_outputs(axes_run):
         with Image.open(results / "plots" / f"{stem}.png") as image:
             assert image.width > 300
     assert overlapping_timings(timings) == []
+
+    # Stores went to the expanded scratch path (not a literal "$IMGBENCH_TEST_SCRATCH"
+    # directory) and were removed after their reads.
+    assert not (workdir / "$IMGBENCH_TEST_SCRATCH").exists()
+    log = (workdir / "logs" / "store" / "png" / "level1" / "64px" / "20" / "repeat1.log").read_text()
+    assert str(scratch / "stores" / "png" / "level1" / "64px" / "20" / "repeat1") in log
+    assert (scratch / "stores").is_dir()
+    assert not any(path.is_file() for path in scratch.rglob("*"))

@@ -1,5 +1,7 @@
-# One store job per (method, variant, image_size, cutoff, repeat), and one read job per
-# (read_cache, read_pattern, readers) of each store.
+# One store job per (method, variant, image_size, cutoff, repeat), one read job per
+# (read_cache, read_pattern, readers) of each store, and one job removing the store.
+# The store lives under store_dir, resolved inside the job (it may be node-local scratch
+# such as $TMPDIR); Snakemake tracks its manifest, which the reads and the removal check.
 # Timing jobs take the `timing_slot` resource; the default profile allows one at a time,
 # so no two timed operations share the disk or the CPU.
 
@@ -25,9 +27,9 @@ HARNESS = [
         "provenance.py",
         "access.py",
         "methods/__init__.py",
+        "storeref.py",
     )
 ]
-STORE_OUTPUT = directory(STORE) if config["keep_stores"] else temp(directory(STORE))
 
 
 wildcard_constraints:
@@ -46,7 +48,7 @@ rule store:
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
         harness=HARNESS,
     output:
-        store=STORE_OUTPUT,
+        manifest=temp(ROWS_DIR / "store" / POINT / "repeat{repeat}.store.json"),
         row=ROWS_DIR / "store" / POINT / "repeat{repeat}.csv",
         env=ROWS_DIR / "store" / POINT / "repeat{repeat}.env.json",
     log:
@@ -61,13 +63,14 @@ rule store:
     params:
         fsync=config["fsync"],
         options=plan.VariantOptions(config),
+        store_path=str(STORE),
     script:
         "../scripts/store.py"
 
 
 rule read:
     input:
-        store=STORE,
+        manifest=rules.store.output.manifest,
         images=DATASET,
         labels=DATASET_LABELS,
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
@@ -78,7 +81,7 @@ rule read:
     log:
         Path("logs") / "read" / POINT / f"{READ_NAME}.log",
     # Read a store as soon as it exists, so few stores sit on disk at once.
-    priority: 10
+    priority: 20
     conda:
         "../../envs/bench.yaml"
     # Reader processes run at once; the scheduler (and Slurm) should know.
@@ -94,3 +97,33 @@ rule read:
         seed=config["seed"],
     script:
         "../scripts/read.py"
+
+
+rule remove_store:
+    input:
+        manifest=rules.store.output.manifest,
+        reads=expand(
+            rules.read.output.row,
+            read_cache=config["read_cache"],
+            read_pattern=config["read_patterns"],
+            readers=config["readers"],
+            allow_missing=True,
+        ),
+        code=PACKAGE_DIR / "storeref.py",
+    output:
+        marker=ROWS_DIR / "store" / POINT / "repeat{repeat}.removed",
+    log:
+        Path("logs") / "remove_store" / POINT / "repeat{repeat}.log",
+    priority: 10
+    conda:
+        "../../envs/bench.yaml"
+    threads: 1
+    resources:
+        mem_mb=256,
+        runtime=job_resources.timing_runtime,
+        # Deleting 100,000 files is disk work: never beside a timed job.
+        timing_slot=1,
+    params:
+        keep_stores=config["keep_stores"],
+    script:
+        "../scripts/remove_store.py"

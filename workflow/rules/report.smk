@@ -17,6 +17,7 @@ rule aggregate:
         + plan.paths(rules.read.output.row, READ_JOBS),
         envs=plan.paths(rules.store.output.env, STORE_JOBS)
         + plan.paths(rules.read.output.env, READ_JOBS),
+        removed=plan.paths(rules.remove_store.output.marker, STORE_JOBS),
         code=PACKAGE_DIR / "aggregate.py",
     output:
         timings=RESULTS_DIR / "timings.csv",

@@ -6,12 +6,12 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "workflow"))
 
-from imgbench import measure, provenance, scriptlog  # noqa: E402
+from imgbench import measure, provenance, scriptlog, storeref  # noqa: E402
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])
 cutoff = int(smk.wildcards.cutoff)
-store_dir = Path(smk.input.store)
+store_dir = storeref.read_manifest(Path(smk.input.manifest))
 images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
 env = provenance.collect(store_dir, REPO_DIR)
 row = measure.run_read(

@@ -6,12 +6,12 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "workflow"))
 
-from imgbench import measure, provenance, scriptlog  # noqa: E402
+from imgbench import measure, provenance, scriptlog, storeref  # noqa: E402
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])
 cutoff = int(smk.wildcards.cutoff)
-store_dir = Path(smk.output.store)
+store_dir = storeref.resolve(smk.params.store_path)
 images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
 env = provenance.collect(store_dir, REPO_DIR)
 row = measure.run_store(
@@ -26,14 +26,16 @@ row = measure.run_store(
     options=smk.params.options,
 )
 logger.info(
-    "stored %d images of %dpx with %s/%s in %.6f s (%d bytes on disk, %d files)",
+    "stored %d images of %dpx with %s/%s in %.6f s at %s (%d bytes on disk, %d files)",
     cutoff,
     row["image_size"],
     row["method"],
     row["variant"],
     row["seconds"],
+    store_dir,
     row["bytes_on_disk"],
     row["n_files"],
 )
 measure.write_environment(env, smk.output.env)
 measure.write_row(row, smk.output.row)
+storeref.write_manifest(Path(smk.output.manifest), store_dir)
