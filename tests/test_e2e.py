@@ -295,7 +295,8 @@ def test_axes_rows_and_outputs(axes_run):
     # Stores went to the expanded scratch path (not a literal "$IMGBENCH_TEST_SCRATCH"
     # directory) and were removed after their reads.
     assert not (workdir / "$IMGBENCH_TEST_SCRATCH").exists()
-    log = (workdir / "logs" / "store" / "png" / "level1" / "64px" / "20" / "repeat1.log").read_text()
-    assert str(scratch / "stores" / "png" / "level1" / "64px" / "20" / "repeat1") in log
+    point = Path("png") / "level1" / "64px" / "20"
+    log = (workdir / "logs" / "store" / point / "repeat1.log").read_text()
+    assert str(scratch / "stores" / point / "repeat1") in log
     assert (scratch / "stores").is_dir()
     assert not any(path.is_file() for path in scratch.rglob("*"))
