@@ -95,6 +95,10 @@ class _BatchUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
         ("_codecs", "encode"): ("_codecs", "encode"),
+        # Python 3's protocol 2 writes an empty bytes object (e.g. the buffer of a batch
+        # without images) as a call of bytes().
+        ("__builtin__", "bytes"): ("builtins", "bytes"),
+        ("builtins", "bytes"): ("builtins", "bytes"),
     }
 
     def find_class(self, module: str, name: str):

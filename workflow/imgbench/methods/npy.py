@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from . import resolve_options
 
 DESCRIPTION = "raw .npy array (baseline)"
 OPTIONS: dict = {}
@@ -18,6 +21,7 @@ def store(
     fsync: bool,
     options: dict | None = None,
 ) -> None:
+    resolve_options(sys.modules[__name__], options)  # no options; refuses unknown names
     np.save(store_dir / "images.npy", images, allow_pickle=False)
     np.save(store_dir / "labels.npy", labels, allow_pickle=False)
 

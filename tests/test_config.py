@@ -1,0 +1,301 @@
+"""Config validation: schema defaults and every check, each error naming its key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imgbench.config import ConfigError, load_schema, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+BASE = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+@pytest.fixture
+def config():
+    return copy.deepcopy(BASE)
+
+
+def schema_defaults(schema: dict) -> dict:
+    return {name: sub["default"] for name, sub in schema["properties"].items() if "default" in sub}
+
+
+# --- valid configurations ------------------------------------------------------------------
+
+
+def test_repo_config_validates_unchanged(config):
+    result = validate_config(config, SCHEMA)
+    assert result is config  # the Snakefile relies on validation in place
+    assert config == BASE
+
+
+def test_repo_config_states_the_schema_defaults():
+    """config.yaml documents the defaults: each top-level value equals the schema's."""
+    defaults = schema_defaults(load_schema(SCHEMA))
+    for name, value in defaults.items():
+        if name in ("dataset", "plot"):
+            continue
+        assert BASE[name] == value, name
+    for section in ("dataset", "plot"):
+        nested = schema_defaults(load_schema(SCHEMA)["properties"][section])
+        assert BASE[section] == nested, section
+
+
+def test_missing_optional_keys_get_their_defaults_in_place(config):
+    for name in ("repeats", "read_cache", "variants", "readers", "read_patterns", "plot", "seed"):
+        del config[name]
+    config["dataset"] = {"archive": None}
+    validate_config(config, SCHEMA)
+    assert config["repeats"] == 3
+    assert config["read_cache"] == ["cold", "warm"]
+    assert config["variants"] == {}
+    assert config["readers"] == [1]
+    assert config["read_patterns"] == ["sequential"]
+    assert config["seed"] == 0
+    assert config["plot"] == {"formats": ["png", "svg"], "dpi": 150, "spread": "range"}
+    assert config["dataset"]["url"].startswith("https://")
+    assert config["dataset"]["md5"] == "c58f30108f718f92721af3b95e74349a"
+
+
+def test_nested_defaults_fill_around_given_values(config):
+    config["plot"] = {"dpi": 300}
+    validate_config(config, SCHEMA)
+    assert config["plot"] == {"formats": ["png", "svg"], "dpi": 300, "spread": "range"}
+
+
+def test_minimal_config_gets_every_default():
+    minimal = {"dataset": {}, "n_images": 10, "cutoffs": [1, 10], "methods": ["npy"]}
+    minimal["store_dir"] = "stores"
+    validate_config(minimal, SCHEMA)
+    defaults = schema_defaults(load_schema(SCHEMA))
+    assert set(minimal) == set(defaults)
+    assert minimal["n_images"] == 10 and minimal["cutoffs"] == [1, 10]
+    assert minimal["image_sizes"] == [32] and minimal["max_job_bytes"] == 4_000_000_000
+
+
+def test_defaults_do_not_leak_between_calls():
+    first = {"dataset": {}, "n_images": 10, "cutoffs": [1], "methods": ["npy"], "store_dir": "a"}
+    second = copy.deepcopy(first)
+    validate_config(first, SCHEMA)
+    first["plot"]["formats"].append("pdf")
+    first["dataset"]["md5"] = None
+    validate_config(second, SCHEMA)
+    assert second["plot"]["formats"] == ["png", "svg"]
+    assert second["dataset"]["md5"] == "c58f30108f718f92721af3b95e74349a"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"dataset": {"md5": None}},
+        {"dataset": {"md5": "C58F30108F718F92721AF3B95E74349A"}},
+        {"dataset": {"url": "file:///data/cifar-10-python.tar.gz"}},
+        {"variants": {"png": {"default": {}, "level1": {"compress_level": 1}}}},
+        {"variants": {"png": {"default": None}}},
+        {
+            "variants": {
+                "lmdb": {"article": {"value_format": "pickle"}, "wm": {"writemap": True}},
+                "hdf5": {
+                    "gzip": {"chunks": "image", "compression": "gzip", "compression_opts": 4},
+                    "lzf": {"compression": "lzf"},
+                },
+            }
+        },
+        {"read_patterns": ["sequential", "shuffled", "random_single"], "readers": [1, 2, 4]},
+        {"image_sizes": [32, 256, 512]},
+        {"n_images": 1000, "cutoffs": [1000]},
+        {"read_cache": ["warm"]},
+    ],
+    ids=[
+        "md5-null",
+        "md5-upper",
+        "file-url",
+        "png-variants",
+        "null-options",
+        "lmdb-hdf5-variants",
+        "patterns-readers",
+        "sizes",
+        "cutoff-equals-n",
+        "warm-only",
+    ],
+)
+def test_valid_changes_pass(config, change):
+    for key, value in change.items():
+        if key == "dataset":
+            config["dataset"].update(value)
+        else:
+            config[key] = value
+    assert validate_config(config, SCHEMA) is config
+
+
+def test_existing_archive_passes(config, tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"x")
+    config["dataset"]["archive"] = str(archive)
+    validate_config(config, SCHEMA)
+
+
+def test_image_size_keeps_cutoffs_that_fit(config):
+    """4096x4096 within 4 GB: a few images per job; cutoff 1 fits, so the size is valid."""
+    config["image_sizes"] = [32, 4096]
+    validate_config(config, SCHEMA)
+
+
+# --- one error per bad value, naming the key -----------------------------------------------
+
+
+def set_key(config: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    target = config
+    for part in parents:
+        target = target[part]
+    target[last] = value
+
+
+BAD_VALUES = [
+    # (key to set, value, pattern the message must match)
+    ("n_images", 0, r"config key n_images has the bad value 0"),
+    ("n_images", "100", r"config key n_images has the bad value '100'.*not of type 'integer'"),
+    ("cutoffs", [], r"config key cutoffs has the bad value \[\]"),
+    ("cutoffs", [1, 1], r"config key cutoffs has the bad value \[1, 1\].*non-unique"),
+    ("cutoffs", [1, 0], r"config key cutoffs\[1\] has the bad value 0"),
+    ("methods", ["PNG"], r"config key methods\[0\] has the bad value 'PNG'"),
+    ("methods", [], r"config key methods has the bad value \[\]"),
+    ("store_dir", "", r"config key store_dir has the bad value ''"),
+    ("keep_stores", "no", r"config key keep_stores has the bad value 'no'"),
+    ("repeats", 0, r"config key repeats has the bad value 0 .*from 1 to 100"),
+    ("repeats", 101, r"config key repeats has the bad value 101"),
+    ("fsync", "yes", r"config key fsync has the bad value 'yes'"),
+    ("read_cache", ["hot"], r"config key read_cache\[0\] has the bad value 'hot'.*cold or warm"),
+    ("read_cache", ["cold", "cold"], r"config key read_cache has the bad value"),
+    ("read_cache", [], r"config key read_cache has the bad value \[\]"),
+    ("cv_threshold", 0, r"config key cv_threshold has the bad value 0"),
+    ("image_sizes", [0], r"config key image_sizes\[0\] has the bad value 0 .*between 8 and 4096"),
+    ("image_sizes", [32, 8192], r"config key image_sizes\[1\] has the bad value 8192"),
+    ("image_sizes", [32, 32], r"config key image_sizes has the bad value \[32, 32\]"),
+    ("max_job_bytes", 1000, r"config key max_job_bytes has the bad value 1000"),
+    ("resize_chunk_bytes", 0, r"config key resize_chunk_bytes has the bad value 0"),
+    (
+        "read_patterns",
+        ["strided"],
+        r"config key read_patterns\[0\] has the bad value 'strided'.*sequential, shuffled",
+    ),
+    ("read_patterns", [], r"config key read_patterns has the bad value \[\]"),
+    ("readers", [0], r"config key readers\[0\] has the bad value 0 .*between 1 and 256"),
+    ("readers", [1, 257], r"config key readers\[1\] has the bad value 257"),
+    ("readers", [], r"config key readers has the bad value \[\]"),
+    ("batch_size", 0, r"config key batch_size has the bad value 0"),
+    ("random_reads", 0, r"config key random_reads has the bad value 0"),
+    ("seed", -1, r"config key seed has the bad value -1"),
+    ("variants", {"png": {}}, r"config key variants\.png has the bad value \{\}"),
+    (
+        "variants",
+        {"png": {"fast one": {}}},
+        r"config key variants\.png has the bad value 'fast one'",
+    ),
+    ("variants", {"png": {"fast": 3}}, r"config key variants\.png\.fast has the bad value 3"),
+    ("variants", [], r"config key variants has the bad value \[\]"),
+    ("dataset.md5", "xyz", r"config key dataset\.md5 has the bad value 'xyz'.*32 hex digits"),
+    ("dataset.md5", "g" * 32, r"config key dataset\.md5 has the bad value 'g+'"),
+    ("dataset.url", "cifar.tar.gz", r"config key dataset\.url has the bad value 'cifar\.tar\.gz'"),
+    ("dataset.archive", "", r"config key dataset\.archive has the bad value ''"),
+    ("plot.formats", ["jpg"], r"config key plot\.formats\[0\] has the bad value 'jpg'"),
+    ("plot.dpi", 10, r"config key plot\.dpi has the bad value 10"),
+    ("plot.spread", "sd", r"config key plot\.spread has the bad value 'sd'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"), BAD_VALUES, ids=[f"{k}={v!r}" for k, v, _ in BAD_VALUES]
+)
+def test_schema_rejects_bad_value(config, key, value, message):
+    set_key(config, key, value)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, SCHEMA)
+
+
+def test_unknown_top_level_key_is_named(config):
+    config["cutof"] = [1]
+    with pytest.raises(ConfigError, match=r"'cutof' was unexpected.*remove it or fix its spelling"):
+        validate_config(config, SCHEMA)
+
+
+def test_unknown_dataset_key_is_named(config):
+    config["dataset"]["sha256"] = "x"
+    with pytest.raises(ConfigError, match=r"config key dataset: .*'sha256' was unexpected"):
+        validate_config(config, SCHEMA)
+
+
+def test_cutoff_above_n_images(config):
+    config["n_images"] = 500
+    with pytest.raises(
+        ConfigError, match=r"config key cutoffs\[3\] is 1000, more than n_images \(500\)"
+    ):
+        validate_config(config, SCHEMA)
+
+
+def test_unknown_method(config):
+    config["methods"] = ["png", "tiff"]
+    with pytest.raises(
+        ConfigError, match=r"config key methods\[1\] names the unknown method 'tiff'"
+    ):
+        validate_config(config, SCHEMA)
+
+
+def test_variants_for_an_unknown_method(config):
+    config["variants"] = {"tiff": {"fast": {}}}
+    with pytest.raises(
+        ConfigError, match=r"config key variants\.tiff names the unknown method 'tiff'"
+    ):
+        validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        (
+            "png",
+            {"compress": 1},
+            r"variants\.png\.fast is invalid: method png has no option compress",
+        ),
+        ("lmdb", {"map_size": 1}, r"variants\.lmdb\.fast is invalid: .*no option map_size"),
+        ("hdf5", {"chunk": "image"}, r"variants\.hdf5\.fast is invalid: .*no option chunk\b"),
+        ("npy", {"mmap": True}, r"variants\.npy\.fast is invalid: .*no option mmap"),
+    ],
+)
+def test_unknown_variant_option(config, method, options, message):
+    config["variants"] = {method: {"default": {}, "fast": options}}
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, SCHEMA)
+
+
+def test_image_size_where_no_cutoff_fits(config):
+    config.update(image_sizes=[32, 1024], cutoffs=[1000], n_images=1000, max_job_bytes=10**9)
+    with pytest.raises(
+        ConfigError, match=r"config key image_sizes\[1\] is 1024, but no cutoff fits in max_job"
+    ):
+        validate_config(config, SCHEMA)
+
+
+def test_archive_that_is_missing(config, tmp_path):
+    config["dataset"]["archive"] = str(tmp_path / "nope.tar.gz")
+    with pytest.raises(ConfigError, match=r"config key dataset\.archive points to .*nope\.tar\.gz"):
+        validate_config(config, SCHEMA)
+
+
+def test_archive_that_is_a_directory(config, tmp_path):
+    config["dataset"]["archive"] = str(tmp_path)
+    with pytest.raises(ConfigError, match=r"config key dataset\.archive .*which is not a file"):
+        validate_config(config, SCHEMA)
+
+
+def test_config_error_is_one_sentence(config):
+    config["repeats"] = 0
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    assert isinstance(caught.value, ValueError)
+    assert "\n" not in str(caught.value)

@@ -1,0 +1,420 @@
+"""Storage methods (png, lmdb, hdf5, npy): roundtrips, random access, variants, errors."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import h5py
+import lmdb
+import numpy as np
+import pytest
+
+from imgbench import measure
+from imgbench.methods import available_methods, get_method, resolve_options
+from imgbench.methods import hdf5 as hdf5_method
+from imgbench.methods import lmdb as lmdb_method
+from imgbench.methods import png as png_method
+
+METHODS = ["png", "lmdb", "hdf5", "npy"]
+
+# Every option combination each method's variants may use (besides the default).
+VARIANTS = [
+    ("png", {}),
+    ("png", {"compress_level": 1}),
+    ("png", {"compress_level": 6}),
+    ("png", {"compress_level": 0}),
+    ("png", {"compress_level": 9}),
+    *[
+        ("hdf5", {"chunks": chunks, "compression": compression})
+        for chunks in ("none", "image")
+        for compression in ("none", "gzip", "lzf")
+    ],
+    ("hdf5", {"chunks": "image", "compression": "gzip", "compression_opts": 4}),
+    *[
+        ("lmdb", {"value_format": value_format, "writemap": writemap, "sync": sync})
+        for value_format in ("raw", "pickle")
+        for writemap in (False, True)
+        for sync in (None, False, True)
+    ],
+    ("npy", {}),
+]
+
+
+def random_set(count: int, height: int = 32, width: int | None = None, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, height, width or height, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=count).astype(np.uint8)
+    return images, labels
+
+
+def smooth_set(count: int, size: int = 32):
+    """Compressible images (gradients), so compression levels change the file size."""
+    y, x = np.mgrid[0:size, 0:size]
+    base = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1) % 256
+    images = np.stack([(base + i) % 256 for i in range(count)]).astype(np.uint8)
+    return images, (np.arange(count) % 10).astype(np.uint8)
+
+
+def store_fresh(method: str, store_dir: Path, images, labels, *, fsync=False, options=None):
+    store_dir.mkdir(parents=True)
+    get_method(method).store(store_dir, images, labels, fsync=fsync, options=options)
+    return store_dir
+
+
+def assert_same(got, images, labels):
+    got_images, got_labels = got
+    assert got_images.dtype == np.uint8
+    assert got_images.shape == images.shape
+    assert np.array_equal(got_images, images)
+    assert got_labels.dtype == labels.dtype
+    assert got_labels.shape == labels.shape
+    assert np.array_equal(got_labels, labels)
+
+
+def reader_get(method: str, store_dir: Path, indices):
+    reader = get_method(method).open_reader(store_dir)
+    try:
+        return reader.get(indices)
+    finally:
+        reader.close()
+
+
+# --- the interface -------------------------------------------------------------------------
+
+
+def test_available_methods_are_the_four_modules():
+    assert available_methods() == sorted(METHODS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_module_has_the_shared_interface(method):
+    module = get_method(method)
+    assert isinstance(module.DESCRIPTION, str) and module.DESCRIPTION.strip()
+    assert isinstance(module.OPTIONS, dict)
+    for name in ("store", "read", "open_reader"):
+        assert callable(getattr(module, name)), name
+    assert resolve_options(module, None) == module.OPTIONS
+    assert resolve_options(module, {}) == module.OPTIONS
+
+
+def test_get_method_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match=r"unknown storage method 'tiff'.*methods/tiff\.py"):
+        get_method("tiff")
+
+
+def test_resolve_options_overrides_defaults_without_changing_them():
+    resolved = resolve_options(png_method, {"compress_level": 1})
+    assert resolved == {"compress_level": 1}
+    assert png_method.OPTIONS == {"compress_level": 6}
+    resolved = resolve_options(lmdb_method, {"writemap": True})
+    assert resolved == {"value_format": "raw", "writemap": True, "sync": None}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_unknown_option_names_are_refused(method, tmp_path):
+    module = get_method(method)
+    with pytest.raises(ValueError, match=rf"method {method} has no option bogus_level"):
+        resolve_options(module, {"bogus_level": 1})
+    images, labels = random_set(2)
+    with pytest.raises(ValueError, match=rf"method {method} has no option bogus_level"):
+        store_fresh(method, tmp_path / "store", images, labels, options={"bogus_level": 1})
+
+
+def test_unknown_option_error_lists_the_known_options():
+    with pytest.raises(ValueError, match=r"options: chunks, compression, compression_opts"):
+        resolve_options(hdf5_method, {"chunk": "image"})
+    with pytest.raises(ValueError, match=r"options: none"):
+        resolve_options(get_method("npy"), {"anything": 1})
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("lmdb", {"value_format": "json"}, r"value_format must be raw or pickle, not 'json'"),
+        ("hdf5", {"chunks": "row"}, r"chunks must be none or image, not 'row'"),
+        ("hdf5", {"compression": "zstd"}, r"compression must be none, gzip or lzf, not 'zstd'"),
+    ],
+)
+def test_bad_option_values_are_refused(method, options, message, tmp_path):
+    images, labels = random_set(2)
+    with pytest.raises(ValueError, match=message):
+        store_fresh(method, tmp_path / "store", images, labels, options=options)
+
+
+# --- roundtrips ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_roundtrip_one_image(method, tmp_path):
+    images, labels = random_set(1, seed=1)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    assert_same(get_method(method).read(store_dir), images, labels)
+    assert_same(reader_get(method, store_dir, [0]), images, labels)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("count", "height", "width"), [(37, 32, 32), (11, 48, 48), (5, 20, 36)], ids=str
+)
+def test_roundtrip_many_images(method, count, height, width, tmp_path):
+    images, labels = random_set(count, height, width, seed=count)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels, fsync=True)
+    got_images, got_labels = get_method(method).read(store_dir)
+    assert got_images.shape == (count, height, width, 3)
+    assert_same((got_images, got_labels), images, labels)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_labels_keep_full_uint8_range(method, tmp_path):
+    images, _ = random_set(6)
+    labels = np.array([0, 9, 255, 128, 1, 7], dtype=np.uint8)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    assert_same(get_method(method).read(store_dir), images, labels)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_random_access_returns_requested_order(method, tmp_path):
+    images, labels = random_set(37, seed=3)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    reader = get_method(method).open_reader(store_dir)
+    try:
+        for indices in (
+            [30, 2, 2, 17, 0, 36, 2],
+            np.array([36, 35, 34, 0], dtype=np.int64),
+            [5],
+            list(range(37))[::-1],
+            np.random.default_rng(0).permutation(37),
+        ):
+            got_images, got_labels = reader.get(indices)
+            index = np.asarray(indices)
+            assert got_images.shape == (len(index), 32, 32, 3)
+            assert got_images.dtype == np.uint8
+            assert np.array_equal(got_images, images[index])
+            assert np.array_equal(got_labels, labels[index])
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_reader_get_returns_independent_arrays(method, tmp_path):
+    """A batch stays valid after the reader is closed (no views into a closed map)."""
+    images, labels = random_set(8, seed=4)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    got_images, got_labels = reader_get(method, store_dir, [7, 1, 3])
+    assert np.array_equal(got_images, images[[7, 1, 3]])
+    assert np.array_equal(got_labels, labels[[7, 1, 3]])
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    VARIANTS,
+    ids=[f"{m}-" + "-".join(f"{k}={v}" for k, v in o.items()) for m, o in VARIANTS],
+)
+def test_every_variant_roundtrips(method, options, tmp_path):
+    images, labels = random_set(9, 24, seed=5)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels, options=options)
+    module = get_method(method)
+    assert_same(module.read(store_dir), images, labels)
+    indices = [8, 0, 4, 4, 1]
+    assert_same(reader_get(method, store_dir, indices), images[indices], labels[indices])
+
+
+# --- method specifics ----------------------------------------------------------------------
+
+
+def test_png_writes_one_file_per_image_plus_labels_csv(tmp_path):
+    images, labels = random_set(13, seed=6)
+    store_dir = store_fresh("png", tmp_path / "store", images, labels)
+    names = sorted(p.name for p in store_dir.iterdir())
+    assert len(names) == 14
+    assert set(names) == {f"{i}.png" for i in range(13)} | {"labels.csv"}
+    rows = (store_dir / "labels.csv").read_text().splitlines()
+    assert rows[0] == "index,label"
+    assert rows[1:] == [f"{i},{label}" for i, label in enumerate(labels.tolist())]
+
+
+def test_png_compress_level_reaches_the_encoder(tmp_path):
+    images, labels = smooth_set(4)
+    stored = store_fresh("png", tmp_path / "l0", images, labels, options={"compress_level": 0})
+    packed = store_fresh("png", tmp_path / "l9", images, labels, options={"compress_level": 9})
+    size_stored = sum(p.stat().st_size for p in stored.glob("*.png"))
+    size_packed = sum(p.stat().st_size for p in packed.glob("*.png"))
+    assert size_stored > 2 * size_packed
+
+
+@pytest.mark.parametrize("chunks", ["none", "image"])
+@pytest.mark.parametrize("compression", ["none", "gzip", "lzf"])
+def test_hdf5_layout_follows_options(chunks, compression, tmp_path):
+    images, labels = random_set(5, seed=7)
+    options = {"chunks": chunks, "compression": compression}
+    store_dir = store_fresh("hdf5", tmp_path / "store", images, labels, options=options)
+    assert sorted(p.name for p in store_dir.iterdir()) == [hdf5_method.FILE_NAME]
+    with h5py.File(store_dir / hdf5_method.FILE_NAME, "r") as handle:
+        dataset = handle["images"]
+        assert dataset.dtype == np.uint8
+        if chunks == "none" and compression == "none":
+            assert dataset.chunks is None
+        else:  # compression implies per-image chunks
+            assert dataset.chunks == (1, 32, 32, 3)
+        assert dataset.compression == (None if compression == "none" else compression)
+
+
+def test_hdf5_gzip_level_is_passed(tmp_path):
+    images, labels = random_set(3)
+    options = {"chunks": "image", "compression": "gzip", "compression_opts": 7}
+    store_dir = store_fresh("hdf5", tmp_path / "store", images, labels, options=options)
+    with h5py.File(store_dir / hdf5_method.FILE_NAME, "r") as handle:
+        assert handle["images"].compression_opts == 7
+
+
+@pytest.mark.parametrize("value_format", ["raw", "pickle"])
+def test_lmdb_value_format_is_what_is_stored(value_format, tmp_path):
+    images, labels = random_set(4, seed=8)
+    options = {"value_format": value_format}
+    store_dir = store_fresh("lmdb", tmp_path / "store", images, labels, options=options)
+    env = lmdb.open(str(store_dir), readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            keys = [key for key, _ in txn.cursor()]
+            value = txn.get(lmdb_method.image_key(2))
+    finally:
+        env.close()
+    assert keys == [lmdb_method.image_key(i) for i in range(4)] + [
+        lmdb_method.LABELS_KEY,
+        lmdb_method.META_KEY,
+    ]
+    if value_format == "raw":
+        assert value == images[2].tobytes()
+    else:
+        # Unpickling our own test store is safe; the article's value object comes back.
+        record = pickle.loads(value)
+        assert isinstance(record, lmdb_method.CIFAR_Image)
+        assert record.label == int(labels[2])
+        assert np.array_equal(record.get_image(), images[2])
+
+
+@pytest.mark.parametrize(
+    ("fsync", "sync_option", "expected"),
+    [
+        (False, None, False),
+        (True, None, True),
+        (True, False, False),
+        (False, True, True),
+    ],
+)
+def test_lmdb_sync_follows_fsync_unless_set(fsync, sync_option, expected, tmp_path, monkeypatch):
+    seen = []
+    real_open = lmdb.open
+
+    def recording_open(path, **kwargs):
+        seen.append(kwargs)
+        return real_open(path, **kwargs)
+
+    monkeypatch.setattr(lmdb_method.lmdb, "open", recording_open)
+    images, labels = random_set(3)
+    options = {"sync": sync_option, "writemap": True}
+    store_dir = store_fresh(
+        "lmdb", tmp_path / "store", images, labels, fsync=fsync, options=options
+    )
+    assert seen[0]["sync"] is expected
+    assert seen[0]["metasync"] is expected
+    assert seen[0]["writemap"] is True
+    monkeypatch.undo()
+    assert_same(lmdb_method.read(store_dir), images, labels)
+
+
+@pytest.mark.parametrize("writemap", [False, True])
+@pytest.mark.parametrize("value_format", ["raw", "pickle"])
+def test_lmdb_grows_the_map_when_full(writemap, value_format, tmp_path, monkeypatch):
+    attempts = []
+    real_write = lmdb_method._write
+
+    def counting_write(env, images, labels, fmt):
+        attempts.append(env.info()["map_size"])
+        try:
+            return real_write(env, images, labels, fmt)
+        except lmdb.MapFullError:
+            attempts.append("full")
+            raise
+
+    # A map far too small for 37 images of 3 KB each: the first transactions must fail.
+    monkeypatch.setattr(lmdb_method, "estimate_map_size", lambda images, labels: 16384)
+    monkeypatch.setattr(lmdb_method, "_write", counting_write)
+    images, labels = random_set(37, seed=9)
+    options = {"value_format": value_format, "writemap": writemap}
+    store_dir = store_fresh("lmdb", tmp_path / "store", images, labels, options=options)
+    assert "full" in attempts, "the tiny map did not overflow; the test proves nothing"
+    sizes = [size for size in attempts if size != "full"]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+    assert_same(lmdb_method.read(store_dir), images, labels)
+    indices = [36, 0, 18, 18]
+    assert_same(reader_get("lmdb", store_dir, indices), images[indices], labels[indices])
+
+
+def test_lmdb_map_estimate_fits_without_growth(tmp_path, monkeypatch):
+    """The estimate itself is big enough: no MapFullError for a normal store."""
+    attempts = []
+    real_write = lmdb_method._write
+
+    def counting_write(*args):
+        attempts.append(1)
+        return real_write(*args)
+
+    monkeypatch.setattr(lmdb_method, "_write", counting_write)
+    for size in (32, 64):
+        images, labels = random_set(40, size, seed=size)
+        store_fresh("lmdb", tmp_path / f"s{size}", images, labels, options={"value_format": "raw"})
+    assert attempts == [1, 1]
+    images, labels = random_set(0)
+    assert lmdb_method.estimate_map_size(images, labels) >= lmdb_method.MIN_MAP_SIZE
+
+
+def test_npy_store_files(tmp_path):
+    images, labels = random_set(3)
+    store_dir = store_fresh("npy", tmp_path / "store", images, labels)
+    assert sorted(p.name for p in store_dir.iterdir()) == ["images.npy", "labels.npy"]
+
+
+# --- a store is always fresh ---------------------------------------------------------------
+
+ENV = {"host": "testhost", "store_fs_type": "testfs"}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_run_store_replaces_an_older_store(method, tmp_path):
+    """The harness removes whatever is in the store directory before storing (methods get
+    an empty directory), so a second, smaller store does not append to the first."""
+    store_dir = tmp_path / "store"
+    old_images, old_labels = random_set(37, seed=10)
+    measure.run_store(method, old_images, old_labels, store_dir, fsync=False, repeat=1, env=ENV)
+    (store_dir / "stale.bin").write_bytes(b"left over")
+    images, labels = random_set(5, seed=11)
+    row = measure.run_store(method, images, labels, store_dir, fsync=True, repeat=2, env=ENV)
+    assert not (store_dir / "stale.bin").exists()
+    assert_same(get_method(method).read(store_dir), images, labels)
+    assert row["cutoff"] == 5 and row["images_read"] == 5
+    assert row["operation"] == "store" and row["method"] == method
+    files = sorted(p for p in store_dir.rglob("*") if p.is_file())
+    assert row["n_files"] == len(files)
+    if method == "png":
+        assert len(files) == 6  # 5 images + labels.csv, none of the older 37
+
+
+def test_run_store_passes_variant_options(tmp_path):
+    images, labels = random_set(3)
+    store_dir = tmp_path / "store"
+    row = measure.run_store(
+        "hdf5",
+        images,
+        labels,
+        store_dir,
+        fsync=False,
+        repeat=1,
+        env=ENV,
+        variant="lzf",
+        options={"compression": "lzf"},
+    )
+    assert row["variant"] == "lzf"
+    with h5py.File(store_dir / hdf5_method.FILE_NAME, "r") as handle:
+        assert handle["images"].compression == "lzf"
