@@ -1,0 +1,207 @@
+"""plan: the experiment's axes expanded into jobs; job_resources: requests per job."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from imgbench import job_resources, plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_config(**changes) -> dict:
+    config = {
+        "n_images": 1000,
+        "cutoffs": [1, 10, 100, 1000],
+        "methods": ["png", "lmdb", "npy"],
+        "variants": {"png": {"default": {}, "level1": {"compress_level": 1}}},
+        "image_sizes": [32, 64],
+        # 64x64 images are 12,288 bytes; four copies of 100 fit, of 1000 do not.
+        "max_job_bytes": 4 * 12288 * 500,
+        "repeats": 2,
+        "read_cache": ["cold", "warm"],
+        "read_patterns": ["sequential", "random_single"],
+        "readers": [1, 2],
+    }
+    config.update(changes)
+    return config
+
+
+def test_max_images_is_four_copies_of_the_budget():
+    config = make_config()
+    assert plan.COPIES_PER_JOB == 4
+    assert plan.max_images(config, 64) == 500
+    # Bounded by n_images too.
+    assert plan.max_images(config, 32) == 1000
+    assert plan.max_images(make_config(max_job_bytes=10), 32) == 0
+
+
+def test_allowed_cutoffs_bounded_by_max_job_bytes():
+    config = make_config()
+    assert plan.allowed_cutoffs(config, 32) == [1, 10, 100, 1000]
+    assert plan.allowed_cutoffs(config, 64) == [1, 10, 100]
+    # Exactly at the limit is allowed, one byte less is not.
+    at_limit = make_config(max_job_bytes=4 * 12288 * 100)
+    assert plan.allowed_cutoffs(at_limit, 64) == [1, 10, 100]
+    below = make_config(max_job_bytes=4 * 12288 * 100 - 1)
+    assert plan.allowed_cutoffs(below, 64) == [1, 10]
+
+
+def test_shipped_config_limits_match_its_comment():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["n_images"] = 10**9
+    assert plan.max_images(config, 256) == 5086
+    assert plan.max_images(config, 512) == 1271
+
+
+def test_method_variants():
+    assert plan.method_variants(make_config()) == [
+        ("png", "default"),
+        ("png", "level1"),
+        ("lmdb", "default"),
+        ("npy", "default"),
+    ]
+
+
+def test_store_jobs_enumerate_every_combination():
+    config = make_config()
+    jobs = plan.store_jobs(config)
+    keys = [(j["method"], j["variant"], j["image_size"], j["cutoff"], j["repeat"]) for j in jobs]
+    expected = [
+        (method, variant, size, cutoff, repeat)
+        for method, variant in plan.method_variants(config)
+        for size in (32, 64)
+        for cutoff in plan.allowed_cutoffs(config, size)
+        for repeat in (1, 2)
+    ]
+    assert sorted(keys) == sorted(expected)
+    assert len(keys) == len(set(keys)) == 4 * (4 + 3) * 2
+    assert all(set(job) == {"method", "variant", "image_size", "cutoff", "repeat"} for job in jobs)
+    assert not any(j["image_size"] == 64 and j["cutoff"] == 1000 for j in jobs)
+
+
+def test_read_jobs_add_the_read_axes():
+    config = make_config()
+    stores = plan.store_jobs(config)
+    reads = plan.read_jobs(config)
+    assert len(reads) == len(stores) * 2 * 2 * 2
+    axes = Counter((j["read_cache"], j["read_pattern"], j["readers"]) for j in reads)
+    assert set(axes) == {
+        (cache, pattern, readers)
+        for cache in ("cold", "warm")
+        for pattern in ("sequential", "random_single")
+        for readers in (1, 2)
+    }
+    assert set(axes.values()) == {len(stores)}
+    store_keys = {tuple(sorted(j.items())) for j in stores}
+    for job in reads:
+        base = {k: v for k, v in job.items() if k not in ("read_cache", "read_pattern", "readers")}
+        assert tuple(sorted(base.items())) in store_keys
+
+
+def test_paths_fill_templates():
+    jobs = plan.store_jobs(make_config(methods=["npy"], image_sizes=[32], cutoffs=[10], repeats=1))
+    assert plan.paths("rows/{method}/{variant}/{image_size}px/{cutoff}/r{repeat}.csv", jobs) == [
+        "rows/npy/default/32px/10/r1.csv"
+    ]
+
+
+def test_excluded_points_messages():
+    config = make_config()
+    notes = plan.excluded_points(config)
+    assert len(notes) == 1
+    (note,) = notes
+    assert note.startswith("image_size 64: cutoffs [1000] skipped, above 500 images")
+    assert f"max_job_bytes {config['max_job_bytes']:,}" in note
+    assert "4 copies x 12,288 bytes per image" in note
+    assert plan.excluded_points(make_config(max_job_bytes=10**12)) == []
+
+
+def test_variant_options():
+    options = plan.VariantOptions(make_config())
+    assert options(SimpleNamespace(method="png", variant="level1")) == {"compress_level": 1}
+    assert options(SimpleNamespace(method="png", variant="default")) == {}
+    assert options(SimpleNamespace(method="lmdb", variant="default")) == {}
+    # A copy: the rule may not change the configuration through it.
+    got = options(SimpleNamespace(method="png", variant="level1"))
+    got["compress_level"] = 9
+    assert options(SimpleNamespace(method="png", variant="level1")) == {"compress_level": 1}
+
+
+def test_resize_count_and_sizes():
+    config = make_config()
+    count = plan.ResizeCount(config)
+    assert count(SimpleNamespace(image_size="64")) == 500
+    assert count(SimpleNamespace(image_size="32")) == 1000
+    assert plan.resized_sizes(config) == [64]
+
+
+def test_plot_stems_per_size():
+    stems = plan.plot_stems(make_config())
+    expected = ["disk_usage", "disk_per_image_by_size"]
+    for size in (32, 64):
+        for figure in ("store_time", "read_time", "store_and_read_time"):
+            for scale in ("linear", "loglog"):
+                expected.append(f"{figure}_{scale}_{size}px")
+        expected += [
+            f"throughput_{size}px",
+            f"speed_vs_npy_{size}px",
+            f"latency_random_single_{size}px",
+        ]
+    assert sorted(stems) == sorted(expected)
+    assert len(stems) == len(set(stems))
+
+
+def test_plot_stems_follow_methods_patterns_and_limits():
+    config = make_config(
+        methods=["png"], read_patterns=["sequential"], image_sizes=[32, 512], cutoffs=[100, 1000]
+    )
+    stems = plan.plot_stems(config)
+    assert not any("speed_vs_npy" in s or "latency" in s for s in stems)
+    # No cutoff fits 512x512 images, so that size has no figures.
+    assert not any(s.endswith("_512px") for s in stems)
+    assert "throughput_32px" in stems and "store_time_loglog_32px" in stems
+
+
+def wildcards(cutoff, size=32, readers=1):
+    return SimpleNamespace(cutoff=str(cutoff), image_size=str(size), readers=str(readers))
+
+
+def test_memory_scales_with_images():
+    assert job_resources.store_mem_mb(wildcards(1000)) == int(512 + 2 * 1000 * 3072 / 1e6)
+    assert job_resources.read_mem_mb(wildcards(100000)) == int(512 + 4 * 100000 * 3072 / 1e6)
+    for request in (job_resources.store_mem_mb, job_resources.read_mem_mb):
+        assert request(wildcards(100000)) > request(wildcards(1000))
+        assert request(wildcards(1000, size=256)) > request(wildcards(1000, size=32))
+        assert request(wildcards(1)) >= job_resources.BASE_MB
+    assert job_resources.read_mem_mb(wildcards(10000)) > job_resources.store_mem_mb(
+        wildcards(10000)
+    )
+
+
+def test_runtime_scales_with_images():
+    small = job_resources.timing_runtime(wildcards(10))
+    large = job_resources.timing_runtime(wildcards(100000))
+    huge = job_resources.timing_runtime(wildcards(100000, size=256))
+    assert small >= 10
+    assert small < large < huge
+    assert large == 10 + int(100000 * 3072 / 1e6 / 15)
+
+
+def test_missing_image_size_means_cifar():
+    old_style = SimpleNamespace(cutoff="1000")
+    assert job_resources.store_mem_mb(old_style) == job_resources.store_mem_mb(wildcards(1000))
+
+
+@pytest.mark.parametrize("readers", [1, 2, 8])
+def test_read_threads_equal_readers(readers):
+    assert job_resources.read_threads(wildcards(10, readers=readers)) == readers
+
+
+def test_read_threads_default_one():
+    assert job_resources.read_threads(SimpleNamespace(cutoff="10")) == 1
