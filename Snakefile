@@ -18,6 +18,11 @@ configfile: "config.yaml"
 
 
 validate_config(config, PACKAGE_DIR.parent / "schemas" / "config.schema.yaml")
+# Timed jobs take one timing_slot each: one at a time unless --resources says otherwise.
+# Set here as well as in profiles/default because Snakemake passes no --resources to the
+# Snakemake running inside a Slurm job, which runs a store and its reads (a group job).
+if "timing_slot" not in workflow.global_resources:
+    workflow.register_resource("timing_slot", 1)
 for note in plan.excluded_points(config):
     print(f"Note: {note}", file=sys.stderr)
 

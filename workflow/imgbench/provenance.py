@@ -103,6 +103,8 @@ def collect(store_path: Path, repo_dir: Path) -> dict:
         "python": sys.version.split()[0],
         "git_commit": git_commit(repo_dir),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        # Often FALSE on Lustre/NFS without lock support; it changes what HDF5 does.
+        "hdf5_use_file_locking": os.environ.get("HDF5_USE_FILE_LOCKING"),
     }
     record.update({name.lower(): _package_version(name) for name in PACKAGES})
     record.update(_c_library_versions())
