@@ -265,6 +265,13 @@ def test_variants_for_an_unknown_method(config):
         ("lmdb", {"map_size": 1}, r"variants\.lmdb\.fast is invalid: .*no option map_size"),
         ("hdf5", {"chunk": "image"}, r"variants\.hdf5\.fast is invalid: .*no option chunk\b"),
         ("npy", {"mmap": True}, r"variants\.npy\.fast is invalid: .*no option mmap"),
+        # Values are checked before any job runs too, not only names.
+        (
+            "lmdb",
+            {"value_format": "json"},
+            r"variants\.lmdb\.fast is invalid: .*value_format must be one of raw, pickle",
+        ),
+        ("png", {"compress_level": 11}, r"variants\.png\.fast is invalid: .*compress_level"),
     ],
 )
 def test_unknown_variant_option(config, method, options, message):

@@ -131,9 +131,18 @@ def test_unknown_option_error_lists_the_known_options():
 @pytest.mark.parametrize(
     ("method", "options", "message"),
     [
-        ("lmdb", {"value_format": "json"}, r"value_format must be raw or pickle, not 'json'"),
-        ("hdf5", {"chunks": "row"}, r"chunks must be none or image, not 'row'"),
-        ("hdf5", {"compression": "zstd"}, r"compression must be none, gzip or lzf, not 'zstd'"),
+        ("lmdb", {"value_format": "json"}, r"value_format must be one of raw, pickle, not 'json'"),
+        ("lmdb", {"writemap": 1}, r"writemap must be one of false, true, not 1"),
+        ("lmdb", {"sync": "yes"}, r"sync must be one of null, true, false, not 'yes'"),
+        ("hdf5", {"chunks": "row"}, r"chunks must be one of none, image, not 'row'"),
+        (
+            "hdf5",
+            {"compression": "zstd"},
+            r"compression must be one of none, gzip, lzf, not 'zstd'",
+        ),
+        ("hdf5", {"compression_opts": 12}, r"compression_opts must be one of null, 0, 1, .*not 12"),
+        ("png", {"compress_level": 10}, r"compress_level must be one of 0, 1, .*, 9, not 10"),
+        ("png", {"compress_level": True}, r"compress_level must be one of .*not True"),
     ],
 )
 def test_bad_option_values_are_refused(method, options, message, tmp_path):

@@ -95,7 +95,7 @@ def validate_config(config: dict, schema_path: Path) -> dict:
             except ValueError as error:
                 raise ConfigError(
                     f"config key variants.{method}.{variant} is invalid: {error}; "
-                    "fix the option name or remove it"
+                    "fix the option or remove it"
                 ) from None
     for index, size in enumerate(config["image_sizes"]):
         if not allowed_cutoffs(config, size):

@@ -7,6 +7,9 @@ A method module defines
 ``OPTIONS``
     the method's format options and their defaults (the tuned default variant); a
     variant in ``config.yaml`` overrides some of them, e.g. PNG ``compress_level: 1``.
+``CHOICES`` (optional)
+    the allowed values of those options that have a fixed set, checked together with
+    the names when the config is validated, before any job runs.
 ``store(store_dir, images, labels, *, fsync, options=None)``
     write ``images`` (N, H, W, C) uint8 and ``labels`` (N,) into the directory
     ``store_dir`` (which exists and is empty; everything in it belongs to the store).
@@ -56,6 +59,18 @@ def resolve_options(module: ModuleType, options: dict | None) -> dict:
         known = ", ".join(sorted(defaults)) or "none"
         raise ValueError(f"method {name} has no option {', '.join(unknown)} (options: {known})")
     defaults.update(options or {})
+    name = module.__name__.rsplit(".", 1)[-1]
+    for option, allowed in getattr(module, "CHOICES", {}).items():
+        value = defaults[option]
+        # `True in (0, 1)` holds in Python; compare types too so 1 is not taken for true.
+        if not any(value == choice and type(value) is type(choice) for choice in allowed):
+            listed = ", ".join(
+                "null" if c is None else str(c).lower() if isinstance(c, bool) else str(c)
+                for c in allowed
+            )
+            raise ValueError(
+                f"method {name} option {option} must be one of {listed}, not {value!r}"
+            )
     return defaults
 
 

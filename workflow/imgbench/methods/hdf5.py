@@ -19,6 +19,11 @@ from . import resolve_options
 DESCRIPTION = "HDF5 (one file, images + labels datasets)"
 FILE_NAME = "images.h5"
 OPTIONS = {"chunks": "none", "compression": "none", "compression_opts": None}
+CHOICES = {
+    "chunks": ("none", "image"),
+    "compression": ("none", "gzip", "lzf"),
+    "compression_opts": (None, *range(10)),
+}
 
 
 def store(
@@ -30,12 +35,6 @@ def store(
     options: dict | None = None,
 ) -> None:
     options = resolve_options(sys.modules[__name__], options)
-    if options["chunks"] not in ("none", "image"):
-        raise ValueError(f"hdf5 option chunks must be none or image, not {options['chunks']!r}")
-    if options["compression"] not in ("none", "gzip", "lzf"):
-        raise ValueError(
-            f"hdf5 option compression must be none, gzip or lzf, not {options['compression']!r}"
-        )
     layout = {}
     if options["chunks"] == "image" or options["compression"] != "none":
         layout["chunks"] = (1, *images.shape[1:])

@@ -27,6 +27,11 @@ DESCRIPTION = "LMDB (one key per image)"
 LABELS_KEY = b"~labels"
 META_KEY = b"~meta"
 OPTIONS = {"value_format": "raw", "writemap": False, "sync": None}
+CHOICES = {
+    "value_format": ("raw", "pickle"),
+    "writemap": (False, True),
+    "sync": (None, True, False),
+}
 # Room for B-tree branch/leaf pages, page headers and free-list churn.
 HEADROOM = 1.5
 MIN_MAP_SIZE = 1 << 20
@@ -97,10 +102,6 @@ def store(
     options: dict | None = None,
 ) -> None:
     options = resolve_options(sys.modules[__name__], options)
-    if options["value_format"] not in ("raw", "pickle"):
-        raise ValueError(
-            f"lmdb option value_format must be raw or pickle, not {options['value_format']!r}"
-        )
     sync = fsync if options["sync"] is None else bool(options["sync"])
     map_size = estimate_map_size(images, labels)
     env = lmdb.open(

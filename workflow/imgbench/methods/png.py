@@ -15,6 +15,7 @@ DESCRIPTION = "PNG files + labels.csv"
 LABELS_FILE = "labels.csv"
 # Pillow's default zlib level is 6, which is also what the article used.
 OPTIONS = {"compress_level": 6}
+CHOICES = {"compress_level": tuple(range(10))}
 
 
 def _image_path(store_dir: Path, index: int) -> Path:
