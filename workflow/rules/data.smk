@@ -72,6 +72,8 @@ rule duplicate:
     resources:
         mem_mb=DUPLICATE_MEM_MB,
         runtime=20,
+        # Heavy disk and CPU work: never beside a timed store or read.
+        timing_slot=1,
     params:
         n_images=config["n_images"],
     script:
@@ -96,6 +98,8 @@ rule resize:
     resources:
         mem_mb=RESIZE_MEM_MB,
         runtime=60,
+        # Heavy disk and CPU work: never beside a timed store or read.
+        timing_slot=1,
     params:
         n_images=plan.ResizeCount(config),
         chunk_bytes=config["resize_chunk_bytes"],
