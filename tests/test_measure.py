@@ -380,3 +380,63 @@ def test_failing_reader_process_fails_the_read(data, env, tmp_path):
     missing.mkdir()
     with pytest.raises(measure.VerificationError, match="reader failed"):
         read("npy", missing, data, env, pattern="shuffled", readers=2, batch_size=BATCH)
+
+
+def test_reader_process_killed_by_a_signal_fails_the_read_promptly(data, env, stores, monkeypatch):
+    """A reader that dies without reporting (a segfault in a C library, the OOM killer)
+    fails the job within seconds instead of leaving the parent waiting for its result."""
+    import os
+    import signal
+    import time
+
+    store_dir, _ = stores["npy"]
+    module = get_method("npy")
+    real_open = module.open_reader
+
+    def open_and_die(path):
+        reader = real_open(path)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return reader
+
+    monkeypatch.setattr(module, "open_reader", open_and_die)  # inherited by the fork
+    began = time.monotonic()
+    with pytest.raises(measure.VerificationError, match=r"died without reporting.*-9"):
+        read("npy", store_dir, data, env, pattern="shuffled", readers=2, batch_size=BATCH)
+    assert time.monotonic() - began < 60
+
+
+def test_reader_failing_before_the_start_releases_the_others(data, env, stores, monkeypatch):
+    """A worker that fails before the common start breaks the barrier at once, and the
+    parent reports that worker's error rather than waiting out the start timeout."""
+    store_dir, _ = stores["npy"]
+    real_get_method = measure.get_method
+    calls = {"n": 0}
+
+    def get_method_failing_in_workers(name):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the parent's call is the first; the forked workers' come after
+            raise RuntimeError("cannot import the method in the worker")
+        return real_get_method(name)
+
+    monkeypatch.setattr(measure, "get_method", get_method_failing_in_workers)
+    with pytest.raises(measure.VerificationError, match="cannot import the method"):
+        read("npy", store_dir, data, env, pattern="shuffled", readers=2, batch_size=BATCH)
+
+
+def test_parallel_read_time_excludes_the_workers_checks(data, env, stores, monkeypatch):
+    """Each worker checks its batches after its timed part: a slow check must not show
+    up in the read time."""
+    import time
+
+    check_s = 3.0
+    store_dir, _ = stores["npy"]
+    real_verify = measure._verify_batches
+
+    def slow_verify(*args):
+        time.sleep(check_s)
+        real_verify(*args)
+
+    monkeypatch.setattr(measure, "_verify_batches", slow_verify)
+    row = read("npy", store_dir, data, env, pattern="shuffled", readers=2, batch_size=BATCH)
+    # the sleep alone would make it check_s; reading 20 tiny images takes milliseconds
+    assert row["seconds"] < check_s, row["seconds"]

@@ -21,6 +21,8 @@ import gc
 import json
 import math
 import multiprocessing
+import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -207,19 +209,48 @@ def _verify_batches(method, batches, requests, images, labels) -> None:
 
 
 def _worker(method, store_dir, share, images, labels, barrier, results) -> None:
+    """One reader process: wait for the start, read its share, note when reading ended
+    (``perf_counter_ns`` is the system-wide monotonic clock, comparable across processes),
+    then check what it read, outside the timed part, and report."""
     try:
         module = get_method(method)
         barrier.wait()
         gc.disable()
         batches, latencies = _read_requests(module, store_dir, share)
+        read_end = time.perf_counter_ns()
         gc.enable()
         _verify_batches(method, batches, share, images, labels)
-        results.put((latencies, None))
+        results.put((read_end, latencies, None))
     except BaseException as error:  # reported to the parent, which fails the job
-        results.put((None, f"{type(error).__name__}: {error}"))
+        barrier.abort()  # a reader that fails before the start releases everyone waiting
+        results.put((None, None, f"{type(error).__name__}: {error}"))
 
 
-def _read_parallel(method, store_dir, shares, images, labels) -> np.ndarray:
+def _collect(workers, results, *, poll_s: float = 1.0) -> list:
+    """One outcome per worker; a worker that died without reporting (a crash in a C
+    library, the OOM killer) fails the job at once instead of leaving the parent waiting."""
+    outcomes = []
+    while len(outcomes) < len(workers):
+        try:
+            outcomes.append(results.get(timeout=poll_s))
+        except queue.Empty as empty:
+            # a worker that exited cleanly has put its outcome already; one that exited
+            # with a signal or an error code never will
+            dead = [w for w in workers if w.exitcode not in (None, 0)]
+            if dead and results.empty():
+                codes = ", ".join(f"pid {w.pid} exit code {w.exitcode}" for w in dead)
+                raise VerificationError(
+                    f"a reader process died without reporting ({codes}); a negative code "
+                    "is the signal that killed it (-9: out of memory, -11: segfault)"
+                ) from empty
+    return outcomes
+
+
+def _read_parallel(
+    method, store_dir, shares, images, labels, *, start_timeout_s: float = 600.0
+) -> tuple[np.ndarray, int, float, float]:
+    """Fork one reader per share, release them together, and time from the release to
+    the end of the slowest reader's reads (each reader's own check is not timed)."""
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(len(shares) + 1)
     results = context.Queue()
@@ -232,22 +263,30 @@ def _read_parallel(method, store_dir, shares, images, labels) -> np.ndarray:
     for worker in workers:
         worker.start()
     try:
-        outcomes = []
-
-        def operation():
-            barrier.wait()
-            for _ in workers:
-                outcomes.append(results.get(timeout=24 * 3600))
-
-        _, elapsed, start, end = timed(operation)
+        gc.collect()
+        start_unix = time.time()
+        start = time.perf_counter_ns()
+        try:
+            barrier.wait(timeout=start_timeout_s)
+        except threading.BrokenBarrierError:
+            outcomes = _collect(workers, results)  # raises if a worker died before the start
+            errors = [error for _, _, error in outcomes if error and "BrokenBarrier" not in error]
+            raise VerificationError(
+                f"{method} readers did not all start: "
+                + (errors[0] if errors else f"not within {start_timeout_s:.0f} s")
+            ) from None
+        outcomes = _collect(workers, results)
     finally:
         for worker in workers:
             worker.join(timeout=60)
-    errors = [error for _, error in outcomes if error]
+            if worker.is_alive():
+                worker.kill()
+    errors = [error for _, _, error in outcomes if error]
     if errors:
         raise VerificationError(f"{method} reader failed: {errors[0]}")
-    latencies = np.concatenate([lat for lat, _ in outcomes]) if outcomes else np.empty(0)
-    return latencies, elapsed, start, end
+    elapsed = max(read_end for read_end, _, _ in outcomes) - start
+    latencies = np.concatenate([lat for _, lat, _ in outcomes])
+    return latencies, elapsed, start_unix, start_unix + elapsed / 1e9
 
 
 def run_read(
