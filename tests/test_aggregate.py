@@ -361,8 +361,25 @@ def test_overlapping_timings(tables):
     )
     # png spans both npy and lmdb; hdf5 overlaps png in time but on another host.
     assert aggregate.overlapping_timings(frame) == [
-        ("png store cutoff=10 repeat=1 n/a", "npy read cutoff=10 repeat=1 cold"),
-        ("png store cutoff=10 repeat=1 n/a", "lmdb read cutoff=10 repeat=2 warm"),
+        ("png store cutoff=10 repeat=1", "npy read cutoff=10 repeat=1 cold"),
+        ("png store cutoff=10 repeat=1", "lmdb read cutoff=10 repeat=2 warm"),
+    ]
+    # with every coordinate present, the labels name them all
+    full = frame.assign(
+        variant=["default", "default", "article", "gzip"],
+        image_size=[256, 256, 256, 256],
+        read_pattern=["n/a", "shuffled", "sequential", "n/a"],
+        readers=[1, 4, 1, 1],
+    )
+    assert aggregate.overlapping_timings(full) == [
+        (
+            "png/default store 256px cutoff=10 repeat=1",
+            "npy/default read 256px cutoff=10 repeat=1 cold shuffled readers=4",
+        ),
+        (
+            "png/default store 256px cutoff=10 repeat=1",
+            "lmdb/article read 256px cutoff=10 repeat=2 warm sequential readers=1",
+        ),
     ]
     back_to_back = frame.assign(t_start_unix=[0.0, 1.0, 2.0, 0.0], t_end_unix=[1.0, 2.0, 3.0, 1.0])
     assert aggregate.overlapping_timings(back_to_back) == []

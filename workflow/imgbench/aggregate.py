@@ -174,20 +174,37 @@ def bytes_per_image_markdown(table: pd.DataFrame) -> str:
     return "".join(out)
 
 
+_LABEL_PARTS = (
+    ("method", "{}"),
+    ("variant", "/{}"),
+    ("operation", " {}"),
+    ("image_size", " {}px"),
+    ("cutoff", " cutoff={}"),
+    ("repeat", " repeat={}"),
+    ("cache", " {}"),
+    ("read_pattern", " {}"),
+    ("readers", " readers={}"),
+)
+
+
+def _measurement_label(row: pd.Series) -> str:
+    """Every coordinate of one measurement that the rows carry, e.g.
+    ``png/default read 32px cutoff=10 repeat=1 cold sequential readers=1``."""
+    is_store = row.get("operation") == "store"
+    return "".join(
+        template.format(row[name])
+        for name, template in _LABEL_PARTS
+        if name in row.index
+        and not pd.isna(row[name])
+        and str(row[name]) not in ("", "n/a")
+        and not (is_store and name == "readers")
+    )
+
+
 def overlapping_timings(rows: pd.DataFrame) -> list[tuple[str, str]]:
     """Pairs of measurements whose timed intervals overlapped on the same host."""
     clashes = []
-    labels = (
-        rows["method"]
-        + " "
-        + rows["operation"]
-        + " cutoff="
-        + rows["cutoff"].astype(str)
-        + " repeat="
-        + rows["repeat"].astype(str)
-        + " "
-        + rows["cache"].astype(str)
-    )
+    labels = rows.apply(_measurement_label, axis=1) if len(rows) else pd.Series(dtype=str)
     labelled = rows.assign(label=labels)
     for _, group in labelled.groupby("host"):
         ordered = group.sort_values("t_start_unix")
