@@ -172,3 +172,32 @@ def test_spread_is_range_or_interquartile():
 )
 def test_legend_labels(series, label):
     assert plotting._label(series) == label
+
+
+@pytest.mark.parametrize("single_cutoff", [True, False])
+def test_throughput_with_one_cutoff_draws_bars_for_every_method_and_cache(tmp_path, single_cutoff):
+    """With one cutoff a line over cutoffs would be a column of dots: the panels draw one
+    bar per (method, cache) instead, with the measured medians as heights."""
+    methods = ["png", "lmdb", "npy"]
+    rows = make_rows(methods, [32], ["shuffled"])
+    if single_cutoff:
+        rows = rows[rows["cutoff"] == max(CUTOFFS)]
+    stats, _ = tables(tmp_path, rows)
+    reads = stats[stats["operation"] == "read"]
+    fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["shuffled, 1 reader(s)", "shuffled, 2 reader(s)"]
+    for ax, readers in zip(panels, (1, 2), strict=True):
+        heights = sorted(patch.get_height() for patch in ax.patches)
+        if not single_cutoff:
+            assert heights == [] and len(ax.lines) == len(methods) * 2
+            continue
+        panel = reads[reads["readers"] == readers]
+        assert heights == pytest.approx(sorted(panel["median_images_per_s"]))
+        assert len(heights) == len(methods) * 2  # cold and warm per method
+        assert [t.get_text() for t in ax.get_xticklabels()] == [
+            "LMDB",
+            "npy (baseline)",
+            "PNG files",
+        ]
+    plotting.plt.close(fig)

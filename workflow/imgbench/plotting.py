@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -85,15 +86,36 @@ def _time_figure(stats, selections, title, log, spread, note, colours):
     return fig
 
 
+def _throughput_bars(ax, panel, colours, series_list) -> None:
+    """One cutoff only: a line over cutoffs would be a column of dots, so bars instead,
+    one group per method, cold plain and warm hatched."""
+    caches = [c for c in ("cold", "warm") if c in set(panel["cache"])]
+    width = 0.8 / max(len(caches), 1)
+    positions = np.arange(len(series_list))
+    for index, cache in enumerate(caches):
+        by_series = panel[panel["cache"] == cache].set_index("series")["median_images_per_s"]
+        ax.bar(
+            positions + (index - (len(caches) - 1) / 2) * width,
+            [by_series.get(series, np.nan) for series in series_list],
+            width,
+            color=[colours[series] for series in series_list],
+            hatch="//" if cache == "warm" else None,
+            edgecolor="white" if cache == "warm" else None,
+        )
+    ax.set_xticks(positions, [_label(s) for s in series_list], rotation=30, ha="right")
+
+
 def _throughput_figure(reads, size, colours):
     """Small multiples: one panel per (pattern, readers); images/s vs cutoff, one colour per
-    method, solid cold and dashed warm."""
+    method, solid cold and dashed warm (with a single cutoff: bars, warm hatched)."""
     patterns = [p for p in PATTERN_STYLE if p in set(reads["read_pattern"])]
     reader_counts = sorted(reads["readers"].unique())
+    series_list = sorted(reads["series"].unique())
+    single_cutoff = reads["cutoff"].nunique() == 1
     fig, axes = plt.subplots(
         len(patterns),
         len(reader_counts),
-        figsize=(4.2 * len(reader_counts) + 2.5, 3.4 * len(patterns)),
+        figsize=(4.2 * len(reader_counts) + 2.5, (4.2 if single_cutoff else 3.4) * len(patterns)),
         sharex=True,
         sharey=True,
         squeeze=False,
@@ -102,6 +124,14 @@ def _throughput_figure(reads, size, colours):
         for column, readers in enumerate(reader_counts):
             ax = axes[row][column]
             panel = reads[(reads["read_pattern"] == pattern) & (reads["readers"] == readers)]
+            ax.set_title(f"{pattern}, {readers} reader(s)", fontsize="medium")
+            if column == 0:
+                ax.set_ylabel("Images per second")
+            if single_cutoff:
+                _throughput_bars(ax, panel, colours, series_list)
+                ax.set_yscale("log")
+                ax.grid(True, axis="y", which="both", alpha=0.3)
+                continue
             for (series, cache), points in panel.groupby(["series", "cache"], sort=True):
                 points = points.sort_values("cutoff")
                 ax.plot(
@@ -114,23 +144,29 @@ def _throughput_figure(reads, size, colours):
                 )
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_title(f"{pattern}, {readers} reader(s)", fontsize="medium")
             ax.grid(True, which="both", alpha=0.3)
             if row == len(patterns) - 1:
                 ax.set_xlabel("Images in the store")
-            if column == 0:
-                ax.set_ylabel("Images per second")
-    handles = [
-        plt.Line2D([], [], color=colours[s], marker="o", label=_label(s))
-        for s in sorted(reads["series"].unique())
-    ]
-    handles += [
-        plt.Line2D([], [], color="grey", linestyle=CACHE_STYLE[c], label=f"{c} read")
-        for c in ("cold", "warm")
-        if c in set(reads["cache"])
-    ]
+    caches = [c for c in ("cold", "warm") if c in set(reads["cache"])]
+    if single_cutoff:
+        handles = [
+            matplotlib.patches.Patch(
+                facecolor="grey", hatch="//" if c == "warm" else None, label=f"{c} read"
+            )
+            for c in caches
+        ]
+        where = f", {int(reads['cutoff'].iloc[0]):,} images"
+    else:
+        handles = [
+            plt.Line2D([], [], color=colours[s], marker="o", label=_label(s)) for s in series_list
+        ]
+        handles += [
+            plt.Line2D([], [], color="grey", linestyle=CACHE_STYLE[c], label=f"{c} read")
+            for c in caches
+        ]
+        where = ""
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
-    fig.suptitle(f"Read throughput by access pattern and readers, {size}x{size} (median)")
+    fig.suptitle(f"Read throughput by access pattern and readers, {size}x{size}{where} (median)")
     fig.tight_layout()
     return fig
 
