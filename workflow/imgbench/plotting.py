@@ -86,16 +86,23 @@ def _time_figure(stats, selections, title, log, spread, note, colours):
     return fig
 
 
+def _bar_offsets(count: int) -> tuple[np.ndarray, float]:
+    """Offsets from a group's centre and the width of ``count`` side-by-side bars that
+    together fill 80 % of one group slot."""
+    width = 0.8 / max(count, 1)
+    return (np.arange(count) - (count - 1) / 2) * width, width
+
+
 def _throughput_bars(ax, panel, colours, series_list) -> None:
     """One cutoff only: a line over cutoffs would be a column of dots, so bars instead,
     one group per method, cold plain and warm hatched."""
     caches = [c for c in ("cold", "warm") if c in set(panel["cache"])]
-    width = 0.8 / max(len(caches), 1)
+    offsets, width = _bar_offsets(len(caches))
     positions = np.arange(len(series_list))
-    for index, cache in enumerate(caches):
+    for offset, cache in zip(offsets, caches, strict=True):
         by_series = panel[panel["cache"] == cache].set_index("series")["median_images_per_s"]
         ax.bar(
-            positions + (index - (len(caches) - 1) / 2) * width,
+            positions + offset,
             [by_series.get(series, np.nan) for series in series_list],
             width,
             color=[colours[series] for series in series_list],
@@ -209,14 +216,14 @@ def _speed_vs_npy_figure(stats, size):
     kinds = [k for k in kinds if ((base["operation"] == k[0]) & (base["cache"] == k[1])).any()]
     series_list = [s for s in sorted(base["series"].unique()) if s != "npy"]
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    width = 0.8 / max(len(kinds), 1)
+    offsets, width = _bar_offsets(len(kinds))
     positions = np.arange(len(series_list))
-    for index, (operation, cache, title) in enumerate(kinds):
+    for offset, (operation, cache, title) in zip(offsets, kinds, strict=True):
         chosen = base[(base["operation"] == operation) & (base["cache"] == cache)]
         by_series = chosen.set_index("series")["median_s"]
         reference = by_series.get("npy", np.nan)
         ratios = [by_series.get(s, np.nan) / reference for s in series_list]
-        ax.bar(positions + (index - (len(kinds) - 1) / 2) * width, ratios, width, label=title)
+        ax.bar(positions + offset, ratios, width, label=title)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(positions, [_label(s) for s in series_list], rotation=20, ha="right")
     ax.set_yscale("log")
@@ -237,14 +244,14 @@ def _disk_figure(disk):
     fig, ax = plt.subplots(figsize=(9, 5.5))
     series_list = sorted(disk["series"].unique())
     cutoffs = sorted(disk["cutoff"].unique())
-    width = 0.8 / len(series_list)
+    offsets, width = _bar_offsets(len(series_list))
     positions = np.arange(len(cutoffs))
     colours = _colours(disk)
-    for index, series in enumerate(series_list):
+    for offset, series in zip(offsets, series_list, strict=True):
         by_cutoff = disk[disk["series"] == series].set_index("cutoff")["bytes_on_disk"]
         heights = [by_cutoff.get(c, np.nan) / 1e6 for c in cutoffs]
         ax.bar(
-            positions + (index - (len(series_list) - 1) / 2) * width,
+            positions + offset,
             heights,
             width,
             label=_label(series),
