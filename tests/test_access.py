@@ -72,15 +72,20 @@ def test_requests_dispatch():
     )
     assert len(access.requests("random_single", 50, batch_size=8, reads=3, seed=2)) == 3
     assert len(access.requests("sequential", 50, batch_size=8, reads=3, seed=2)) == 7
-    with pytest.raises(ValueError, match="unknown read pattern"):
+    with pytest.raises(ValueError, match="read pattern 'zigzag' has no requests"):
         access.requests("zigzag", 50, batch_size=8, reads=3, seed=2)
+    # The whole-store read is the method's own read, not a list of requests.
+    with pytest.raises(ValueError, match="read pattern 'whole' has no requests"):
+        access.requests("whole", 50, batch_size=8, reads=3, seed=2)
+    assert access.PATTERNS[0] == "whole" and access.PATTERNS[1:] == access.REQUEST_PATTERNS
+    assert access.REQUEST_PATTERNS == ("sequential", "shuffled", "random_single")
 
 
 def test_gathering_returns_requested_images_in_order(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(30, 4, 4, 3), dtype=np.uint8)
     labels = np.arange(30, dtype=np.uint8)
-    npy.store(tmp_path, images, labels, fsync=False)
+    npy.store(tmp_path, images, labels)
     reader = npy.open_reader(tmp_path)
     try:
         for request in access.shuffled(30, 8, seed=9):

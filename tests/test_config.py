@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from imgbench import config as config_module
+from imgbench import fsutil
 from imgbench.config import ConfigError, load_schema, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,16 +39,31 @@ def test_repo_config_states_the_schema_defaults():
     """config.yaml documents the defaults: each top-level value equals the schema's."""
     defaults = schema_defaults(load_schema(SCHEMA))
     for name, value in defaults.items():
-        if name in ("dataset", "plot"):
+        if name in ("dataset", "plot", "busy"):
             continue
         assert BASE[name] == value, name
-    for section in ("dataset", "plot"):
+    for section in ("dataset", "plot", "busy"):
         nested = schema_defaults(load_schema(SCHEMA)["properties"][section])
         assert BASE[section] == nested, section
 
 
 def test_missing_optional_keys_get_their_defaults_in_place(config):
-    for name in ("repeats", "read_cache", "variants", "readers", "read_patterns", "plot", "seed"):
+    for name in (
+        "repeats",
+        "read_cache",
+        "variants",
+        "readers",
+        "read_patterns",
+        "plot",
+        "seed",
+        "inner_repeats",
+        "inner_budget_seconds",
+        "fsync",
+        "cold",
+        "interval_threshold",
+        "busy",
+        "readahead",
+    ):
         del config[name]
     config["dataset"] = {"archive": None}
     validate_config(config, SCHEMA)
@@ -54,17 +71,24 @@ def test_missing_optional_keys_get_their_defaults_in_place(config):
     assert config["read_cache"] == ["cold", "warm"]
     assert config["variants"] == {}
     assert config["readers"] == [1]
-    assert config["read_patterns"] == ["sequential"]
+    assert config["read_patterns"] == ["whole", "random_single"]
     assert config["seed"] == 0
-    assert config["plot"] == {"formats": ["png", "svg"], "dpi": 150, "spread": "range"}
+    assert config["plot"] == {"formats": ["png", "svg"], "dpi": 150, "spread": "ci"}
     assert config["dataset"]["url"].startswith("https://")
     assert config["dataset"]["md5"] == "c58f30108f718f92721af3b95e74349a"
+    assert (config["inner_repeats"], config["inner_budget_seconds"]) == (5, 3)
+    assert config["fsync"] == "syncfs" and config["cold"] == "fadvise"
+    assert config["interval_threshold"] == 0.1
+    assert config["busy"] == {"load_per_core": 1.0, "cpu_pressure_pct": 10.0}
+    assert config["readahead"] == ["on", "off"]
 
 
 def test_nested_defaults_fill_around_given_values(config):
     config["plot"] = {"dpi": 300}
+    config["busy"] = {"load_per_core": 2.0}
     validate_config(config, SCHEMA)
-    assert config["plot"] == {"formats": ["png", "svg"], "dpi": 300, "spread": "range"}
+    assert config["plot"] == {"formats": ["png", "svg"], "dpi": 300, "spread": "ci"}
+    assert config["busy"] == {"load_per_core": 2.0, "cpu_pressure_pct": 10.0}
 
 
 def test_minimal_config_gets_every_default():
@@ -109,6 +133,8 @@ def test_defaults_do_not_leak_between_calls():
         {"image_sizes": [32, 256, 512]},
         {"n_images": 1000, "cutoffs": [1000]},
         {"read_cache": ["warm"]},
+        {"fsync": "per_file", "cold": "fadvise", "inner_repeats": 1, "inner_budget_seconds": 0},
+        {"read_patterns": ["whole"], "readahead": ["off"], "plot": {"spread": "iqr"}},
     ],
     ids=[
         "md5-null",
@@ -121,6 +147,8 @@ def test_defaults_do_not_leak_between_calls():
         "sizes",
         "cutoff-equals-n",
         "warm-only",
+        "per-file-one-repeat",
+        "whole-readahead-off-iqr",
     ],
 )
 def test_valid_changes_pass(config, change):
@@ -173,7 +201,20 @@ BAD_VALUES = [
     ("read_cache", ["hot"], r"config key read_cache\[0\] has the bad value 'hot'.*cold or warm"),
     ("read_cache", ["cold", "cold"], r"config key read_cache has the bad value"),
     ("read_cache", [], r"config key read_cache has the bad value \[\]"),
-    ("cv_threshold", 0, r"config key cv_threshold has the bad value 0"),
+    ("cv_threshold", 0.1, r"'cv_threshold' was unexpected.*remove it or fix its spelling"),
+    ("fsync", "fsync", r"config key fsync has the bad value 'fsync'.*per_file.*syncfs"),
+    ("fsync", 1, r"config key fsync has the bad value 1"),
+    ("cold", "evict", r"config key cold has the bad value 'evict'.*fadvise.*drop_caches"),
+    ("inner_repeats", 0, r"config key inner_repeats has the bad value 0 .*from 1 to 100"),
+    ("inner_repeats", 101, r"config key inner_repeats has the bad value 101"),
+    ("inner_budget_seconds", -1, r"config key inner_budget_seconds has the bad value -1"),
+    ("interval_threshold", 0, r"config key interval_threshold has the bad value 0"),
+    ("busy.load_per_core", 0, r"config key busy\.load_per_core has the bad value 0"),
+    ("busy.cpu_pressure_pct", 101, r"config key busy\.cpu_pressure_pct has the bad value 101"),
+    ("busy", {"load": 1}, r"config key busy: .*'load' was unexpected"),
+    ("readahead", ["maybe"], r"config key readahead\[0\] has the bad value 'maybe'"),
+    ("readahead", [], r"config key readahead has the bad value \[\]"),
+    ("read_patterns", ["whole", "whole"], r"config key read_patterns has the bad value"),
     ("image_sizes", [0], r"config key image_sizes\[0\] has the bad value 0 .*between 8 and 4096"),
     ("image_sizes", [32, 8192], r"config key image_sizes\[1\] has the bad value 8192"),
     ("image_sizes", [32, 32], r"config key image_sizes has the bad value \[32, 32\]"),
@@ -306,3 +347,69 @@ def test_config_error_is_one_sentence(config):
         validate_config(config, SCHEMA)
     assert isinstance(caught.value, ValueError)
     assert "\n" not in str(caught.value)
+
+
+# --- normalised spellings and cross-key checks of the new harness --------------------------
+
+
+@pytest.mark.parametrize(("given", "expected"), [(True, "per_file"), (False, "none")])
+def test_boolean_fsync_becomes_a_strategy(config, given, expected):
+    config["fsync"] = given
+    validate_config(config, SCHEMA)
+    assert config["fsync"] == expected
+
+
+@pytest.mark.parametrize("strategy", ["per_file", "syncfs", "none"])
+def test_fsync_strategies_stay(config, strategy):
+    config["fsync"] = strategy
+    validate_config(config, SCHEMA)
+    assert config["fsync"] == strategy
+
+
+def test_yaml_booleans_for_readahead_become_on_and_off():
+    """A bare on/off in YAML is a boolean; the config holds the names."""
+    text = (
+        (REPO / "config.yaml")
+        .read_text()
+        .replace('readahead: ["on", "off"]', "readahead: [on, off]")
+    )
+    assert "readahead: [on, off]" in text
+    config = yaml.safe_load(text)
+    assert config["readahead"] == [True, False]
+    validate_config(config, SCHEMA)
+    assert config["readahead"] == ["on", "off"]
+
+
+@pytest.mark.parametrize("readahead", [[True, "on"], ["off", False]])
+def test_readahead_listed_twice_is_refused_in_one_sentence(config, readahead):
+    config["readahead"] = readahead
+    with pytest.raises(ConfigError, match=r"config key readahead lists a value twice") as caught:
+        validate_config(config, SCHEMA)
+    assert "\n" not in str(caught.value)
+
+
+def test_drop_caches_refused_without_permission(config, monkeypatch):
+    monkeypatch.setattr(fsutil, "can_drop_caches", lambda: False)
+    config["cold"] = "drop_caches"
+    with pytest.raises(
+        ConfigError, match=r"config key cold is drop_caches.*cold: fadvise"
+    ) as caught:
+        validate_config(config, SCHEMA)
+    assert "\n" not in str(caught.value)
+
+
+def test_drop_caches_accepted_with_permission_or_without_cold_reads(config, monkeypatch):
+    monkeypatch.setattr(fsutil, "can_drop_caches", lambda: True)
+    config["cold"] = "drop_caches"
+    validate_config(copy.deepcopy(config), SCHEMA)
+    monkeypatch.setattr(fsutil, "can_drop_caches", lambda: False)
+    config["read_cache"] = ["warm"]  # nothing is evicted, so no root is needed
+    validate_config(config, SCHEMA)
+
+
+def test_normalise_is_idempotent():
+    config = {"fsync": True, "readahead": [False, True]}
+    config_module._normalise(config)
+    assert config == {"fsync": "per_file", "readahead": ["off", "on"]}
+    config_module._normalise(config)
+    assert config == {"fsync": "per_file", "readahead": ["off", "on"]}

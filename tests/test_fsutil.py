@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import mmap
 import os
 import shutil
 import subprocess
@@ -186,3 +188,225 @@ def test_remove_tree_removes_directories_files_and_links(tmp_path):
 
     fsutil.remove_tree(tmp_path / "never-existed")  # no error
     assert not (tmp_path / "never-existed").exists()
+
+
+def test_mount_entry_decodes_octal_escapes_and_picks_the_deepest_mount(tmp_path, monkeypatch):
+    mount_point = tmp_path.resolve() / "data disk"
+    (mount_point / "store").mkdir(parents=True)
+    escaped = str(mount_point).replace(" ", "\\040")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n"
+        f"40 27 8:17 / {escaped} rw,noatime shared:1 - xfs /dev/sdb1 rw,attr2\n"
+        "41 27 0:50 / /elsewhere rw - tmpfs tmpfs rw\n"
+    )
+    monkeypatch.setattr(fsutil, "MOUNTINFO_PATH", mountinfo)
+    entry = fsutil.mount_entry(mount_point / "store" / "not-yet")
+    assert entry == fsutil.MountEntry(
+        str(mount_point), 8, 17, "xfs", "/dev/sdb1", "rw,noatime", "rw,attr2"
+    )
+    assert fsutil.filesystem_of(mount_point / "store") == ("xfs", str(mount_point))
+    assert fsutil.filesystem_of(tmp_path) == ("ext4", "/")
+
+
+def test_mount_entry_is_none_without_mountinfo(tmp_path, monkeypatch):
+    monkeypatch.setattr(fsutil, "MOUNTINFO_PATH", tmp_path / "missing")
+    assert fsutil.mount_entry(tmp_path) is None
+    assert fsutil.filesystem_of(tmp_path) == ("unknown", "")
+
+
+def _device_sectors_written(device: str) -> int:
+    with open("/proc/diskstats") as handle:
+        for line in handle:
+            fields = line.split()
+            if fields[2] == device:
+                return int(fields[9])
+    raise LookupError(device)
+
+
+def test_syncfs_writes_back_the_file_system_of_a_path(tmp_path):
+    from imgbench import machine
+
+    assert fsutil.syncfs(tmp_path) is None  # a directory
+    size = 4 * 1024 * 1024
+    (tmp_path / "dirty.bin").write_bytes(os.urandom(size))
+    device = machine.block_device(tmp_path)
+    if device is None:
+        fsutil.syncfs(tmp_path / "dirty.bin")  # a file
+        pytest.skip("tmp_path has no block device whose writes could be counted")
+    before = _device_sectors_written(device)
+    fsutil.syncfs(tmp_path / "dirty.bin")  # a file
+    # The dirty pages went to the disk (other writers can only add to the count).
+    assert (_device_sectors_written(device) - before) * 512 >= size
+
+
+def test_syncfs_of_a_missing_path_raises_oserror(tmp_path):
+    with pytest.raises(OSError) as caught:
+        fsutil.syncfs(tmp_path / "missing")
+    assert caught.value.errno == errno.ENOENT
+
+
+def test_syncfs_falls_back_to_sync_without_libc_syncfs(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(fsutil, "_load_libc", lambda: object())
+    monkeypatch.setattr(fsutil.os, "sync", lambda: calls.append("sync"))
+    fsutil.syncfs(tmp_path)
+    assert calls == ["sync"]
+
+
+def test_flush_runs_every_strategy_on_a_store(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    files = make_tree(store)
+    contents = {path: path.read_bytes() for path in files}
+    for strategy in fsutil.FLUSH_STRATEGIES:
+        assert fsutil.flush(store, strategy) is None
+    assert {path: path.read_bytes() for path in files} == contents
+
+
+def test_flush_dispatches_on_the_strategy(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(fsutil, "fsync_tree", lambda path: calls.append(("per_file", path)))
+    monkeypatch.setattr(fsutil, "syncfs", lambda path: calls.append(("syncfs", path)))
+    for strategy in fsutil.FLUSH_STRATEGIES:
+        fsutil.flush(tmp_path, strategy)
+    assert calls == [("per_file", tmp_path), ("syncfs", tmp_path)]
+
+
+def test_flush_rejects_an_unknown_strategy(tmp_path):
+    with pytest.raises(ValueError, match="per_file"):
+        fsutil.flush(tmp_path, "fsync")
+
+
+def _require_root_unless_ci():
+    """On CI (CI=true) the test must run, so a non-root runner fails instead of skipping."""
+    if os.environ.get("CI") != "true" and os.geteuid() != 0:
+        pytest.skip("dropping the kernel's caches needs root")
+
+
+def test_drop_caches_evicts_a_file_just_written_and_read(tmp_path):
+    _require_root_unless_ci()
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "data.bin").write_bytes(os.urandom(4 * 1024 * 1024))
+    fsutil.fsync_tree(store)
+    (store / "data.bin").read_bytes()
+    assert fsutil.cached_fraction(store) > 0.9
+    assert fsutil.can_drop_caches()
+
+    fsutil.drop_caches()
+
+    resident, total = fsutil.resident_pages(store / "data.bin")
+    assert resident < total
+    assert fsutil.cached_fraction(store) < 0.05
+
+
+def test_drop_caches_without_the_file_names_cold_and_fadvise(tmp_path, monkeypatch):
+    missing = tmp_path / "no" / "drop_caches"
+    monkeypatch.setattr(fsutil, "DROP_CACHES_PATH", missing)
+    assert not fsutil.can_drop_caches()
+    with pytest.raises(fsutil.DropCachesError) as caught:
+        fsutil.drop_caches()
+    message = str(caught.value)
+    assert isinstance(caught.value, PermissionError)
+    assert message.startswith("cold:") and "fadvise" in message and str(missing) in message
+    assert "\n" not in message
+    assert caught.value.__cause__.errno == errno.ENOENT
+
+    # The file is opened without O_CREAT: a writable directory gains nothing.
+    missing.parent.mkdir()
+    with pytest.raises(fsutil.DropCachesError):
+        fsutil.drop_caches()
+    assert not missing.exists()
+
+
+def test_drop_caches_when_not_root_says_to_run_as_root_or_use_fadvise(tmp_path, monkeypatch):
+    target = tmp_path / "drop_caches"
+    target.write_text("")
+    monkeypatch.setattr(fsutil, "DROP_CACHES_PATH", target)
+    real_open = os.open
+
+    def denied(path, flags, *args):
+        if Path(path) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(fsutil.os, "open", denied)
+    with pytest.raises(fsutil.DropCachesError) as caught:
+        fsutil.drop_caches()
+    message = str(caught.value)
+    assert "root" in message and "cold: fadvise" in message and "Permission denied" in message
+    assert target.read_text() == ""
+
+
+def test_drop_caches_on_a_read_only_file_system_names_the_problem(tmp_path, monkeypatch):
+    target = tmp_path / "drop_caches"
+    monkeypatch.setattr(fsutil, "DROP_CACHES_PATH", target)
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if Path(path) == target:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(fsutil.os, "open", read_only)
+    with pytest.raises(fsutil.DropCachesError, match="read-only.*cold: fadvise"):
+        fsutil.drop_caches()
+
+
+def test_can_drop_caches_checks_write_access(tmp_path, monkeypatch):
+    target = tmp_path / "drop_caches"
+    target.write_text("")
+    monkeypatch.setattr(fsutil, "DROP_CACHES_PATH", target)
+    assert fsutil.can_drop_caches()
+    monkeypatch.setattr(fsutil, "DROP_CACHES_PATH", tmp_path / "missing")
+    assert not fsutil.can_drop_caches()
+
+
+def test_memory_available_bytes_parses_meminfo(tmp_path, monkeypatch):
+    assert fsutil.memory_available_bytes() > 0
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  2000 kB\nMemFree:  100 kB\nMemAvailable:  1234 kB\n")
+    monkeypatch.setattr(fsutil, "MEMINFO_PATH", meminfo)
+    assert fsutil.memory_available_bytes() == 1234 * 1024
+    meminfo.write_text("MemTotal:  2000 kB\n")  # kernels before 3.14
+    assert fsutil.memory_available_bytes() is None
+    monkeypatch.setattr(fsutil, "MEMINFO_PATH", tmp_path / "missing")
+    assert fsutil.memory_available_bytes() is None
+
+
+def _peak_resident_bytes() -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise LookupError("VmHWM")
+
+
+def test_prefault_touches_the_requested_bytes():
+    page = mmap.PAGESIZE
+    try:
+        peak = _peak_resident_bytes()
+    except (OSError, LookupError):
+        pytest.skip("no /proc/self/status VmHWM to see the touched pages")
+    # More than this process ever held, so the new peak can only come from prefault.
+    request = -(-(peak + 64 * 1024 * 1024) // page) * page
+    available = fsutil.memory_available_bytes()
+    if available is not None and request > available // 2:
+        pytest.skip("not enough free memory for the test")
+    assert fsutil.prefault(request) == request
+    assert _peak_resident_bytes() >= request
+
+
+def test_prefault_rounds_to_pages_and_caps_at_half_the_available_memory(monkeypatch):
+    page = mmap.PAGESIZE
+    assert fsutil.prefault(0) == 0
+    assert fsutil.prefault(-5) == 0
+    assert fsutil.prefault(1) == page
+    assert fsutil.prefault(3 * page + 1) == 4 * page
+
+    monkeypatch.setattr(fsutil, "memory_available_bytes", lambda: 2 * 8 * 1024 * 1024 + 123)
+    assert fsutil.prefault(64 * 1024 * 1024) == 8 * 1024 * 1024
+    assert fsutil.prefault(page) == page  # below the cap: untouched
+    monkeypatch.setattr(fsutil, "memory_available_bytes", lambda: None)
+    assert fsutil.prefault(16 * page) == 16 * page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -56,9 +57,9 @@ def smooth_set(count: int, size: int = 32):
     return images, (np.arange(count) % 10).astype(np.uint8)
 
 
-def store_fresh(method: str, store_dir: Path, images, labels, *, fsync=False, options=None):
+def store_fresh(method: str, store_dir: Path, images, labels, *, options=None):
     store_dir.mkdir(parents=True)
-    get_method(method).store(store_dir, images, labels, fsync=fsync, options=options)
+    get_method(method).store(store_dir, images, labels, options=options)
     return store_dir
 
 
@@ -72,8 +73,8 @@ def assert_same(got, images, labels):
     assert np.array_equal(got_labels, labels)
 
 
-def reader_get(method: str, store_dir: Path, indices):
-    reader = get_method(method).open_reader(store_dir)
+def reader_get(method: str, store_dir: Path, indices, *, readahead=True):
+    reader = get_method(method).open_reader(store_dir, readahead=readahead)
     try:
         return reader.get(indices)
     finally:
@@ -168,7 +169,7 @@ def test_roundtrip_one_image(method, tmp_path):
 )
 def test_roundtrip_many_images(method, count, height, width, tmp_path):
     images, labels = random_set(count, height, width, seed=count)
-    store_dir = store_fresh(method, tmp_path / "store", images, labels, fsync=True)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
     got_images, got_labels = get_method(method).read(store_dir)
     assert got_images.shape == (count, height, width, 3)
     assert_same((got_images, got_labels), images, labels)
@@ -303,34 +304,126 @@ def test_lmdb_value_format_is_what_is_stored(value_format, tmp_path):
         assert np.array_equal(record.get_image(), images[2])
 
 
-@pytest.mark.parametrize(
-    ("fsync", "sync_option", "expected"),
-    [
-        (False, None, False),
-        (True, None, True),
-        (True, False, False),
-        (False, True, True),
-    ],
-)
-def test_lmdb_sync_follows_fsync_unless_set(fsync, sync_option, expected, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("sync_option", "expected"), [(None, False), (False, False), (True, True)])
+def test_lmdb_syncs_at_commit_only_when_asked(sync_option, expected, tmp_path, monkeypatch):
+    """``sync: null`` (the default) and ``false``: no commit-time sync, the harness flushes;
+    ``true``: LMDB's own fdatasync at commit, counted as writing."""
     seen = []
+    synced = []
     real_open = lmdb.open
+
+    class RecordingEnv:
+        def __init__(self, env):
+            self.env = env
+
+        def sync(self, force=False):
+            synced.append(force)
+            return self.env.sync(force)
+
+        def __getattr__(self, name):
+            return getattr(self.env, name)
 
     def recording_open(path, **kwargs):
         seen.append(kwargs)
-        return real_open(path, **kwargs)
+        return RecordingEnv(real_open(path, **kwargs))
 
     monkeypatch.setattr(lmdb_method.lmdb, "open", recording_open)
     images, labels = random_set(3)
     options = {"sync": sync_option, "writemap": True}
-    store_dir = store_fresh(
-        "lmdb", tmp_path / "store", images, labels, fsync=fsync, options=options
-    )
+    store_dir = store_fresh("lmdb", tmp_path / "store", images, labels, options=options)
     assert seen[0]["sync"] is expected
     assert seen[0]["metasync"] is expected
     assert seen[0]["writemap"] is True
+    assert synced == ([True] if expected else [])
     monkeypatch.undo()
     assert_same(lmdb_method.read(store_dir), images, labels)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_store_takes_no_fsync_argument(method, tmp_path):
+    """Durability is the harness's flush step now, not the method's."""
+    images, labels = random_set(2)
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    with pytest.raises(TypeError, match="fsync"):
+        get_method(method).store(store_dir, images, labels, fsync=True)
+
+
+# --- readahead -----------------------------------------------------------------------------
+
+
+def mapping_flags(path: Path) -> list[list[str]]:
+    """VmFlags of every mapping of ``path`` in this process (``rr``: MADV_RANDOM)."""
+    target = str(Path(path).resolve())
+    flags, inside = [], False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" not in fields[0]:
+            inside = len(fields) >= 6 and " ".join(fields[5:]) == target
+        elif inside and line.startswith("VmFlags:"):
+            flags.append(fields[1:])
+    return flags
+
+
+needs_smaps = pytest.mark.skipif(
+    not Path("/proc/self/smaps").exists(), reason="no /proc/self/smaps (not Linux)"
+)
+
+
+@needs_smaps
+@pytest.mark.parametrize(("method", "file_name"), [("npy", "images.npy"), ("lmdb", "data.mdb")])
+@pytest.mark.parametrize("readahead", [True, False])
+def test_memory_mapped_readers_advise_random_access(method, file_name, readahead, tmp_path):
+    images, labels = random_set(40, seed=12)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    reader = get_method(method).open_reader(store_dir, readahead=readahead)
+    try:
+        got = reader.get([39, 0, 17])
+        flags = mapping_flags(store_dir / file_name)
+        assert flags, f"{file_name} is not mapped by the reader"
+        assert all(("rr" in f) is (not readahead) for f in flags), flags
+    finally:
+        reader.close()
+    assert_same(got, images[[39, 0, 17]], labels[[39, 0, 17]])
+
+
+@pytest.mark.parametrize("method", ["hdf5", "png"])
+@pytest.mark.parametrize("readahead", [True, False])
+def test_file_readers_advise_random_access(method, readahead, tmp_path, monkeypatch):
+    images, labels = random_set(12, seed=13)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    advised = []
+    real_fadvise = os.posix_fadvise
+
+    def recording_fadvise(fd, offset, length, advice):
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), advice))
+        return real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    indices = [11, 3, 3, 0]
+    got = reader_get(method, store_dir, indices, readahead=readahead)
+    assert_same(got, images[indices], labels[indices])
+    random_files = {Path(name).name for name, advice in advised if advice == os.POSIX_FADV_RANDOM}
+    if readahead:
+        assert random_files == set()
+    elif method == "hdf5":
+        assert random_files == {hdf5_method.FILE_NAME}
+    else:  # one advice per image file opened
+        assert random_files == {f"{i}.png" for i in set(indices)}
+        assert len([a for a in advised if a[1] == os.POSIX_FADV_RANDOM]) == len(indices)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_readers_without_readahead_return_the_same_images(method, tmp_path):
+    images, labels = random_set(37, seed=14)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels)
+    indices = np.random.default_rng(1).integers(0, 37, size=25)
+    for readahead in (True, False):
+        assert_same(
+            reader_get(method, store_dir, indices, readahead=readahead),
+            images[indices],
+            labels[indices],
+        )
 
 
 @pytest.mark.parametrize("writemap", [False, True])
@@ -396,10 +489,10 @@ def test_run_store_replaces_an_older_store(method, tmp_path):
     an empty directory), so a second, smaller store does not append to the first."""
     store_dir = tmp_path / "store"
     old_images, old_labels = random_set(37, seed=10)
-    measure.run_store(method, old_images, old_labels, store_dir, fsync=False, repeat=1, env=ENV)
+    measure.run_store(method, old_images, old_labels, store_dir, fsync="none", repeat=1, env=ENV)
     (store_dir / "stale.bin").write_bytes(b"left over")
     images, labels = random_set(5, seed=11)
-    row = measure.run_store(method, images, labels, store_dir, fsync=True, repeat=2, env=ENV)
+    (row,) = measure.run_store(method, images, labels, store_dir, fsync="syncfs", repeat=2, env=ENV)
     assert not (store_dir / "stale.bin").exists()
     assert_same(get_method(method).read(store_dir), images, labels)
     assert row["cutoff"] == 5 and row["images_read"] == 5
@@ -413,7 +506,7 @@ def test_run_store_replaces_an_older_store(method, tmp_path):
 def test_run_store_passes_variant_options(tmp_path):
     images, labels = random_set(3)
     store_dir = tmp_path / "store"
-    row = measure.run_store(
+    (row,) = measure.run_store(
         "hdf5",
         images,
         labels,

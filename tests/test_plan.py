@@ -27,6 +27,8 @@ def make_config(**changes) -> dict:
         "read_cache": ["cold", "warm"],
         "read_patterns": ["sequential", "random_single"],
         "readers": [1, 2],
+        "readahead": ["on"],
+        "seed": 0,
     }
     config.update(changes)
     return config
@@ -90,6 +92,7 @@ def test_read_jobs_add_the_read_axes():
     stores = plan.store_jobs(config)
     reads = plan.read_jobs(config)
     assert len(reads) == len(stores) * 2 * 2 * 2
+    assert {j["readahead"] for j in reads} == {"on"}
     axes = Counter((j["read_cache"], j["read_pattern"], j["readers"]) for j in reads)
     assert set(axes) == {
         (cache, pattern, readers)
@@ -100,8 +103,120 @@ def test_read_jobs_add_the_read_axes():
     assert set(axes.values()) == {len(stores)}
     store_keys = {tuple(sorted(j.items())) for j in stores}
     for job in reads:
-        base = {k: v for k, v in job.items() if k not in ("read_cache", "read_pattern", "readers")}
+        read_axes = ("read_cache", "read_pattern", "readers", "readahead")
+        base = {k: v for k, v in job.items() if k not in read_axes}
         assert tuple(sorted(base.items())) in store_keys
+
+
+def kinds(config) -> list[tuple]:
+    return [
+        (k["read_cache"], k["read_pattern"], k["readers"], k["readahead"])
+        for k in plan.read_kinds(config)
+    ]
+
+
+def test_read_kinds_whole_once_per_cache_in_one_process():
+    config = make_config(
+        read_patterns=["whole", "random_single"], readers=[1, 4], readahead=["on", "off"]
+    )
+    got = kinds(config)
+    assert len(got) == len(set(got))
+    whole = [kind for kind in got if kind[1] == "whole"]
+    assert whole == [("cold", "whole", 1, "on"), ("warm", "whole", 1, "on")]
+    # readahead off only for cold reads through the readers; on for every reader count
+    assert {kind for kind in got if kind[3] == "off"} == {
+        ("cold", "random_single", 1, "off"),
+        ("cold", "random_single", 4, "off"),
+    }
+    assert {kind for kind in got if kind[1] != "whole" and kind[3] == "on"} == {
+        (cache, "random_single", readers, "on") for cache in ("cold", "warm") for readers in (1, 4)
+    }
+    assert len(got) == 2 + 4 + 2
+
+
+def test_read_kinds_warm_only_has_no_readahead_off():
+    config = make_config(
+        read_cache=["warm"], read_patterns=["whole", "shuffled"], readahead=["on", "off"]
+    )
+    assert kinds(config) == [
+        ("warm", "whole", 1, "on"),
+        ("warm", "shuffled", 1, "on"),
+        ("warm", "shuffled", 2, "on"),
+    ]
+
+
+def test_read_jobs_are_every_store_times_every_kind():
+    config = make_config(read_patterns=["whole", "sequential"], readahead=["on", "off"])
+    reads = plan.read_jobs(config)
+    assert len(reads) == len(plan.store_jobs(config)) * len(plan.read_kinds(config))
+    keys = [tuple(sorted(job.items())) for job in reads]
+    assert len(keys) == len(set(keys))
+
+
+def test_columns_round_trip():
+    jobs = plan.read_jobs(make_config(read_patterns=["whole", "shuffled"]))
+    columns = plan.columns(jobs)
+    assert set(columns) == set(jobs[0])
+    assert all(len(values) == len(jobs) for values in columns.values())
+    rebuilt = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    assert rebuilt == jobs
+    assert plan.columns([]) == {}
+
+
+def store_wildcards(method, cutoff, repeat, variant="default", size=32):
+    # Snakemake hands wildcards over as strings.
+    return SimpleNamespace(
+        method=method,
+        variant=variant,
+        image_size=str(size),
+        cutoff=str(cutoff),
+        repeat=str(repeat),
+    )
+
+
+def test_store_priority_blocks_by_repeat():
+    config = make_config(repeats=3)
+    priority = plan.StorePriority(config)
+    by_repeat = {
+        repeat: [
+            priority(
+                store_wildcards(
+                    job["method"], job["cutoff"], repeat, job["variant"], job["image_size"]
+                )
+            )
+            for job in plan.store_jobs(config)
+            if job["repeat"] == 1
+        ]
+        for repeat in (1, 2, 3)
+    }
+    for values in by_repeat.values():
+        assert all(0 <= value < 1 for value in values)
+        assert len(set(values)) == len(values)  # shuffled, no ties
+    # Snakemake runs higher priorities first: every first store before any second one.
+    assert min(by_repeat[1]) > max(by_repeat[2])
+    assert min(by_repeat[2]) > max(by_repeat[3])
+    # Shuffled within a block: not in the order of the methods or cutoffs.
+    first = by_repeat[1]
+    assert first != sorted(first) and first != sorted(first, reverse=True)
+
+
+def test_store_priority_is_seeded():
+    wildcards_list = [
+        store_wildcards(method, cutoff, 1)
+        for method in ("png", "lmdb", "npy")
+        for cutoff in (1, 10, 100)
+    ]
+    same = plan.StorePriority(make_config(seed=5))
+    again = plan.StorePriority(make_config(seed=5))
+    other = plan.StorePriority(make_config(seed=6))
+    values = [same(w) for w in wildcards_list]
+    assert values == [again(w) for w in wildcards_list]
+    assert values != [other(w) for w in wildcards_list]
+    # One repeat: the whole range [0, 1) is one block.
+    single = plan.StorePriority(make_config(repeats=1, seed=5))
+    assert all(0 <= single(w) < 1 for w in wildcards_list)
 
 
 def test_paths_fill_templates():

@@ -1,19 +1,22 @@
 """Read access patterns: which images, in which order, split how among reader processes.
 
-Every pattern is a list of *requests*, each an array of image indices read (and gathered
-into one array) together. Orders depend only on the seed and the number of images, so
-every method reads the same permutation.
+``whole`` is the article's read: the method's own ``read`` returns the whole store as one
+array in one process (no requests). Every other pattern is a list of *requests*, each an
+array of image indices read (and gathered into one array) together through the method's
+reader, by 1 or more reader processes. Orders depend only on the seed and the number of
+images, so every method reads the same permutation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PATTERNS = ("sequential", "shuffled", "random_single")
+PATTERNS = ("whole", "sequential", "shuffled", "random_single")
+REQUEST_PATTERNS = PATTERNS[1:]
 
 
 def sequential(count: int, batch_size: int) -> list[np.ndarray]:
-    """Front to back, in batches of ``batch_size`` (used when several readers share a store)."""
+    """Front to back, in batches of ``batch_size``, through the reader."""
     return [
         np.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)
     ]
@@ -38,7 +41,7 @@ def requests(pattern: str, count: int, *, batch_size: int, reads: int, seed: int
         return shuffled(count, batch_size, seed)
     if pattern == "random_single":
         return random_single(count, reads, seed)
-    raise ValueError(f"unknown read pattern {pattern!r}; choose one of {PATTERNS}")
+    raise ValueError(f"read pattern {pattern!r} has no requests; choose one of {REQUEST_PATTERNS}")
 
 
 def split(items: list, workers: int) -> list[list]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from . import fsutil
 from .methods import available_methods, get_method, resolve_options
 from .plan import allowed_cutoffs, max_images
 
@@ -58,6 +59,21 @@ def load_schema(schema_path: Path) -> dict:
         return yaml.safe_load(handle)
 
 
+def _normalise(config: dict) -> None:
+    """Spellings YAML turns into booleans, and the older boolean fsync, as names."""
+    if isinstance(config["fsync"], bool):
+        config["fsync"] = "per_file" if config["fsync"] else "none"
+    config["readahead"] = [
+        {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        for value in config["readahead"]
+    ]
+    if len(set(config["readahead"])) < len(config["readahead"]):
+        raise ConfigError(
+            f"config key readahead lists a value twice ({config['readahead']}); "
+            "give on, off or both once"
+        )
+
+
 def validate_config(config: dict, schema_path: Path) -> dict:
     """Fill defaults, check ``config`` against the schema and across keys; return it.
 
@@ -69,6 +85,7 @@ def validate_config(config: dict, schema_path: Path) -> dict:
     if error is not None:
         raise ConfigError(_sentence(error))
 
+    _normalise(config)
     n_images = config["n_images"]
     for index, cutoff in enumerate(config["cutoffs"]):
         if cutoff > n_images:
@@ -104,6 +121,15 @@ def validate_config(config: dict, schema_path: Path) -> dict:
                 f"(at most {max_images(config, size)} images of {size}x{size}); add a smaller "
                 "cutoff or raise max_job_bytes"
             )
+    if (
+        config["cold"] == "drop_caches"
+        and "cold" in config["read_cache"]
+        and not fsutil.can_drop_caches()
+    ):
+        raise ConfigError(
+            "config key cold is drop_caches, but this process may not write "
+            "/proc/sys/vm/drop_caches (it needs root); run as root or set cold: fadvise"
+        )
     archive = config["dataset"]["archive"]
     if archive is not None and not Path(archive).is_file():
         raise ConfigError(

@@ -1,14 +1,22 @@
-"""File-system helpers: disk usage like ``du``, fsync, page-cache eviction and residency."""
+"""File-system helpers: disk usage like ``du``, fsync/syncfs, page-cache eviction and
+residency, dropping the kernel's caches and pre-faulting memory."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import mmap
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+FLUSH_STRATEGIES = ("per_file", "syncfs", "none")
+DROP_CACHES_PATH = Path("/proc/sys/vm/drop_caches")
+MEMINFO_PATH = Path("/proc/meminfo")
+MOUNTINFO_PATH = Path("/proc/self/mountinfo")
 
 
 @dataclass(frozen=True)
@@ -133,24 +141,203 @@ def remove_tree(path: Path) -> None:
         path.unlink()
 
 
-def filesystem_of(path: Path) -> tuple[str, str]:
-    """(filesystem type, mount point) of the mount holding ``path``, from /proc/self/mountinfo."""
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo (see proc(5))."""
+
+    mount_point: str
+    major: int
+    minor: int
+    fs_type: str
+    source: str
+    mount_options: str  # per-mount options, e.g. "rw,relatime"
+    super_options: str  # per-superblock options, e.g. "rw,discard"
+
+
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040 ...)."""
+    return _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), field)
+
+
+def _parse_mountinfo_line(line: str) -> MountEntry:
+    fields = line.split()
+    separator = fields.index("-")
+    major, minor = fields[2].split(":")
+    return MountEntry(
+        mount_point=_unescape(fields[4]),
+        major=int(major),
+        minor=int(minor),
+        fs_type=fields[separator + 1],
+        source=_unescape(fields[separator + 2]) if len(fields) > separator + 2 else "",
+        mount_options=fields[5],
+        super_options=fields[separator + 3] if len(fields) > separator + 3 else "",
+    )
+
+
+def mount_entry(path: Path) -> MountEntry | None:
+    """The mount holding ``path`` (or its nearest existing parent): the longest mount point
+    containing it, the last one listed when mounts are stacked. None when mountinfo is
+    missing or unreadable (not Linux)."""
     target = Path(path).resolve()
     while not target.exists() and target != target.parent:
         target = target.parent
-    best_mount, best_type = "", "unknown"
+    best: MountEntry | None = None
     try:
-        with open("/proc/self/mountinfo") as handle:
+        with open(MOUNTINFO_PATH) as handle:
             for line in handle:
-                fields = line.split()
-                separator = fields.index("-")
-                mount_point = fields[4].replace("\\040", " ")
-                fs_type = fields[separator + 1]
+                entry = _parse_mountinfo_line(line)
+                mount_point = entry.mount_point
                 inside = str(target) == mount_point or str(target).startswith(
                     mount_point.rstrip("/") + "/"
                 )
-                if inside and len(mount_point) >= len(best_mount):
-                    best_mount, best_type = mount_point, fs_type
+                if inside and (best is None or len(mount_point) >= len(best.mount_point)):
+                    best = entry
     except (OSError, ValueError, IndexError):
+        return None
+    return best
+
+
+def filesystem_of(path: Path) -> tuple[str, str]:
+    """(filesystem type, mount point) of the mount holding ``path``, from /proc/self/mountinfo;
+    ("unknown", "") when that cannot be read."""
+    entry = mount_entry(path)
+    if entry is None:
         return "unknown", ""
-    return best_type, best_mount
+    return entry.fs_type, entry.mount_point
+
+
+def syncfs(path: Path) -> None:
+    """Write back every dirty page of the whole file system holding ``path`` with syncfs(2),
+    on an fd of ``path`` (a file or a directory). Where libc has no syncfs (not Linux) it
+    falls back to ``os.sync()``, which flushes every file system. Raises OSError (with errno)
+    when ``path`` cannot be opened or syncfs fails."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        function = getattr(_load_libc(), "syncfs", None)
+        if function is None:
+            os.sync()
+            return
+        function.argtypes = [ctypes.c_int]
+        function.restype = ctypes.c_int
+        if function(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs failed: {os.strerror(code)}", str(path))
+    finally:
+        os.close(fd)
+
+
+def flush(store_dir: Path, strategy: str) -> None:
+    """Make a freshly written store durable: "per_file" fsyncs each file and directory
+    (``fsync_tree``), "syncfs" flushes the whole file system once, "none" does nothing."""
+    if strategy == "per_file":
+        fsync_tree(Path(store_dir))
+    elif strategy == "syncfs":
+        syncfs(Path(store_dir))
+    elif strategy != "none":
+        raise ValueError(f"unknown flush strategy {strategy!r}; expected one of {FLUSH_STRATEGIES}")
+
+
+class DropCachesError(PermissionError):
+    """The kernel's caches cannot be dropped here; the message says why and what to set."""
+
+
+def _drop_caches_problem(error: OSError) -> str:
+    """One sentence: what stopped drop_caches, the config key and the fix."""
+    path = DROP_CACHES_PATH
+    reason = error.strerror or str(error)
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"cold: drop_caches needs root to write {path} ({reason}); "
+            "run as root or set cold: fadvise"
+        )
+    if error.errno == errno.EROFS:
+        return (
+            f"cold: drop_caches cannot write {path} because it is mounted read-only here "
+            "(a container?); run as root on the host or set cold: fadvise"
+        )
+    if error.errno == errno.ENOENT:
+        return (
+            f"cold: drop_caches needs {path}, which this system does not have (not Linux?); "
+            "set cold: fadvise"
+        )
+    return (
+        f"cold: drop_caches could not write {path} ({reason}); "
+        "run as root outside a container or set cold: fadvise"
+    )
+
+
+def can_drop_caches() -> bool:
+    """Whether this process may write the drop_caches file (an access(2) check, no write)."""
+    return os.access(DROP_CACHES_PATH, os.W_OK)
+
+
+def drop_caches() -> None:
+    """Write back dirty pages (``os.sync``), then drop the clean page cache, dentries and
+    inodes of every file system (writes "3" to /proc/sys/vm/drop_caches; needs root).
+
+    Raises DropCachesError when that file cannot be written (not root, read-only /proc/sys
+    in a container, not Linux); the file is never created.
+    """
+    os.sync()
+    try:
+        fd = os.open(DROP_CACHES_PATH, os.O_WRONLY)
+        try:
+            os.write(fd, b"3")
+        finally:
+            os.close(fd)
+    except OSError as error:
+        # The cause keeps errno; the message stays one sentence.
+        raise DropCachesError(_drop_caches_problem(error)) from error
+
+
+def memory_available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo: the kernel's estimate of memory that can be given to a
+    new workload without swapping (free plus reclaimable cache). None when unknown."""
+    try:
+        with open(MEMINFO_PATH) as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    value, *unit = line.split(":", 1)[1].split()
+                    return int(value) * (1024 if unit == ["kB"] else 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def prefault(nbytes: int) -> int:
+    """Touch ``nbytes`` of fresh anonymous memory, then give it back, so the kernel's free
+    lists hold pages the (virtual) machine has just backed and the next job starts from a
+    memory state independent of the previous one.
+
+    Maps a private anonymous region of ``nbytes`` rounded up to whole pages (pre-populated by
+    the kernel where MAP_POPULATE exists, which is faster than one fault per page), writes one
+    byte per page, unmaps it. Capped at half of MemAvailable when that is known. Returns the bytes
+    touched (a multiple of the page size); 0 for ``nbytes <= 0``.
+    """
+    import numpy as np
+
+    page = mmap.PAGESIZE
+    if nbytes <= 0:
+        return 0
+    size = -(-nbytes // page) * page
+    available = memory_available_bytes()
+    if available is not None:
+        size = min(size, available // 2 // page * page)
+    if size <= 0:
+        return 0
+    region = mmap.mmap(
+        -1,
+        size,
+        flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0),
+        prot=mmap.PROT_READ | mmap.PROT_WRITE,
+    )
+    try:
+        view = np.frombuffer(region, dtype=np.uint8)
+        view[::page] = 1
+        del view  # the mmap cannot close while a view exports its buffer
+    finally:
+        region.close()
+    return size

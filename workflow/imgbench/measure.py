@@ -1,70 +1,83 @@
-"""The timing harness: one store, or one read of one store, measured in this process.
+"""The timing loop: one store, or one read of one store, measured in this process.
 
-Only the storage operation sits inside the timed region (``time.perf_counter_ns``): loading
-the source images, eviction, disk-usage walks and the correctness check are outside it.
-The garbage collector is collected and then disabled during the timed region, as
-``timeit`` does, so a collection triggered by earlier allocations cannot land in one
-method's figure; every row records that choice in ``gc``.
+Inside the clock (``time.perf_counter_ns``) is only the named storage operation. Before
+every timed repetition, outside the clock, the job brings the machine to the same state:
 
-Reads follow a pattern (``access``): ``sequential`` with one reader is the article's whole
-store read (the method's ``read``); other patterns and several readers go through the
-method's random-access reader. With ``readers > 1`` the worker processes are forked and
-waiting before the clock starts; each opens the store itself after the fork, reads its
-share, and checks it after its own timed part; the time is the wall time from releasing
-the workers until the last one is done.
+1. **warm-up** (once per job): the method's libraries are imported and its whole code
+   path is exercised on a one-image store in a scratch directory beside the measured
+   store (store, flush, whole read, reader open/get/close), then the scratch is removed,
+   so no figure pays for loading a plugin or a library's first use;
+2. **dirty pages written back** (``os.sync``), so no earlier job's writeback lands in the
+   timed region;
+3. **memory recycled**: a scratch file as large as the page cache the operation will fill
+   (the store) is written beside the store and deleted, and as much anonymous memory as a
+   read returns is touched and freed (``fsutil.prefault``). The operation then fills pages
+   just freed, whatever ran before: on a 2-core VM, 92 MB written into page cache that had
+   never held a file took 0.14-0.20 s, into pages a deleted file had just freed 0.02-0.03 s
+   (pre-faulting anonymous memory alone did not close that gap);
+4. for a **cold** read, the store is evicted: ``fadvise`` drops its data pages (no root;
+   inodes, dentries and directory blocks stay cached), ``drop_caches`` drops the page
+   cache, dentries and inodes of the whole machine (root only). For a **warm** read the
+   store is read once untimed.
+
+A store's time is split into ``write_seconds`` (encode and write into the page cache,
+including the library's own close or commit) and ``flush_seconds`` (making it durable by
+the ``fsync`` strategy: ``per_file`` fsyncs every file and directory, ``syncfs`` flushes the
+file system once, ``none`` does nothing); ``seconds`` is their sum.
+
+Reads follow a pattern (``access``). ``whole`` is the article's read: the method's
+``read`` returns the whole store as one array, in this process. Every other pattern goes
+through the method's reader in forked worker processes, the same code for 1 or N readers
+(so the ratio between reader counts is a speed-up of one thing): the workers signal that
+they are ready, and the clock starts when all are; each then opens the store (inside the
+clock, as the whole read does), reads its share, notes when its reads ended and waits at
+an end barrier, so no worker checks its share while another is still timed; the time runs
+from the earliest reader's start to the end of the slowest reader.
+
+Every row records the bytes read from the storage device during the timed region
+(``device_read_bytes``: ``read_bytes`` of ``/proc/self/io``, summed over the reader
+processes; ``disk_read_bytes``: the store's block device in ``/proc/diskstats``, which
+also counts other processes), the CPU time of the processes that did the work, the load
+average and pressure stall information at the end of the timed region, and the eviction
+used. The garbage collector is collected and disabled during the timed region, as
+``timeit`` does.
+
+A job repeats its timed operation (``inner_repeats`` at most) while it has spent less
+than ``inner_budget_s`` in its repetitions, so cheap points get several values per job.
 """
 
 from __future__ import annotations
 
-import csv
 import gc
-import json
-import math
 import multiprocessing
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import access, fsutil, provenance
+from . import access, fsutil, machine
 from .methods import get_method
+from .rows import ROW_FIELDS, new_row, write_environment, write_rows
+
+__all__ = [
+    "ROW_FIELDS",
+    "write_rows",
+    "write_environment",
+    "run_store",
+    "run_read",
+    "VerificationError",
+]
 
 CACHE_STATES = ("cold", "warm")
-ROW_FIELDS = [
-    "method",
-    "variant",
-    "image_size",
-    "operation",
-    "cutoff",
-    "repeat",
-    "cache",
-    "read_pattern",
-    "readers",
-    "batch_size",
-    "seed",
-    "images_read",
-    "fsync",
-    "seconds",
-    "images_per_s",
-    "latency_p50_us",
-    "latency_p95_us",
-    "latency_p99_us",
-    "latency_max_us",
-    "bytes_on_disk",
-    "bytes_apparent",
-    "n_files",
-    "cached_fraction",
-    "gc",
-    "host",
-    "store_fs_type",
-    "env_id",
-    "t_start_unix",
-    "t_end_unix",
-]
+EVICTIONS = ("fadvise", "drop_caches")
+READAHEAD = ("on", "off")
+LEGACY_FSYNC = {True: "per_file", False: "none"}
 
 
 class VerificationError(RuntimeError):
@@ -83,41 +96,153 @@ def load_source(images_path: Path, labels_path: Path, cutoff: int) -> tuple[np.n
     return np.array(images[:cutoff]), np.array(labels[:cutoff])
 
 
-def timed(operation: Callable[[], Any]) -> tuple[Any, int, float, float]:
-    """Run ``operation`` with the GC collected and disabled; (result, ns, start, end unix)."""
+def flush_strategy(fsync) -> str:
+    """The flush strategy named by a config value (``true``/``false`` keep working)."""
+    strategy = LEGACY_FSYNC.get(fsync, fsync) if isinstance(fsync, bool) else fsync
+    if strategy not in fsutil.FLUSH_STRATEGIES:
+        raise ValueError(
+            f"fsync must be one of {', '.join(fsutil.FLUSH_STRATEGIES)} (or true/false), "
+            f"not {fsync!r}"
+        )
+    return strategy
+
+
+@dataclass
+class Region:
+    """What happened during one timed region, on this process and on the machine."""
+
+    elapsed_ns: int = 0
+    start_unix: float = 0.0
+    device_read_bytes: float = float("nan")
+    disk_read_bytes: float = float("nan")
+    cpu_seconds: float = float("nan")
+    load_1min: float = float("nan")
+    cpu_pressure_pct: float = float("nan")
+    io_pressure_pct: float = float("nan")
+    marks_ns: dict = field(default_factory=dict)
+
+    @property
+    def end_unix(self) -> float:
+        return self.start_unix + self.elapsed_ns / 1e9
+
+    def note_machine(self) -> None:
+        """Load and pressure, sampled right at the end of the timed region."""
+        self.load_1min = machine.load_average_1min()
+        self.cpu_pressure_pct = machine.pressure_some_avg10("cpu")
+        self.io_pressure_pct = machine.pressure_some_avg10("io")
+
+
+def _delta(after, before) -> float:
+    return float("nan") if after is None or before is None else float(after - before)
+
+
+def timed(steps: list[Callable[[], Any]], device: str | None = None) -> tuple[list, Region]:
+    """Run ``steps`` back to back inside one timed region with the GC disabled; returns
+    their results and the region (``marks_ns[i]``: time from the start to the end of step
+    ``i``)."""
+    region = Region()
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
+    results = []
     try:
-        start_unix = time.time()
+        io_before = machine.io_read_bytes()
+        disk_before = machine.disk_read_bytes(device)
+        cpu_before = machine.cpu_seconds()
+        region.start_unix = time.time()
         start = time.perf_counter_ns()
-        result = operation()
-        elapsed = time.perf_counter_ns() - start
-        end_unix = time.time()
+        for index, step in enumerate(steps):
+            results.append(step())
+            region.marks_ns[index] = time.perf_counter_ns() - start
+        region.elapsed_ns = region.marks_ns[len(steps) - 1]
+        region.cpu_seconds = machine.cpu_seconds() - cpu_before
+        region.device_read_bytes = _delta(machine.io_read_bytes(), io_before)
+        region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before)
+        region.note_machine()
     finally:
         if was_enabled:
             gc.enable()
-    return result, elapsed, start_unix, end_unix
+    return results, region
 
 
-def _row(env: dict, elapsed_ns: int, usage: fsutil.DiskUsage, **fields) -> dict:
-    seconds = elapsed_ns / 1e9
-    row = dict.fromkeys(ROW_FIELDS, float("nan"))
-    row.update(fields)
-    row.update(
-        seconds=seconds,
-        images_per_s=row["images_read"] / seconds if seconds > 0 else float("inf"),
-        bytes_on_disk=usage.bytes_on_disk,
-        bytes_apparent=usage.bytes_apparent,
-        n_files=usage.n_files,
-        gc="disabled",
-        host=env["host"],
-        store_fs_type=env["store_fs_type"],
-        env_id=provenance.environment_id(env),
-    )
-    row["t_start_unix"] = f"{row['t_start_unix']:.6f}"
-    row["t_end_unix"] = f"{row['t_end_unix']:.6f}"
-    return row
+def evict(store_dir: Path, eviction: str) -> None:
+    """Make the store cold: its data pages (``fadvise``) or the whole page cache with
+    dentries and inodes (``drop_caches``, root only)."""
+    if eviction == "fadvise":
+        fsutil.evict_tree(store_dir)
+    elif eviction == "drop_caches":
+        fsutil.drop_caches()
+    else:
+        raise ValueError(f"cold must be one of {', '.join(EVICTIONS)}, not {eviction!r}")
+
+
+def _scratch(store_dir: Path, purpose: str) -> Path:
+    return store_dir.with_name(f"{store_dir.name}.{purpose}-{os.getpid()}")
+
+
+def warm_up(
+    module, images: np.ndarray, labels: np.ndarray, scratch: Path, *, options, flush, readahead
+) -> None:
+    """Exercise the method's whole code path once on a one-image store in ``scratch``
+    (then removed): imports, plugin loading and a library's first-use costs are paid here,
+    outside every timed region."""
+    fsutil.remove_tree(scratch)
+    scratch.mkdir(parents=True)
+    try:
+        module.store(scratch, images[:1], labels[:1], options=options)
+        fsutil.flush(scratch, flush)
+        verify(module.__name__, module.read(scratch), images[:1], labels[:1])
+        _read_requests(module, scratch, [np.array([0])], readahead == "on")
+        fsutil.cached_fraction(scratch)
+        machine.io_read_bytes()
+        machine.pressure_some_avg10("cpu")
+    finally:
+        fsutil.remove_tree(scratch)
+
+
+_ZEROS = np.zeros(8 << 20, dtype=np.uint8)
+
+
+def recycle_page_cache(directory: Path, nbytes: int) -> int:
+    """Write ``nbytes`` into a scratch file in ``directory`` and delete it before it is
+    written back: the page cache then holds that many just-freed pages. Capped at half of
+    the available memory; returns the bytes written."""
+    available = fsutil.memory_available_bytes()
+    if available is not None:
+        nbytes = min(nbytes, available // 2)
+    path = Path(directory) / f".recycle-{os.getpid()}"
+    written = 0
+    try:
+        with open(path, "wb") as handle:
+            while written < nbytes:
+                chunk = min(nbytes - written, len(_ZEROS))
+                handle.write(_ZEROS[:chunk].data)
+                written += chunk
+    finally:
+        path.unlink(missing_ok=True)
+    return written
+
+
+def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int = 0) -> int:
+    """Write back dirty pages, then recycle as much page cache and anonymous memory as the
+    operation will fill; returns the bytes recycled."""
+    os.sync()
+    recycled = recycle_page_cache(directory, int(page_cache_bytes))
+    return recycled + fsutil.prefault(int(anonymous_bytes))
+
+
+def _image_bytes(images: np.ndarray) -> int:
+    return int(np.prod(images.shape[1:], dtype=np.int64)) if images.ndim > 1 else 0
+
+
+def _common(env, images, **fields) -> dict:
+    return {"image_size": int(images.shape[1]), "cutoff": len(images), **fields}
+
+
+def _keep_going(done: int, started_ns: int, inner_repeats: int, inner_budget_s: float) -> bool:
+    if done >= inner_repeats:
+        return False
+    return done == 0 or (time.perf_counter_ns() - started_ns) / 1e9 < inner_budget_s
 
 
 def run_store(
@@ -126,44 +251,89 @@ def run_store(
     labels: np.ndarray,
     store_dir: Path,
     *,
-    fsync: bool,
+    fsync="syncfs",
     repeat: int,
     env: dict,
     variant: str = "default",
     options: dict | None = None,
-) -> dict:
-    """Write a fresh store and time it; the directory must not hold an older store."""
+    inner_repeats: int = 1,
+    inner_budget_s: float = 0.0,
+) -> list[dict]:
+    """Write a fresh store ``inner_repeats`` times at most (each timed: write, then flush);
+    the last one stays in ``store_dir`` for the reads. One row per repetition."""
     module = get_method(method)
+    strategy = flush_strategy(fsync)
     store_dir = Path(store_dir)
-    fsutil.remove_tree(store_dir)  # never append to an older store
-    store_dir.mkdir(parents=True)
-
-    def operation():
-        module.store(store_dir, images, labels, fsync=fsync, options=options)
-        if fsync:
-            fsutil.fsync_tree(store_dir)
-
-    _, elapsed, start, end = timed(operation)
-    return _row(
-        env,
-        elapsed,
-        fsutil.disk_usage(store_dir),
-        method=method,
-        variant=variant,
-        image_size=int(images.shape[1]),
-        operation="store",
-        cutoff=len(images),
-        repeat=repeat,
-        cache="n/a",
-        read_pattern="n/a",
-        readers=1,
-        batch_size="",
-        seed="",
-        images_read=len(images),
-        fsync=fsync,
-        t_start_unix=start,
-        t_end_unix=end,
+    store_dir.parent.mkdir(parents=True, exist_ok=True)
+    device = machine.block_device(store_dir.parent)
+    warm_up(
+        module,
+        images,
+        labels,
+        _scratch(store_dir, "warmup"),
+        options=options,
+        flush=strategy,
+        readahead="on",
     )
+    # The page cache of the store: 1.5x the pixels covers LMDB's pages and PNG's worst case.
+    need = int(1.5 * images.nbytes) + (16 << 20)
+    rows = []
+    started = time.perf_counter_ns()
+    while _keep_going(len(rows), started, inner_repeats, inner_budget_s):
+        fsutil.remove_tree(store_dir)  # never append to an older store
+        store_dir.mkdir(parents=True)
+        prefaulted = prepare_machine(store_dir.parent, need)
+        _, region = timed(
+            [
+                lambda: module.store(store_dir, images, labels, options=options),
+                lambda: fsutil.flush(store_dir, strategy),
+            ],
+            device,
+        )
+        usage = fsutil.disk_usage(store_dir)
+        rows.append(
+            new_row(
+                env,
+                **_common(env, images),
+                method=method,
+                variant=variant,
+                operation="store",
+                repeat=repeat,
+                inner_repeat=len(rows) + 1,
+                cache="n/a",
+                eviction="n/a",
+                read_pattern="n/a",
+                readahead="n/a",
+                readers=1,
+                batch_size="",
+                seed="",
+                images_read=len(images),
+                bytes_requested=len(images) * _image_bytes(images),
+                fsync=strategy,
+                seconds=region.elapsed_ns / 1e9,
+                write_seconds=region.marks_ns[0] / 1e9,
+                flush_seconds=(region.marks_ns[1] - region.marks_ns[0]) / 1e9,
+                **_region_fields(region, prefaulted, usage),
+            )
+        )
+    return rows
+
+
+def _region_fields(region: Region, prefaulted: int, usage: fsutil.DiskUsage) -> dict:
+    return {
+        "device_read_bytes": region.device_read_bytes,
+        "disk_read_bytes": region.disk_read_bytes,
+        "cpu_seconds": region.cpu_seconds,
+        "load_1min": region.load_1min,
+        "cpu_pressure_pct": region.cpu_pressure_pct,
+        "io_pressure_pct": region.io_pressure_pct,
+        "prefault_bytes": prefaulted,
+        "bytes_on_disk": usage.bytes_on_disk,
+        "bytes_apparent": usage.bytes_apparent,
+        "n_files": usage.n_files,
+        "t_start_unix": region.start_unix,
+        "t_end_unix": region.end_unix,
+    }
 
 
 def verify(
@@ -181,15 +351,16 @@ def verify(
     if got_labels.shape != labels.shape or not np.array_equal(got_labels, labels):
         problems.append(f"labels differ (got shape {got_labels.shape}, expected {labels.shape})")
     if problems:
-        raise VerificationError(f"{method} store read back wrong data: " + "; ".join(problems))
+        name = method.rsplit(".", 1)[-1]
+        raise VerificationError(f"{name} store read back wrong data: " + "; ".join(problems))
 
 
-def _read_requests(module, store_dir: Path, requests: list) -> tuple[list, np.ndarray]:
+def _read_requests(module, store_dir: Path, requests: list, readahead: bool):
     """Open a reader, serve every request (one gathered batch each), close; returns the
     batches and each request's latency in ns."""
     latencies = np.empty(len(requests), dtype=np.int64)
     batches = []
-    reader = module.open_reader(store_dir)
+    reader = module.open_reader(store_dir, readahead=readahead)
     try:
         for position, request in enumerate(requests):
             start = time.perf_counter_ns()
@@ -208,25 +379,43 @@ def _verify_batches(method, batches, requests, images, labels) -> None:
     verify(method, got, images[order], labels[order])
 
 
-def _worker(method, store_dir, share, images, labels, barrier, results) -> None:
-    """One reader process: wait for the start, read its share, note when reading ended
-    (``perf_counter_ns`` is the system-wide monotonic clock, comparable across processes),
-    then check what it read, outside the timed part, and report."""
+@dataclass
+class _Outcome:
+    read_start_ns: int | None = None
+    read_end_ns: int | None = None
+    latencies: np.ndarray | None = None
+    device_read_bytes: int | None = None
+    cpu_seconds: float = 0.0
+    error: str | None = None
+
+
+def _worker(method, store_dir, share, readahead, images, labels, ready, done, results) -> None:
+    """One reader process: signal ready and wait for everyone, read its share, note when
+    its reads ended, wait until every reader has ended, then check its share (outside the
+    clock) and report."""
+    outcome = _Outcome()
     try:
         module = get_method(method)
-        barrier.wait()
+        ready.wait()
+        outcome.read_start_ns = time.perf_counter_ns()
         gc.disable()
-        batches, latencies = _read_requests(module, store_dir, share)
-        read_end = time.perf_counter_ns()
+        io_before, cpu_before = machine.io_read_bytes(), machine.cpu_seconds()
+        batches, outcome.latencies = _read_requests(module, store_dir, share, readahead)
+        outcome.read_end_ns = time.perf_counter_ns()
+        outcome.cpu_seconds = machine.cpu_seconds() - cpu_before
+        io_after = machine.io_read_bytes()
+        outcome.device_read_bytes = None if io_before is None else io_after - io_before
+        done.wait()
         gc.enable()
         _verify_batches(method, batches, share, images, labels)
-        results.put((read_end, latencies, None))
     except BaseException as error:  # reported to the parent, which fails the job
-        barrier.abort()  # a reader that fails before the start releases everyone waiting
-        results.put((None, None, f"{type(error).__name__}: {error}"))
+        ready.abort()  # a reader that fails before the start releases everyone waiting
+        done.abort()
+        outcome.error = f"{type(error).__name__}: {error}"
+    results.put(outcome)
 
 
-def _collect(workers, results, *, poll_s: float = 1.0) -> list:
+def _collect(workers, results, *, poll_s: float = 1.0) -> list[_Outcome]:
     """One outcome per worker; a worker that died without reporting (a crash in a C
     library, the OOM killer) fails the job at once instead of leaving the parent waiting."""
     outcomes = []
@@ -246,47 +435,83 @@ def _collect(workers, results, *, poll_s: float = 1.0) -> list:
     return outcomes
 
 
-def _read_parallel(
-    method, store_dir, shares, images, labels, *, start_timeout_s: float = 600.0
-) -> tuple[np.ndarray, int, float, float]:
-    """Fork one reader per share, release them together, and time from the release to
-    the end of the slowest reader's reads (each reader's own check is not timed)."""
+def _wait(barrier, method: str, what: str, workers, results, timeout_s: float) -> None:
+    """Wait at ``barrier`` with the workers; a worker that dies (a signal, the OOM killer)
+    never arrives, so a watcher breaks the barrier at once instead of after the timeout."""
+    stop = threading.Event()
+
+    def watch():
+        while not stop.wait(0.1):
+            if any(w.exitcode not in (None, 0) for w in workers):
+                barrier.abort()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        barrier.wait(timeout=timeout_s)
+    except threading.BrokenBarrierError:
+        outcomes = _collect(workers, results)  # raises if a worker died without a word
+        errors = [o.error for o in outcomes if o.error and "BrokenBarrier" not in o.error]
+        raise VerificationError(
+            f"{method} readers did not all {what}: "
+            + (errors[0] if errors else f"not within {timeout_s:.0f} s")
+        ) from None
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def read_in_workers(
+    method: str,
+    store_dir: Path,
+    shares: list[list],
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    readahead: bool,
+    device: str | None = None,
+    timeout_s: float = 600.0,
+) -> tuple[np.ndarray, Region]:
+    """Fork one reader per share; the clock runs from the moment every reader is ready
+    to the end of the slowest reader's reads. Checks happen after the end barrier."""
     context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(len(shares) + 1)
+    ready = context.Barrier(len(shares) + 1)
+    done = context.Barrier(len(shares) + 1)
     results = context.Queue()
     workers = [
         context.Process(
-            target=_worker, args=(method, store_dir, share, images, labels, barrier, results)
+            target=_worker,
+            args=(method, store_dir, share, readahead, images, labels, ready, done, results),
         )
         for share in shares
     ]
+    region = Region()
     for worker in workers:
         worker.start()
     try:
         gc.collect()
-        start_unix = time.time()
-        start = time.perf_counter_ns()
-        try:
-            barrier.wait(timeout=start_timeout_s)
-        except threading.BrokenBarrierError:
-            outcomes = _collect(workers, results)  # raises if a worker died before the start
-            errors = [error for _, _, error in outcomes if error and "BrokenBarrier" not in error]
-            raise VerificationError(
-                f"{method} readers did not all start: "
-                + (errors[0] if errors else f"not within {start_timeout_s:.0f} s")
-            ) from None
+        disk_before = machine.disk_read_bytes(device)
+        _wait(ready, method, "start", workers, results, timeout_s)
+        region.start_unix = time.time()
+        _wait(done, method, "finish", workers, results, timeout_s)
+        region.note_machine()
+        region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before)
         outcomes = _collect(workers, results)
     finally:
         for worker in workers:
             worker.join(timeout=60)
             if worker.is_alive():
                 worker.kill()
-    errors = [error for _, _, error in outcomes if error]
+    errors = [o.error for o in outcomes if o.error]
     if errors:
         raise VerificationError(f"{method} reader failed: {errors[0]}")
-    elapsed = max(read_end for read_end, _, _ in outcomes) - start
-    latencies = np.concatenate([lat for _, lat, _ in outcomes])
-    return latencies, elapsed, start_unix, start_unix + elapsed / 1e9
+    start = min(o.read_start_ns for o in outcomes)
+    region.elapsed_ns = max(o.read_end_ns for o in outcomes) - start
+    region.cpu_seconds = sum(o.cpu_seconds for o in outcomes)
+    device_bytes = [o.device_read_bytes for o in outcomes]
+    region.device_read_bytes = float("nan") if None in device_bytes else float(sum(device_bytes))
+    return np.concatenate([o.latencies for o in outcomes]), region
 
 
 def run_read(
@@ -296,89 +521,105 @@ def run_read(
     labels: np.ndarray,
     *,
     cache: str,
-    fsync: bool,
     repeat: int,
     env: dict,
+    eviction: str = "fadvise",
     variant: str = "default",
-    pattern: str = "sequential",
+    options: dict | None = None,
+    pattern: str = "whole",
+    readahead: str = "on",
     readers: int = 1,
     batch_size: int = 64,
     random_reads: int = 1000,
     seed: int = 0,
-) -> dict:
-    """Time one read of a store in the given cache state and pattern, then check it."""
+    fsync="syncfs",
+    inner_repeats: int = 1,
+    inner_budget_s: float = 0.0,
+) -> list[dict]:
+    """Time reads of a store in the given cache state and pattern, checking each one
+    after its clock stopped; one row per timed repetition."""
     if cache not in CACHE_STATES:
         raise ValueError(f"cache must be one of {CACHE_STATES}, not {cache!r}")
+    if readahead not in READAHEAD:
+        raise ValueError(f"readahead must be one of {READAHEAD}, not {readahead!r}")
+    if cache == "cold" and eviction not in EVICTIONS:
+        raise ValueError(f"cold must be one of {', '.join(EVICTIONS)}, not {eviction!r}")
+    if pattern == "whole" and (readers != 1 or readahead != "on"):
+        raise ValueError("the whole-store read runs in one process with readahead on")
     module = get_method(method)
     store_dir = Path(store_dir)
-    whole = pattern == "sequential" and readers == 1
-    requests = access.requests(
-        pattern, len(images), batch_size=batch_size, reads=random_reads, seed=seed
-    )
-    if cache == "cold":
-        fsutil.evict_tree(store_dir)
-    elif whole:
-        module.read(store_dir)  # untimed first read fills the page cache
-    else:
-        _read_requests(module, store_dir, requests)
-    cached = fsutil.cached_fraction(store_dir)
-
-    latencies = np.empty(0)
-    if whole:
-        result, elapsed, start, end = timed(lambda: module.read(store_dir))
-        verify(method, result, images, labels)
-    elif readers == 1:
-        (batches, latencies), elapsed, start, end = timed(
-            lambda: _read_requests(module, store_dir, requests)
+    whole = pattern == "whole"
+    requests = (
+        []
+        if whole
+        else access.requests(
+            pattern, len(images), batch_size=batch_size, reads=random_reads, seed=seed
         )
-        _verify_batches(method, batches, requests, images, labels)
-    else:
-        shares = access.split(requests, readers)
-        latencies, elapsed, start, end = _read_parallel(method, store_dir, shares, images, labels)
-
-    images_read = int(sum(len(request) for request in requests))
-    return _row(
-        env,
-        elapsed,
-        fsutil.disk_usage(store_dir),
-        method=method,
-        variant=variant,
-        image_size=int(images.shape[1]),
-        operation="read",
-        cutoff=len(images),
-        repeat=repeat,
-        cache=cache,
-        read_pattern=pattern,
-        readers=readers,
-        batch_size=batch_size if pattern != "random_single" else 1,
-        seed=seed,
-        images_read=images_read,
-        fsync=fsync,
-        cached_fraction=cached,
-        t_start_unix=start,
-        t_end_unix=end,
-        **access.latency_percentiles(latencies),
     )
-
-
-def write_row(row: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ROW_FIELDS)
-        writer.writeheader()
-        writer.writerow(
-            {
-                key: "" if isinstance(value, float) and math.isnan(value) else value
-                for key, value in row.items()
-            }
+    images_read = len(images) if whole else int(sum(len(r) for r in requests))
+    device = machine.block_device(store_dir)
+    warm_up(
+        module,
+        images,
+        labels,
+        _scratch(store_dir, "warmup"),
+        options=options,
+        flush=flush_strategy(fsync),
+        readahead=readahead,
+    )
+    usage = fsutil.disk_usage(store_dir)
+    returned_bytes = images_read * _image_bytes(images) + (16 << 20)
+    rows = []
+    started = time.perf_counter_ns()
+    while _keep_going(len(rows), started, inner_repeats, inner_budget_s):
+        prefaulted = prepare_machine(store_dir.parent, usage.bytes_on_disk, returned_bytes)
+        if cache == "cold":
+            evict(store_dir, eviction)
+        elif whole:
+            module.read(store_dir)  # untimed first read fills the page cache
+        else:
+            _read_requests(module, store_dir, requests, readahead == "on")
+        cached = fsutil.cached_fraction(store_dir)
+        if cache == "cold" and eviction == "drop_caches":
+            fsutil.drop_caches()  # the residency walk above brought inodes back
+        latencies = np.empty(0)
+        if whole:
+            (result,), region = timed([lambda: module.read(store_dir)], device)
+            verify(method, result, images, labels)
+            del result
+        else:
+            latencies, region = read_in_workers(
+                method,
+                store_dir,
+                access.split(requests, readers),
+                images,
+                labels,
+                readahead=readahead == "on",
+                device=device,
+            )
+        rows.append(
+            new_row(
+                env,
+                **_common(env, images),
+                method=method,
+                variant=variant,
+                operation="read",
+                repeat=repeat,
+                inner_repeat=len(rows) + 1,
+                cache=cache,
+                eviction=eviction if cache == "cold" else "none",
+                read_pattern=pattern,
+                readahead=readahead,
+                readers=readers,
+                batch_size=batch_size if pattern in ("sequential", "shuffled") else "",
+                seed=seed if pattern in ("shuffled", "random_single") else "",
+                images_read=images_read,
+                bytes_requested=images_read * _image_bytes(images),
+                fsync=flush_strategy(fsync),
+                seconds=region.elapsed_ns / 1e9,
+                cached_fraction=cached,
+                **_region_fields(region, prefaulted, usage),
+                **access.latency_percentiles(latencies),
+            )
         )
-    tmp.replace(path)
-
-
-def write_environment(env: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"env_id": provenance.environment_id(env), "recorded_at": provenance.now_iso(), **env}
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return rows

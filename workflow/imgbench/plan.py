@@ -2,13 +2,14 @@
 
 Axes (named after their config keys, and so are the wildcards): ``method`` and its
 ``variant``, ``image_size``, ``cutoff``, ``repeat``; reads add ``read_cache``,
-``read_pattern`` and ``readers``. Cutoffs are bounded per image size by
+``read_pattern``, ``readers`` and ``readahead``. Cutoffs are bounded per image size by
 ``max_job_bytes`` (a read job holds about four copies of its images), so 512x512 images
 do not try to put 100,000 x 0.8 MB into one job.
 """
 
 from __future__ import annotations
 
+import hashlib
 from itertools import product
 
 CIFAR_SIZE = 32
@@ -69,14 +70,33 @@ def store_jobs(config: dict) -> list[dict]:
     return jobs
 
 
-def read_jobs(config: dict) -> list[dict]:
+def read_kinds(config: dict) -> list[dict]:
+    """The reads of every store: cache state x pattern x readers x readahead.
+
+    ``whole`` (the article's read) runs once per cache state, in one process with the
+    kernel's readahead. Readahead ``off`` is read only cold: a warm read fetches nothing
+    from the device, so it would repeat the ``on`` figure.
+    """
+    kinds = []
+    for cache, pattern in product(config["read_cache"], config["read_patterns"]):
+        if pattern == "whole":
+            kinds.append((cache, pattern, 1, "on"))
+            continue
+        for readers, readahead in product(config["readers"], config["readahead"]):
+            if readahead == "on" or cache == "cold":
+                kinds.append((cache, pattern, readers, readahead))
     return [
-        {**job, "read_cache": cache, "read_pattern": pattern, "readers": readers}
-        for job in store_jobs(config)
-        for cache, pattern, readers in product(
-            config["read_cache"], config["read_patterns"], config["readers"]
-        )
+        {"read_cache": c, "read_pattern": p, "readers": r, "readahead": a} for c, p, r, a in kinds
     ]
+
+
+def columns(jobs: list[dict]) -> dict[str, list]:
+    """Jobs as one list per wildcard (for ``expand(..., zip, ...)``)."""
+    return {key: [job[key] for job in jobs] for key in (jobs[0] if jobs else {})}
+
+
+def read_jobs(config: dict) -> list[dict]:
+    return [{**job, **kind} for job in store_jobs(config) for kind in read_kinds(config)]
 
 
 def paths(template, jobs: list[dict]) -> list[str]:
@@ -96,6 +116,30 @@ class VariantOptions:
 
     def __call__(self, wildcards) -> dict:
         return dict((self.variants.get(wildcards.method) or {}).get(wildcards.variant) or {})
+
+
+class StorePriority:
+    """Rule ``priority`` callable: a seeded order of the store jobs in [0, 1).
+
+    Block by repeat (every point's first store before any second store), shuffled within
+    a block with ``seed``, so repeats of one method never run back to back by design and
+    slow drift of the machine spreads over all methods. Reads (priority 20) and removals
+    (10) of a store run before the next store starts.
+    """
+
+    def __init__(self, config: dict):
+        self.repeats = int(config["repeats"])
+        self.seed = int(config["seed"])
+
+    def __call__(self, wildcards) -> float:
+        point = "/".join(
+            str(getattr(wildcards, name))
+            for name in ("method", "variant", "image_size", "cutoff", "repeat")
+        )
+        digest = hashlib.sha256(f"{self.seed}/{point}".encode()).digest()
+        within_block = int.from_bytes(digest[:6], "big") / float(1 << 48)
+        block = self.repeats - int(wildcards.repeat)  # repeat 1 first
+        return (block + within_block) / self.repeats
 
 
 class ResizeCount:

@@ -1,5 +1,7 @@
 # One store job per (method, variant, image_size, cutoff, repeat), one read job per
-# (read_cache, read_pattern, readers) of each store, and one job removing the store.
+# (read_cache, read_pattern, readers, readahead) of each store, one job removing the store.
+# Each store and read job repeats its timed operation (inner_repeats, inner_budget_seconds)
+# and writes one row per repetition. Stores run in a seeded order (plan.StorePriority).
 # The store lives under store_dir, resolved inside the job (it may be node-local scratch
 # such as $TMPDIR); Snakemake tracks its manifest, which the reads and the removal check.
 # Timing jobs take the `timing_slot` resource; the default profile allows one at a time,
@@ -16,13 +18,16 @@ STORE = (
 )
 POINT = Path("{method}") / "{variant}" / "{image_size}px" / "{cutoff}"
 ROWS_DIR = Path("results") / "rows"
-READ_NAME = "repeat{repeat}_{read_cache}_{read_pattern}_{readers}readers"
+READ_NAME = "repeat{repeat}_{read_cache}_{read_pattern}_{readers}readers_ra-{readahead}"
 DATASET = DATA_DIR / "dataset_{image_size}px_images.npy"
 DATASET_LABELS = DATA_DIR / "dataset_{image_size}px_labels.npy"
 HARNESS = [
     PACKAGE_DIR / name
     for name in (
         "measure.py",
+        "rows.py",
+        "atomic.py",
+        "machine.py",
         "fsutil.py",
         "provenance.py",
         "access.py",
@@ -38,7 +43,8 @@ wildcard_constraints:
     repeat=r"\d+",
     readers=r"\d+",
     read_cache="cold|warm",
-    read_pattern="sequential|shuffled|random_single",
+    read_pattern="whole|sequential|shuffled|random_single",
+    readahead="on|off",
 
 
 rule store:
@@ -53,6 +59,7 @@ rule store:
         env=ROWS_DIR / "store" / POINT / "repeat{repeat}.env.json",
     log:
         Path("logs") / "store" / POINT / "repeat{repeat}.log",
+    priority: plan.StorePriority(config)
     conda:
         "../../envs/bench.yaml"
     threads: 1
@@ -64,6 +71,8 @@ rule store:
         fsync=config["fsync"],
         options=plan.VariantOptions(config),
         store_path=str(STORE),
+        inner_repeats=config["inner_repeats"],
+        inner_budget_seconds=config["inner_budget_seconds"],
     script:
         "../scripts/store.py"
 
@@ -92,9 +101,13 @@ rule read:
         timing_slot=1,
     params:
         fsync=config["fsync"],
+        cold=config["cold"],
+        options=plan.VariantOptions(config),
         batch_size=config["batch_size"],
         random_reads=config["random_reads"],
         seed=config["seed"],
+        inner_repeats=config["inner_repeats"],
+        inner_budget_seconds=config["inner_budget_seconds"],
     script:
         "../scripts/read.py"
 
@@ -104,9 +117,8 @@ rule remove_store:
         manifest=rules.store.output.manifest,
         reads=expand(
             rules.read.output.row,
-            read_cache=config["read_cache"],
-            read_pattern=config["read_patterns"],
-            readers=config["readers"],
+            zip,
+            **plan.columns(plan.read_kinds(config)),
             allow_missing=True,
         ),
         code=PACKAGE_DIR / "storeref.py",

@@ -1,4 +1,4 @@
-"""Snakemake adapter: time one read of a store (cache state, pattern, readers), then check it."""
+"""Snakemake adapter: time reads of a store (cache state, pattern, readers, readahead)."""
 
 import sys
 from pathlib import Path
@@ -14,32 +14,42 @@ cutoff = int(smk.wildcards.cutoff)
 store_dir = storeref.read_manifest(Path(smk.input.manifest))
 images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
 env = provenance.collect(store_dir, REPO_DIR)
-row = measure.run_read(
+rows = measure.run_read(
     smk.wildcards.method,
     store_dir,
     images,
     labels,
     cache=smk.wildcards.read_cache,
+    eviction=smk.params.cold,
     fsync=smk.params.fsync,
     repeat=int(smk.wildcards.repeat),
     env=env,
     variant=smk.wildcards.variant,
+    options=smk.params.options,
     pattern=smk.wildcards.read_pattern,
+    readahead=smk.wildcards.readahead,
     readers=int(smk.wildcards.readers),
     batch_size=smk.params.batch_size,
     random_reads=smk.params.random_reads,
     seed=smk.params.seed,
+    inner_repeats=smk.params.inner_repeats,
+    inner_budget_s=smk.params.inner_budget_seconds,
 )
-logger.info(
-    "read %d images from %s/%s (%s, %s, %d readers) in %.6f s, %.1f%% cached before; verified",
-    row["images_read"],
-    row["method"],
-    row["variant"],
-    row["cache"],
-    row["read_pattern"],
-    row["readers"],
-    row["seconds"],
-    100 * row["cached_fraction"],
-)
+for row in rows:
+    logger.info(
+        "read %d images from %s/%s (%s/%s, %s, %d readers, readahead %s) in %.6f s; "
+        "%.1f%% cached before, %s bytes from the device; verified",
+        row["images_read"],
+        row["method"],
+        row["variant"],
+        row["cache"],
+        row["eviction"],
+        row["read_pattern"],
+        row["readers"],
+        row["readahead"],
+        row["seconds"],
+        100 * row["cached_fraction"],
+        row["device_read_bytes"],
+    )
 measure.write_environment(env, smk.output.env)
-measure.write_row(row, smk.output.row)
+measure.write_rows(rows, smk.output.row)

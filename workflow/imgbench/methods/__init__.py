@@ -10,16 +10,20 @@ A method module defines
 ``CHOICES`` (optional)
     the allowed values of those options that have a fixed set, checked together with
     the names when the config is validated, before any job runs.
-``store(store_dir, images, labels, *, fsync, options=None)``
+``store(store_dir, images, labels, *, options=None)``
     write ``images`` (N, H, W, C) uint8 and ``labels`` (N,) into the directory
-    ``store_dir`` (which exists and is empty; everything in it belongs to the store).
-    With ``fsync`` the method uses its library's own durability switch where there
-    is one; the harness then fsyncs every file and directory of the store as well.
+    ``store_dir`` (which exists and is empty; everything in it belongs to the store),
+    including the library's own close or commit. Making the store durable is the
+    harness's flush step (``fsync: per_file | syncfs | none``), timed apart as
+    ``flush_seconds``; a method calls its library's own sync only when an option asks.
 ``read(store_dir) -> (images, labels)``
     read the whole store back into a numpy array and a label array (front to back).
-``open_reader(store_dir) -> reader``
+``open_reader(store_dir, *, readahead=True) -> reader``
     random access: ``reader.get(indices) -> (images, labels)`` returns the images at
-    ``indices`` in that order, gathered into one array; ``reader.close()``.
+    ``indices`` in that order, gathered into one array; ``reader.close()``. With
+    ``readahead=False`` the reader tells the kernel its access is random (``madvise``
+    ``MADV_RANDOM`` on a memory map, ``posix_fadvise`` ``POSIX_FADV_RANDOM`` on a file
+    descriptor), so a single-image read fetches its own pages, not a readahead window.
 
 A store records whatever its reader needs (e.g. LMDB's value format), so ``read`` and
 ``open_reader`` take no options. Adding a format is one new module here plus its name in

@@ -6,8 +6,9 @@ stored under two metadata keys that sort after every image key.
 
 Options: ``value_format`` ``raw`` (the pixel bytes; the default) or ``pickle`` (the
 article's pickled ``CIFAR_Image`` object holding bytes and label, to show what that
-choice costs); ``writemap`` (write through a writable memory map); ``sync`` (``null``:
-follow the workflow's ``fsync``; ``true``/``false``: LMDB's own commit-time fdatasync).
+choice costs); ``writemap`` (write through a writable memory map); ``sync`` (``null`` or
+``false``: no commit-time sync, the harness's flush makes the store durable and is timed
+apart; ``true``: LMDB's own commit-time fdatasync, which then counts as writing).
 """
 
 from __future__ import annotations
@@ -98,11 +99,10 @@ def store(
     images: np.ndarray,
     labels: np.ndarray,
     *,
-    fsync: bool,
     options: dict | None = None,
 ) -> None:
     options = resolve_options(sys.modules[__name__], options)
-    sync = fsync if options["sync"] is None else bool(options["sync"])
+    sync = bool(options["sync"])
     map_size = estimate_map_size(images, labels)
     env = lmdb.open(
         str(store_dir),
@@ -130,10 +130,13 @@ def store(
 
 
 class Reader:
-    """Read-only environment without the lock file (safe after fork, no writers)."""
+    """Read-only environment without the lock file (safe after fork, no writers).
+    Without readahead py-lmdb advises the map ``MADV_RANDOM`` (``readahead=False``)."""
 
-    def __init__(self, store_dir: Path):
-        self.env = lmdb.open(str(store_dir), readonly=True, lock=False, subdir=True)
+    def __init__(self, store_dir: Path, *, readahead: bool = True):
+        self.env = lmdb.open(
+            str(store_dir), readonly=True, lock=False, subdir=True, readahead=readahead
+        )
         with self.env.begin() as txn:
             self.meta = json.loads(txn.get(META_KEY))
             self.labels = np.frombuffer(txn.get(LABELS_KEY), dtype=self.meta["labels_dtype"])
@@ -174,8 +177,8 @@ class Reader:
         self.env.close()
 
 
-def open_reader(store_dir: Path) -> Reader:
-    return Reader(store_dir)
+def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
+    return Reader(store_dir, readahead=readahead)
 
 
 def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import sys
 from pathlib import Path
 
@@ -18,7 +19,6 @@ def store(
     images: np.ndarray,
     labels: np.ndarray,
     *,
-    fsync: bool,
     options: dict | None = None,
 ) -> None:
     resolve_options(sys.modules[__name__], options)  # no options; refuses unknown names
@@ -33,11 +33,14 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Reader:
-    """Memory-maps the array; a gather copies only the requested images."""
+    """Memory-maps the array; a gather copies only the requested images. Without
+    readahead the map is advised ``MADV_RANDOM`` (a fault reads its own page only)."""
 
-    def __init__(self, store_dir: Path):
+    def __init__(self, store_dir: Path, *, readahead: bool = True):
         self.images = np.load(Path(store_dir) / "images.npy", mmap_mode="r")
         self.labels = np.load(Path(store_dir) / "labels.npy")
+        if not readahead and self.images.size:
+            self.images._mmap.madvise(mmap.MADV_RANDOM)
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices)
@@ -47,5 +50,5 @@ class Reader:
         self.images = None
 
 
-def open_reader(store_dir: Path) -> Reader:
-    return Reader(store_dir)
+def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
+    return Reader(store_dir, readahead=readahead)

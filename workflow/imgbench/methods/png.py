@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,6 @@ def store(
     images: np.ndarray,
     labels: np.ndarray,
     *,
-    fsync: bool,
     options: dict | None = None,
 ) -> None:
     level = resolve_options(sys.modules[__name__], options)["compress_level"]
@@ -48,15 +48,23 @@ def _read_labels(store_dir: Path) -> np.ndarray:
         return np.array([int(row[1]) for row in reader], dtype=np.uint8)
 
 
-def _read_images(store_dir: Path, indices) -> np.ndarray:
+def _decode(path: Path, readahead: bool) -> np.ndarray:
+    if readahead:
+        with Image.open(path) as image:
+            return np.asarray(image)
+    with open(path, "rb") as handle:
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        with Image.open(handle) as image:
+            return np.asarray(image)
+
+
+def _read_images(store_dir: Path, indices, readahead: bool = True) -> np.ndarray:
     indices = list(indices)
-    with Image.open(_image_path(store_dir, indices[0])) as first:
-        first_array = np.asarray(first)
+    first_array = _decode(_image_path(store_dir, indices[0]), readahead)
     images = np.empty((len(indices), *first_array.shape), dtype=first_array.dtype)
     images[0] = first_array
     for position, index in enumerate(indices[1:], start=1):
-        with Image.open(_image_path(store_dir, index)) as image:
-            images[position] = np.asarray(image)
+        images[position] = _decode(_image_path(store_dir, index), readahead)
     return images
 
 
@@ -66,17 +74,22 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Reader:
-    def __init__(self, store_dir: Path):
+    """Opens each image file on request; without readahead each file is advised
+    ``POSIX_FADV_RANDOM`` before Pillow reads it."""
+
+    def __init__(self, store_dir: Path, *, readahead: bool = True):
         self.store_dir = Path(store_dir)
+        self.readahead = readahead
         self.labels = _read_labels(self.store_dir)
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices)
-        return _read_images(self.store_dir, indices.tolist()), self.labels[indices]
+        images = _read_images(self.store_dir, indices.tolist(), self.readahead)
+        return images, self.labels[indices]
 
     def close(self) -> None:
         pass
 
 
-def open_reader(store_dir: Path) -> Reader:
-    return Reader(store_dir)
+def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
+    return Reader(store_dir, readahead=readahead)

@@ -1,0 +1,111 @@
+"""The data model of a measurement: one CSV row per timed operation.
+
+A store or read job writes one file of rows, one row per timed repetition inside the job
+(``inner_repeat``); ``repeat`` numbers the independent stores of a point. Empty cells are
+values that do not apply (a store has no cache state) or could not be read on this
+machine (no pressure stall information).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from . import provenance
+from .atomic import write_text
+
+ROW_FIELDS = [
+    "method",
+    "variant",
+    "image_size",
+    "operation",
+    "cutoff",
+    "repeat",
+    "inner_repeat",
+    "cache",
+    "eviction",
+    "read_pattern",
+    "readahead",
+    "readers",
+    "batch_size",
+    "seed",
+    "images_read",
+    "bytes_requested",
+    "fsync",
+    "seconds",
+    "write_seconds",
+    "flush_seconds",
+    "images_per_s",
+    "latency_p50_us",
+    "latency_p95_us",
+    "latency_p99_us",
+    "latency_max_us",
+    "device_read_bytes",
+    "disk_read_bytes",
+    "cpu_seconds",
+    "load_1min",
+    "cpu_pressure_pct",
+    "io_pressure_pct",
+    "prefault_bytes",
+    "bytes_on_disk",
+    "bytes_apparent",
+    "n_files",
+    "cached_fraction",
+    "gc",
+    "host",
+    "cpu_count",
+    "store_fs_type",
+    "env_id",
+    "t_start_unix",
+    "t_end_unix",
+]
+
+
+def new_row(env: dict, **fields) -> dict:
+    """A row with every field: the given ones, the host's, and NaN for the rest."""
+    row = dict.fromkeys(ROW_FIELDS, float("nan"))
+    row.update(
+        gc="disabled",
+        host=env["host"],
+        cpu_count=env.get("cpu_count"),
+        store_fs_type=env["store_fs_type"],
+        env_id=provenance.environment_id(env),
+    )
+    unknown = sorted(set(fields) - set(ROW_FIELDS))
+    if unknown:
+        raise KeyError(f"not row fields: {', '.join(unknown)}")
+    row.update(fields)
+    seconds = row["seconds"]
+    row["images_per_s"] = row["images_read"] / seconds if seconds > 0 else float("inf")
+    for stamp in ("t_start_unix", "t_end_unix"):
+        if isinstance(row[stamp], float) and not math.isnan(row[stamp]):
+            row[stamp] = f"{row[stamp]:.6f}"
+    return row
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    """All rows of one job in one CSV, written atomically (never half a file)."""
+    lines = []
+
+    class _Sink:
+        def write(self, text):
+            lines.append(text)
+
+    writer = csv.DictWriter(_Sink(), fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row.get(key)) for key in ROW_FIELDS})
+    write_text("".join(lines), path)
+
+
+def write_environment(env: dict, path: Path) -> None:
+    record = {"env_id": provenance.environment_id(env), "recorded_at": provenance.now_iso(), **env}
+    write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", path)
