@@ -35,7 +35,8 @@ rule aggregate:
         mem_mb=1024,
         runtime=10,
     params:
-        cv_threshold=config["cv_threshold"],
+        interval_threshold=config["interval_threshold"],
+        busy=config["busy"],
     script:
         "../scripts/aggregate.py"
 
