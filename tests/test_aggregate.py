@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 HOST = "hostA"
 ENV_ID = "0123456789ab"
 T0 = 1_700_000_000.0
-FACTORS = (1.02, 0.98, 1.0)  # per repeat: median = base, CV = 2 %
+FACTORS = (1.02, 0.98, 1.0)  # per store: median = base, CV = 2 %
 # (method, operation, cache) -> {cutoff: median seconds}
 BASE_SECONDS = {
     ("png", "store", "n/a"): {10: 4.0, 100: 40.0},
@@ -31,7 +31,10 @@ BASE_SECONDS = {
 }
 # The one noisy point: png store of 10 images, 5 s, 3 s, 4 s (median 4, CV 25 %).
 NOISY = {("png", "store", "n/a", 10): [5.0, 3.0, 4.0]}
-# (method, cutoff) -> bytes on disk per repeat
+# The one point with three timed repetitions in each of its three stores (n = 9): sorted
+# 1.85 1.90 1.95 1.99 2.00 2.01 2.05 2.10 2.15, median 2.0, interval ranks 2 and 8.
+NINE = {("npy", "read", "warm", 100): [[2.0, 1.85, 2.05], [1.90, 2.10, 1.99], [2.15, 1.95, 2.01]]}
+# (method, cutoff) -> bytes on disk per store
 DISK = {
     ("png", 10): [40960, 45056, 40960],
     ("npy", 10): [36864, 36864, 36864],
@@ -39,6 +42,8 @@ DISK = {
     ("npy", 100): [311296, 311296, 311296],
 }
 COLD_CACHED = [0.0, 0.02, 0.01]
+DEVICE_PER_DISK = {"png": 1.5, "npy": 1.0}  # a cold read's device bytes / bytes on disk
+FLUSH_SHARE = 0.25  # of each store's time
 
 
 def row(**fields) -> dict:
@@ -46,13 +51,20 @@ def row(**fields) -> dict:
     base.update(
         variant="default",
         image_size=32,
-        read_pattern="sequential",
+        inner_repeat=1,
+        eviction="n/a",
+        read_pattern="whole",
+        readahead="on",
         readers=1,
         batch_size=64,
         seed=0,
-        fsync=True,
+        fsync="per_file",
         gc="disabled",
         host=HOST,
+        cpu_count=4,
+        load_1min=0.5,
+        cpu_pressure_pct=1.0,
+        io_pressure_pct=20.0,
         store_fs_type="ext4",
         env_id=ENV_ID,
     )
@@ -61,47 +73,71 @@ def row(**fields) -> dict:
     return base
 
 
+def timings(key, base) -> list[list[float]]:
+    """Seconds of each timed repetition of each store at one point."""
+    if key in NINE:
+        return NINE[key]
+    return [[seconds] for seconds in NOISY.get(key) or [base * f for f in FACTORS]]
+
+
 def make_rows() -> list[dict]:
-    """36 rows: 2 methods x 2 cutoffs x 3 repeats x (store, cold read, warm read), one
-    after the other in time (a one-second gap between measurements)."""
+    """42 rows: 2 methods x 2 cutoffs x 3 stores x (store, cold read, warm read), one timed
+    repetition each but for the NINE point (three each), one after the other in time (a
+    one-second gap between measurements)."""
     rows = []
     clock = T0
     for (method, operation, cache), by_cutoff in BASE_SECONDS.items():
         for cutoff, base in by_cutoff.items():
-            times = NOISY.get((method, operation, cache, cutoff)) or [base * f for f in FACTORS]
-            for repeat, seconds in enumerate(times, start=1):
+            per_store = timings((method, operation, cache, cutoff), base)
+            for repeat, times in enumerate(per_store, start=1):
                 disk = DISK[(method, cutoff)][repeat - 1]
-                fields = {
-                    "method": method,
-                    "operation": operation,
-                    "cutoff": cutoff,
-                    "repeat": repeat,
-                    "cache": cache,
-                    "images_read": cutoff,
-                    "seconds": seconds,
-                    "bytes_on_disk": disk,
-                    "bytes_apparent": disk - 1000,
-                    "n_files": cutoff + 1 if method == "png" else 2,
-                    "t_start_unix": clock,
-                    "t_end_unix": clock + seconds,
-                }
-                if operation == "store":
-                    fields.update(read_pattern="n/a", batch_size="", seed="")
-                else:
-                    fields["cached_fraction"] = COLD_CACHED[repeat - 1] if cache == "cold" else 1.0
-                rows.append(row(**fields))
-                clock += seconds + 1.0
+                for inner, seconds in enumerate(times, start=1):
+                    fields = {
+                        "method": method,
+                        "operation": operation,
+                        "cutoff": cutoff,
+                        "repeat": repeat,
+                        "inner_repeat": inner,
+                        "cache": cache,
+                        "images_read": cutoff,
+                        "seconds": seconds,
+                        "bytes_on_disk": disk,
+                        "bytes_apparent": disk - 1000,
+                        "n_files": cutoff + 1 if method == "png" else 2,
+                        "t_start_unix": clock,
+                        "t_end_unix": clock + seconds,
+                    }
+                    if operation == "store":
+                        fields.update(
+                            read_pattern="n/a",
+                            readahead="n/a",
+                            batch_size="",
+                            seed="",
+                            write_seconds=seconds * (1 - FLUSH_SHARE),
+                            flush_seconds=seconds * FLUSH_SHARE,
+                        )
+                    else:
+                        cold = cache == "cold"
+                        fields.update(
+                            eviction="fadvise" if cold else "none",
+                            bytes_requested=cutoff * 3072,
+                            device_read_bytes=disk * DEVICE_PER_DISK[method] if cold else 0,
+                            cached_fraction=COLD_CACHED[repeat - 1] if cold else 1.0,
+                        )
+                    rows.append(row(**fields))
+                    clock += seconds + 1.0
     return rows
 
 
 def write_rows(rows, directory: Path) -> list[Path]:
+    """One file per row, as the harness writes them (a job's file may hold several)."""
     paths = []
     for index, item in enumerate(rows):
         path = directory / f"row{index:03}.csv"
         formatted = dict(item)
         for key in ("t_start_unix", "t_end_unix"):
             formatted[key] = f"{item[key]:.6f}"
-        measure.write_row(formatted, path)
+        measure.write_rows([formatted], path)
         paths.append(path)
     return paths
 
@@ -156,33 +192,21 @@ def table_rows(section: str) -> dict[str, list[str]]:
 
 def test_load_rows_is_the_tidy_table(tables):
     rows, _, _ = tables
-    assert len(rows) == 36
+    assert len(rows) == 42
     assert list(rows.columns) == measure.ROW_FIELDS
     assert (rows["operation"].iloc[:12] == "store").all()
     assert (rows["operation"].iloc[12:] == "read").all()
     stores = rows[rows["operation"] == "store"]
-    assert stores["read_pattern"].eq("n/a").all()
+    assert stores["read_pattern"].eq("n/a").all() and stores["readahead"].eq("n/a").all()
     assert stores["cached_fraction"].isna().all()
-    assert rows["fsync"].astype(bool).all()
-
-
-def test_load_rows_fills_axes_of_older_rows(tmp_path):
-    old = pd.DataFrame(
-        [
-            {"method": "npy", "operation": "store", "cutoff": 10, "repeat": 1, "cache": "n/a"},
-            {"method": "npy", "operation": "read", "cutoff": 10, "repeat": 1, "cache": "cold"},
-        ]
-    )
-    old.to_csv(tmp_path / "old.csv", index=False)
-    rows = aggregate.load_rows([tmp_path / "old.csv"])
-    assert rows["variant"].eq("default").all()
-    assert rows["image_size"].eq(32).all()
-    assert rows["readers"].eq(1).all()
-    assert rows["images_read"].eq(10).all()
-    assert dict(zip(rows["operation"], rows["read_pattern"], strict=True)) == {
-        "store": "n/a",
-        "read": "sequential",
-    }
+    assert rows["fsync"].eq("per_file").all()
+    nine = rows[(rows["method"] == "npy") & (rows["cache"] == "warm") & (rows["cutoff"] == 100)]
+    assert list(zip(nine["repeat"], nine["inner_repeat"], strict=True)) == [
+        (r, i) for r in (1, 2, 3) for i in (1, 2, 3)
+    ]
+    assert list(nine["seconds"]) == [
+        s for store in NINE[("npy", "read", "warm", 100)] for s in store
+    ]
     with pytest.raises(ValueError, match="no timing rows"):
         aggregate.load_rows([])
 
@@ -190,7 +214,6 @@ def test_load_rows_fills_axes_of_older_rows(tmp_path):
 def test_stats_per_point(tables):
     rows, stats, _ = tables
     assert len(stats) == 12
-    assert (stats["n"] == 3).all()
     # Recompute every point from the generated values, without pandas.
     generated = {}
     for item in make_rows():
@@ -200,6 +223,7 @@ def test_stats_per_point(tables):
     for point in stats.itertuples():
         items = generated[(point.method, point.operation, point.cache, point.cutoff)]
         seconds = np.array([i["seconds"] for i in items])
+        assert point.n == len(items)
         assert point.series == point.method
         assert point.median_s == pytest.approx(np.median(seconds))
         assert point.min_s == pytest.approx(seconds.min())
@@ -215,16 +239,85 @@ def test_stats_per_point(tables):
             np.median([i["images_read"] / i["seconds"] for i in items])
         )
         assert point.median_bytes_on_disk == np.median([i["bytes_on_disk"] for i in items])
+        assert not point.busy and point.max_load_1min == 0.5
         if point.cache == "cold":
             assert point.median_cached_fraction == pytest.approx(0.01)
+            assert point.max_cached_fraction == pytest.approx(0.02)
+            assert point.eviction == "fadvise"
         elif point.cache == "n/a":
             assert math.isnan(point.median_cached_fraction)
-    noisy = stats[(stats["method"] == "png") & (stats["operation"] == "store")]
-    noisy = noisy.set_index("cutoff")
-    assert noisy.at[10, "median_s"] == 4.0
-    assert noisy.at[10, "iqr_s"] == pytest.approx(1.0)  # quartiles 3.5 and 4.5
-    assert noisy.at[10, "cv"] == pytest.approx(0.25)
-    assert noisy.at[100, "cv"] == pytest.approx(0.02)
+            assert point.median_write_seconds == pytest.approx(0.75 * point.median_s)
+            assert point.median_flush_seconds == pytest.approx(0.25 * point.median_s)
+            assert math.isnan(point.device_bytes_per_requested)
+        if point.n == 3:  # n < 6: min and max, at their true coverage 1 - 2 / 8
+            assert (point.ci_low, point.ci_high) == (seconds.min(), seconds.max())
+            assert point.ci_level == 0.75
+            assert (point.stores, point.inner_repeats) == (3, 1)
+
+    by = stats.set_index(["method", "operation", "cache", "cutoff"])
+    nine = by.loc[("npy", "read", "warm", 100)]
+    assert (nine["n"], nine["stores"], nine["inner_repeats"]) == (9, 3, 3)
+    assert (nine["median_s"], nine["ci_low"], nine["ci_high"]) == (2.0, 1.90, 2.10)
+    assert nine["ci_level"] == pytest.approx(1 - 20 / 512)
+    assert nine["ci_halfwidth_rel"] == pytest.approx(0.05)
+    # images/s: 100 / seconds, so its interval is 100 / 2.10 .. 100 / 1.90
+    assert nine["ci_images_per_s_low"] == pytest.approx(100 / 2.10)
+    assert nine["ci_images_per_s_high"] == pytest.approx(100 / 1.90)
+    noisy = by.loc[("png", "store", "n/a", 10)]
+    assert noisy["median_s"] == 4.0
+    assert noisy["iqr_s"] == pytest.approx(1.0)  # quartiles 3.5 and 4.5
+    assert noisy["cv"] == pytest.approx(0.25)
+    assert noisy["ci_halfwidth_rel"] == pytest.approx(0.25)  # max(4 - 3, 5 - 4) / 4
+    assert by.loc[("png", "store", "n/a", 100), "cv"] == pytest.approx(0.02)
+    assert by.loc[("png", "store", "n/a", 100), "ci_halfwidth_rel"] == pytest.approx(0.02)
+    # device bytes per requested byte: npy 36,864 / 30,720; png 1.5 x 40,960 / 30,720
+    assert by.loc[("npy", "read", "cold", 10), "device_bytes_per_requested"] == 1.2
+    assert by.loc[("png", "read", "cold", 10), "device_bytes_per_requested"] == 2.0
+    assert by.loc[("png", "read", "warm", 10), "device_bytes_per_requested"] == 0.0
+
+
+def busy_frame() -> pd.DataFrame:
+    nan = float("nan")
+    return pd.DataFrame(
+        {
+            "load_1min": [0.5, 4.5, 3.9, 0.1, 0.1, nan, nan],
+            "cpu_pressure_pct": [1.0, 0.0, 0.0, 50.0, 50.0, 50.0, nan],
+            "readers": [1, 1, 1, 1, 4, 2, 1],
+            "cpu_count": [4] * 7,
+        }
+    )
+
+
+def test_busy_rows():
+    # load 4.5 > 1.0 x 4 cores; pressure 50 % with 1 or 2 readers on 4 cores; not with 4
+    # readers on 4 cores (they cause it); unrecorded values are no evidence either way
+    busy = aggregate.busy_rows(busy_frame(), aggregate.DEFAULT_BUSY)
+    assert list(busy) == [False, True, False, True, False, True, False]
+    relaxed = aggregate.busy_rows(busy_frame(), {"load_per_core": 2.0, "cpu_pressure_pct": 60.0})
+    assert not relaxed.any()
+    # a threshold left out of the configuration keeps its default
+    assert list(aggregate.busy_rows(busy_frame(), {"load_per_core": 2.0})) == [
+        *(False, False, False, True, False, True, False)
+    ]
+
+
+def test_busy_points_are_flagged_in_the_summary(tables):
+    rows, _, disk = tables
+    loaded = rows.copy()
+    second = loaded.index[(loaded["method"] == "png") & (loaded["cutoff"] == 10)][1]
+    assert loaded.loc[second, "operation"] == "store"
+    loaded.loc[second, "load_1min"] = 9.0
+    stats = aggregate.summarise(loaded, busy=aggregate.DEFAULT_BUSY)
+    flagged = stats[stats["busy"]]
+    assert flagged[["method", "operation", "cutoff"]].values.tolist() == [["png", "store", 10]]
+    text = aggregate.summary_markdown(
+        loaded, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1, busy=aggregate.DEFAULT_BUSY
+    )
+    quiet = markdown_section(text, "## Quiet machine")
+    assert "exceeded 1 x the host's cores" in quiet and "exceeded 10 %" in quiet
+    assert "1 of 12 points were measured on a busy machine" in quiet
+    assert table_body(quiet) == [["png", "32x32", "10", "store", "9.00", "4", "1.0 %"]]
+    assert "I/O pressure is recorded (highest 20.0 %) but not used for the flag" in quiet
 
 
 def test_disk_usage_table(tables):
@@ -235,6 +328,10 @@ def test_disk_usage_table(tables):
         point = table.loc[(method, cutoff)]
         median = int(np.median(values))
         assert point["bytes_on_disk"] == median
+        assert (point["min_bytes_on_disk"], point["max_bytes_on_disk"]) == (
+            min(values),
+            max(values),
+        )
         assert point["bytes_apparent"] == median - 1000
         assert point["n_files"] == (cutoff + 1 if method == "png" else 2)
         assert point["bytes_per_image"] == pytest.approx(median / cutoff)
@@ -258,36 +355,48 @@ def test_disk_usage_markdown(tables):
     assert per_image["png"] == ["4.0 KiB (1.33x raw)"]
 
 
+def summary(rows, stats, disk, threshold=0.1) -> str:
+    return aggregate.summary_markdown(rows, stats, disk, {ENV_ID: ENVIRONMENT}, threshold)
+
+
 def test_summary_ratios_to_png_and_npy(tables):
     rows, stats, disk = tables
-    text = aggregate.summary_markdown(rows, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1)
-    assert "36 measurements; medians over 3 repeat(s)" in text
+    text = summary(rows, stats, disk)
+    assert "42 timed operations: 3 independent store(s) per point" in text
+    assert "each timed up to 3 time(s) in its job; n = 3–9 per point" in text
     small = markdown_section(text, "## 10 image(s) of 32x32")
     assert (
-        "fastest store: **npy** (2 s); fastest cold read: **npy** (1.5 s); "
-        "fastest warm read: **npy** (0.25 s); smallest on disk: **npy** (36.0 KiB)."
+        "fastest store: **npy** (2 s, 75.0% interval 1.96–2.04 s); "
+        "fastest cold read: **npy** (1.5 s, 75.0% interval 1.47–1.53 s); "
+        "fastest warm read: **npy** (0.25 s, 75.0% interval 0.245–0.255 s); "
+        "smallest on disk: **npy** (36.0 KiB)."
     ) in small
+    header = next(line for line in small.splitlines() if line.startswith("| method"))
+    assert header.startswith("| method | store | vs png | vs npy | of which flush | cold read |")
     cells = table_rows(small)
-    # store, vs png, vs npy; cold read ...; warm read ...; on disk ...
+    # store, vs png, vs npy, of which flush; cold read ...; warm read ...; on disk ...
     assert cells["npy"] == [
-        *("2 s", "0.5x", "1x"),
+        *("2 s", "0.5x", "1x", "0.5 s"),
         *("1.5 s", "0.5x", "1x"),
         *("0.25 s", "0.25x", "1x"),
         *("36.0 KiB", "0.9x", "1x"),
     ]
     assert cells["png"] == [
-        *("4 s", "1x", "2x"),
+        *("4 s", "1x", "2x", "1 s"),
         *("3 s", "1x", "2x"),
         *("1 s", "1x", "4x"),
         *("40.0 KiB", "1x", "1.11x"),
     ]
-    large = table_rows(markdown_section(text, "## 100 image(s) of 32x32"))
-    assert large["npy"][:9] == [
-        *("10 s", "0.25x", "1x"),
+    large_section = markdown_section(text, "## 100 image(s) of 32x32")
+    # n = 9: the interval is the 2nd and 8th of the nine timings, covering 96.1 %
+    assert "fastest warm read: **npy** (2 s, 96.1% interval 1.9–2.1 s)" in large_section
+    large = table_rows(large_section)
+    assert large["npy"][:10] == [
+        *("10 s", "0.25x", "1x", "2.5 s"),
         *("6 s", "0.2x", "1x"),
         *("2 s", "0.2x", "1x"),
     ]
-    assert large["png"][:3] == ["40 s", "1x", "4x"]
+    assert large["png"][:4] == ["40 s", "1x", "4x", "10 s"]
 
     cold_warm = table_body(markdown_section(text, "## Cold / warm read ratio"))
     assert cold_warm == [
@@ -296,50 +405,172 @@ def test_summary_ratios_to_png_and_npy(tables):
         ["png", "32x32", "10", "3 s", "1 s", "3x"],
         ["png", "32x32", "100", "30 s", "10 s", "3x"],
     ]
-    assert "## Access patterns" not in text  # only sequential, one reader
+    assert "## Access patterns" not in text  # only whole reads by one reader
 
 
-def test_summary_flags_noisy_points(tables):
+def point_rows(seconds: dict, disk: dict) -> list[dict]:
+    """Rows of one point (10 images of 32x32): ``seconds[(method, operation, cache)]`` are
+    the timings of three stores, ``disk[method]`` their bytes on disk."""
+    rows = []
+    clock = T0
+    for (method, operation, cache), times in seconds.items():
+        for repeat, value in enumerate(times, start=1):
+            extra = (
+                {"read_pattern": "n/a", "readahead": "n/a"}
+                if operation == "store"
+                else {"eviction": "fadvise" if cache == "cold" else "none"}
+            )
+            rows.append(
+                row(
+                    method=method,
+                    operation=operation,
+                    cache=cache,
+                    cutoff=10,
+                    repeat=repeat,
+                    images_read=10,
+                    seconds=value,
+                    bytes_on_disk=disk[method][repeat - 1],
+                    bytes_apparent=disk[method][repeat - 1],
+                    n_files=2,
+                    t_start_unix=clock,
+                    t_end_unix=clock + value,
+                    **extra,
+                )
+            )
+            clock += value + 1
+    return rows
+
+
+def point_summary(tmp_path, seconds, disk) -> str:
+    rows = aggregate.load_rows(write_rows(point_rows(seconds, disk), tmp_path))
+    text = summary(rows, aggregate.summarise(rows), aggregate.disk_usage_table(rows))
+    return markdown_section(text, "## 10 image(s) of 32x32").splitlines()[2]
+
+
+def test_winner_only_when_intervals_are_clear(tmp_path):
+    """Intervals (min-max of three) npy 1.0-1.2 s and png 1.3-1.5 s do not overlap: npy is
+    fastest. On disk npy's 36,864 B every time lies below hdf5's 40,960-45,056 B."""
+    verdict = point_summary(
+        tmp_path,
+        {
+            ("npy", "store", "n/a"): [1.0, 1.1, 1.2],
+            ("png", "store", "n/a"): [1.3, 1.4, 1.5],
+            ("hdf5", "store", "n/a"): [3.0, 3.1, 3.2],
+        },
+        {"npy": [36864] * 3, "png": [49152] * 3, "hdf5": [40960, 45056, 40960]},
+    )
+    assert verdict == (
+        "fastest store: **npy** (1.1 s, 75.0% interval 1–1.2 s); "
+        "smallest on disk: **npy** (36.0 KiB)."
+    )
+
+
+def test_overlapping_intervals_are_a_tie(tmp_path):
+    """npy 1.0-1.2 s and png 1.15-1.4 s overlap, hdf5 3.0-3.2 s does not: no clear fastest
+    store. Cold reads are clear. Equal bytes on disk (npy, hdf5) are a tie."""
+    verdict = point_summary(
+        tmp_path,
+        {
+            ("npy", "store", "n/a"): [1.0, 1.1, 1.2],
+            ("png", "store", "n/a"): [1.15, 1.3, 1.4],
+            ("hdf5", "store", "n/a"): [3.0, 3.1, 3.2],
+            ("npy", "read", "cold"): [1.0, 1.1, 1.2],
+            ("png", "read", "cold"): [2.0, 2.1, 2.2],
+            ("hdf5", "read", "cold"): [1.25, 1.3, 1.4],
+        },
+        {"npy": [36864] * 3, "png": [49152] * 3, "hdf5": [36864] * 3},
+    )
+    assert verdict == (
+        "store: no clear difference between npy and png; "
+        "fastest cold read: **npy** (1.1 s, 75.0% interval 1–1.2 s); "
+        "on disk: no clear difference between hdf5 and npy."
+    )
+
+
+def test_summary_interval_check(tables):
     rows, stats, disk = tables
-    text = aggregate.summary_markdown(rows, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1)
-    noise = markdown_section(text, "## Noise check (coefficient of variation above 10%)")
-    assert "1 of 12 points are flagged" in noise
-    flagged = table_rows(noise)
-    assert list(flagged) == ["png"]
-    assert flagged["png"] == [
-        *("32", "store", "n/a", "n/a", "1", "10"),
-        *("25.0%", "4 s", "3 s", "5 s"),
-    ]
-    relaxed = aggregate.summary_markdown(rows, stats, disk, {ENV_ID: ENVIRONMENT}, 0.3)
-    assert "No point is noisier than the threshold." in relaxed
-    assert "points are flagged" not in relaxed
+    text = summary(rows, stats, disk)
+    check = markdown_section(text, "## Interval check")
+    assert "## Interval check (95 % interval of the median within ±10 %)" in check
+    # only the n = 9 point has a 95 % interval at all; its reach is ±5 %
+    assert "1 of 12 points have a 95 % interval within ±10 % of the median." in check
+    assert "1 point(s) reach further" in check
+    assert table_rows(check) == {
+        "png": [
+            *("32x32", "10", "store", "3"),
+            *("4 s", "3–5 s", "75.0%", "±25.0%"),
+        ]
+    }
+    assert "11 point(s) have too few timed repetitions for a 95 % interval" in check
+    assert "- n = 3: 11 point(s); min–max covers the median with 75.0%" in check
+    relaxed = markdown_section(summary(rows, stats, disk, 0.3), "## Interval check")
+    assert "1 of 12 points have a 95 % interval within ±30 % of the median." in relaxed
+    assert "reach further" not in relaxed
 
 
-def test_summary_single_repeat_cannot_compute_cv(tables):
+def test_summary_single_store_has_no_95_percent_interval(tables):
     rows, _, _ = tables
     first = rows[rows["repeat"] == 1].reset_index(drop=True)
     stats = aggregate.summarise(first)
-    assert stats["cv"].isna().all()
-    text = aggregate.summary_markdown(
-        first, stats, aggregate.disk_usage_table(first), {ENV_ID: ENVIRONMENT}, 0.1
-    )
-    assert "Only one repeat per point" in text
+    assert stats["cv"].isna().sum() == 11  # n = 1 everywhere but the NINE point
+    text = summary(first, stats, aggregate.disk_usage_table(first))
+    check = markdown_section(text, "## Interval check")
+    assert "0 of 12 points have a 95 % interval" in check
+    assert "- n = 1: 11 point(s); min–max covers the median with 0.0%" in check
+    assert "- n = 3: 1 point(s); min–max covers the median with 75.0%" in check
+
+
+def test_summary_device_bytes_and_what_cold_meant(tables):
+    rows, stats, disk = tables
+    text = summary(rows, stats, disk)
+    section = markdown_section(text, "## Bytes from the device")
+    assert (
+        "What cold meant: the store's pages were evicted before the clock with fadvise "
+        "(12 timed reads); cold reads started with at most 2.0% of the store in the page "
+        "cache (median 1.0%)."
+    ) in section
+    assert "Warm reads started with at least 100.0% of the store in the page cache." in section
+    assert "### 32x32, 100 images" in section
+    # npy: 311,296 B from the device for 307,200 B of pixels (its whole file);
+    # png: 1.5 x 409,600 B on disk = 614,400 B, twice the pixels
+    assert table_body(section) == [
+        ["npy", "whole", "on", "1", "304.0 KiB", "300.0 KiB", "1.01x", "1x"],
+        ["png", "whole", "on", "1", "600.0 KiB", "300.0 KiB", "2x", "1.5x"],
+    ]
+    assert "block device" not in section  # no /proc/diskstats figure recorded
+
+    with_disk = rows.assign(disk_read_bytes=rows["device_read_bytes"] * 2)
+    stats2 = aggregate.summarise(with_disk)
+    section = markdown_section(summary(with_disk, stats2, disk), "## Bytes from the device")
+    assert table_body(section)[0][-1] == "608.0 KiB"
+
+
+def test_summary_quiet_machine_without_busy_points(tables):
+    rows, stats, disk = tables
+    quiet = markdown_section(summary(rows, stats, disk), "## Quiet machine")
+    assert "No point was measured on a busy machine (highest load 0.50, highest CPU " in quiet
+    assert "pressure 1.0 %)" in quiet
+    unrecorded = rows.assign(load_1min=float("nan"), cpu_pressure_pct=float("nan"))
+    text = summary(unrecorded, aggregate.summarise(unrecorded), disk)
+    assert "No load average or pressure was recorded" in markdown_section(text, "## Quiet")
 
 
 def test_summary_hygiene_and_environment(tables):
     rows, stats, disk = tables
-    text = aggregate.summary_markdown(rows, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1)
+    text = summary(rows, stats, disk)
     hygiene = markdown_section(text, "## Measurement hygiene")
     assert "No two timed operations overlapped on the same host." in hygiene
-    assert "Stores fsync'd: True." in hygiene
-    assert "at most 2.0% of the store in the page cache (median 1.0%)" in hygiene
+    assert (
+        "Stores made durable with (fsync): per_file (12 timed stores). Median share of store "
+        "time: writing 75.0%, flushing 25.0%."
+    ) in hygiene
     environment = markdown_section(text, "## Environment")
     assert f"`{ENV_ID}`: {HOST}, Test CPU 9000 (4 cores), 8.0 GiB RAM, Linux 6.1" in environment
 
     shifted = rows.copy()
     second = shifted.index[1]
     shifted.loc[second, "t_start_unix"] = shifted.loc[0, "t_end_unix"] - 0.5
-    clashed = aggregate.summary_markdown(shifted, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1)
+    clashed = summary(shifted, stats, disk)
     assert "**1 timed operations overlapped on the same host**" in clashed
 
 
@@ -368,29 +599,41 @@ def test_overlapping_timings(tables):
     full = frame.assign(
         variant=["default", "default", "article", "gzip"],
         image_size=[256, 256, 256, 256],
-        read_pattern=["n/a", "shuffled", "sequential", "n/a"],
+        inner_repeat=[1, 2, 1, 1],
+        eviction=["n/a", "fadvise", "none", "n/a"],
+        read_pattern=["n/a", "shuffled", "whole", "n/a"],
+        readahead=["n/a", "off", "on", "n/a"],
         readers=[1, 4, 1, 1],
     )
     assert aggregate.overlapping_timings(full) == [
         (
-            "png/default store 256px cutoff=10 repeat=1",
-            "npy/default read 256px cutoff=10 repeat=1 cold shuffled readers=4",
+            "png/default store 256px cutoff=10 repeat=1 inner=1",
+            "npy/default read 256px cutoff=10 repeat=1 inner=2 cold fadvise shuffled "
+            "readahead=off readers=4",
         ),
         (
-            "png/default store 256px cutoff=10 repeat=1",
-            "lmdb/article read 256px cutoff=10 repeat=2 warm sequential readers=1",
+            "png/default store 256px cutoff=10 repeat=1 inner=1",
+            "lmdb/article read 256px cutoff=10 repeat=2 inner=1 warm whole readahead=on readers=1",
         ),
     ]
     back_to_back = frame.assign(t_start_unix=[0.0, 1.0, 2.0, 0.0], t_end_unix=[1.0, 2.0, 3.0, 1.0])
     assert aggregate.overlapping_timings(back_to_back) == []
 
 
+# pattern, readahead, readers, images read, {method: seconds factor}
+PATTERNS = (
+    ("shuffled", "on", 2, 100, {"png": 4.0, "npy": 1.0, "lmdb": 1.01}),
+    ("random_single", "off", 1, 50, {"png": 4.0, "npy": 1.0}),
+)
+
+
 def pattern_rows() -> list[dict]:
-    """Shuffled and random-single reads with one and two readers, for the patterns section."""
+    """Cold shuffled reads by two readers (npy and lmdb within each other's intervals) and
+    random single-image reads with readahead off, of the 100-image stores."""
     rows = []
     clock = T0
-    for method, factor in (("png", 4.0), ("npy", 1.0)):
-        for pattern, readers, images_read in (("shuffled", 2, 100), ("random_single", 1, 50)):
+    for pattern, readahead, readers, images_read, factors in PATTERNS:
+        for method, factor in factors.items():
             for repeat, scale in enumerate(FACTORS, start=1):
                 seconds = factor * scale
                 latency = (
@@ -410,9 +653,13 @@ def pattern_rows() -> list[dict]:
                         cutoff=100,
                         repeat=repeat,
                         cache="cold",
+                        eviction="fadvise",
                         read_pattern=pattern,
+                        readahead=readahead,
                         readers=readers,
                         images_read=images_read,
+                        bytes_requested=images_read * 3072,
+                        device_read_bytes=images_read * 4096,
                         seconds=seconds,
                         bytes_on_disk=1,
                         bytes_apparent=1,
@@ -432,28 +679,47 @@ def test_summary_access_patterns(tables, tmp_path):
     extra = aggregate.load_rows(write_rows(pattern_rows(), tmp_path / "patterns"))
     rows = pd.concat([base_rows, extra], ignore_index=True)
     stats = aggregate.summarise(rows)
-    text = aggregate.summary_markdown(
-        rows, stats, aggregate.disk_usage_table(rows), {ENV_ID: ENVIRONMENT}, 0.1
-    )
+    text = summary(rows, stats, aggregate.disk_usage_table(rows))
     section = markdown_section(text, "## Access patterns and parallel readers")
+    # readahead varies, so every column names it; eviction does not, so it is said once
+    assert "Every column: cold reads evicted with fadvise." in section
     header = next(line for line in section.splitlines() if line.startswith("| method"))
-    assert "shuffled, 2 reader(s), cold" in header
-    assert "random_single, 1 reader(s), cold" in header
-    throughput = table_rows(section.split("Fastest:")[0])
     keys = [cell.strip() for cell in header.strip("|").split(" | ")][1:]
+    assert keys == [
+        "whole, readahead on, 1 reader(s), cold",
+        "whole, readahead on, 1 reader(s), warm",
+        "shuffled, readahead on, 2 reader(s), cold",
+        "random_single, readahead off, 1 reader(s), cold",
+    ]
+    throughput = table_rows(section.split("Fastest:")[0])
     npy = dict(zip(keys, throughput["npy"], strict=True))
     png = dict(zip(keys, throughput["png"], strict=True))
-    assert npy["shuffled, 2 reader(s), cold"] == "100"  # 100 images in 1 s (median)
-    assert png["shuffled, 2 reader(s), cold"] == "25"
-    assert npy["random_single, 1 reader(s), cold"] == "50"
-    assert npy["sequential, 1 reader(s), cold"] == f"{100 / 6.0:,.0f}"
-    assert "- shuffled, 2 reader(s), cold: **npy** (100 images/s)" in section
+    lmdb = dict(zip(keys, throughput["lmdb"], strict=True))
+    assert npy["shuffled, readahead on, 2 reader(s), cold"] == "100"  # 100 images in 1 s
+    assert png["shuffled, readahead on, 2 reader(s), cold"] == "25"
+    assert lmdb["shuffled, readahead on, 2 reader(s), cold"] == "99"
+    assert lmdb["whole, readahead on, 1 reader(s), cold"] == ""  # not measured
+    assert npy["random_single, readahead off, 1 reader(s), cold"] == "50"
+    assert npy["whole, readahead on, 1 reader(s), cold"] == f"{100 / 6.0:,.0f}"
+    fastest = section.split("Fastest:")[1]
+    # npy 0.98-1.02 s and lmdb 0.99-1.03 s: images/s intervals overlap
+    assert "- shuffled, readahead on, 2 reader(s), cold: no clear difference between npy " in (
+        fastest
+    )
+    assert "between npy and lmdb\n" in fastest
+    assert "- random_single, readahead off, 1 reader(s), cold: **npy** (50 images/s" in (fastest)
+    # n = 9: 100 / 2.10 .. 100 / 1.90 images/s at 96 %
+    assert (
+        "- whole, readahead on, 1 reader(s), warm: **npy** (50 images/s, 96.1% interval 48–53)"
+    ) in fastest
     latency = table_rows(section.split("Random single-image latency")[1])
-    assert latency["npy"] == ["1", "cold", "10.0", "20.0", "40.0"]
-    assert latency["png"] == ["1", "cold", "40.0", "80.0", "160.0"]
-    # Patterns other than sequential stay out of the article-style tables.
+    assert latency["npy"] == ["off", "1", "cold", "10.0", "20.0", "40.0"]
+    assert latency["png"] == ["off", "1", "cold", "40.0", "80.0", "160.0"]
+    # Patterns other than whole stay out of the article-style tables.
     small = table_rows(markdown_section(text, "## 100 image(s) of 32x32"))
-    assert small["npy"][3] == "6 s"
+    assert small["npy"][4] == "6 s"
+    device = table_body(markdown_section(text, "## Bytes from the device"))
+    assert ["npy", "random_single", "off", "1", "200.0 KiB", "150.0 KiB", "1.33x", ""] in device
 
 
 @pytest.mark.parametrize(
@@ -476,6 +742,20 @@ def test_series_name():
     assert aggregate.series_name("png", "level1") == "png:level1"
 
 
+def test_baseline_is_stores_and_whole_reads_with_readahead_on():
+    stats = pd.DataFrame(
+        {
+            "operation": ["store", "read", "read", "read", "read"],
+            "read_pattern": ["n/a", "whole", "whole", "sequential", "shuffled"],
+            "readahead": ["n/a", "on", "off", "on", "on"],
+            "readers": [1, 1, 1, 1, 1],
+        }
+    )
+    assert list(aggregate.baseline(stats).index) == [0, 1]
+    only_off = stats.assign(readahead=["n/a", "off", "off", "on", "on"])
+    assert list(aggregate.baseline(only_off).index) == [0, 1, 2]
+
+
 def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
     """The Snakemake script, run with a stand-in ``snakemake`` object."""
     rows = write_rows(make_rows(), tmp_path / "rows")
@@ -495,20 +775,28 @@ def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
         input=SimpleNamespace(rows=[str(p) for p in rows], envs=[str(env_path)]),
         output=SimpleNamespace(**{k: str(v) for k, v in outputs.items()}),
         log=[str(tmp_path / "aggregate.log")],
-        params=SimpleNamespace(cv_threshold=0.1),
+        params=SimpleNamespace(interval_threshold=0.1, busy={"load_per_core": 0.1}),
     )
     monkeypatch.setattr(scriptlog, "setup", lambda _path: logging.getLogger("test_aggregate"))
     runpy.run_path(
         str(REPO / "workflow" / "scripts" / "aggregate.py"), init_globals={"snakemake": smk}
     )
     timings = pd.read_csv(outputs["timings"], keep_default_na=False, na_values=[""])
-    assert len(timings) == 36 and list(timings.columns) == measure.ROW_FIELDS
+    assert len(timings) == 42 and list(timings.columns) == measure.ROW_FIELDS
     stats = pd.read_csv(outputs["stats"], keep_default_na=False, na_values=[""])
-    assert len(stats) == 12 and (stats["n"] == 3).all()
+    assert len(stats) == 12 and sorted(set(stats["n"])) == [3, 9]
     assert set(stats["cache"]) == {"n/a", "cold", "warm"}  # "n/a" is a value, not missing
+    assert {"ci_low", "ci_high", "ci_level", "ci_halfwidth_rel", "busy"} <= set(stats.columns)
+    # load 0.5 > 0.1 x 4 cores: every point busy under this stricter threshold
+    assert stats["busy"].all()
     disk = pd.read_csv(outputs["disk_csv"])
     assert sorted(disk["bytes_on_disk"]) == [36864, 40960, 311296, 409600]
     assert "| npy | 36.0 KiB (36,864 B)" in outputs["disk_md"].read_text()
-    assert "1 of 12 points are flagged" in outputs["summary"].read_text()
+    text = outputs["summary"].read_text()
+    assert "1 of 12 points have a 95 % interval within ±10 % of the median." in text
+    assert "12 of 12 points were measured on a busy machine" in text
+    assert "exceeded 0.1 x the host's cores, or CPU pressure (PSI some avg10) exceeded 10 %" in (
+        text
+    )
     assert json.loads(outputs["environment"].read_text()) == {ENV_ID: ENVIRONMENT}
     assert not list(out.glob("*.part"))

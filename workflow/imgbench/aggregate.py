@@ -1,17 +1,63 @@
-"""Aggregation with pandas: tidy timings, statistics over repeats, disk usage, summary."""
+"""Aggregation with pandas: tidy timings, statistics per point, disk usage, summary.
+
+A point is one setting of every axis (method, variant, image size, operation, cache state
+and eviction, read pattern, readahead, readers, cutoff); its statistics are over every
+timed operation at that setting (all timed repetitions of all independent stores).
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
 
-POINT_KEYS = ["method", "variant", "image_size", "operation", "cache", "read_pattern", "readers"]
+from . import stats as st
+
+POINT_KEYS = [
+    "method",
+    "variant",
+    "image_size",
+    "operation",
+    "cache",
+    "eviction",
+    "read_pattern",
+    "readahead",
+    "readers",
+]
 GROUP_KEYS = [*POINT_KEYS, "cutoff"]
-BASELINE = {"read_pattern": "sequential", "readers": 1}
+WHOLE = "whole"  # the article's read: the whole store into one array by one reader
+DEFAULT_BUSY = {"load_per_core": 1.0, "cpu_pressure_pct": 10.0}
+PATTERN_ORDER = {"whole": 0, "sequential": 1, "shuffled": 2, "random_single": 3}
+SORT_KEYS = [
+    "_order",
+    "method",
+    "variant",
+    "image_size",
+    "cutoff",
+    "cache",
+    "eviction",
+    "read_pattern",
+    "readahead",
+    "readers",
+    "repeat",
+    "inner_repeat",
+]
+MEDIANS = [
+    "write_seconds",
+    "flush_seconds",
+    "bytes_requested",
+    "device_read_bytes",
+    "disk_read_bytes",
+    "cpu_seconds",
+    "latency_p50_us",
+    "latency_p95_us",
+    "latency_p99_us",
+    "latency_max_us",
+]
+MAXIMA = ["load_1min", "cpu_pressure_pct", "io_pressure_pct", "cpu_count"]
 
 
 def series_name(method: str, variant: str) -> str:
@@ -19,53 +65,56 @@ def series_name(method: str, variant: str) -> str:
     return method if variant == "default" else f"{method}:{variant}"
 
 
-def _fill_axes(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows from before the variant/size/pattern axes existed read as their defaults."""
-    defaults = {
-        "variant": "default",
-        "image_size": 32,
-        "read_pattern": "sequential",
-        "readers": 1,
-        "images_read": rows.get("cutoff", 0),
-    }
-    for column, value in defaults.items():
-        if column not in rows:
-            rows[column] = value
-    rows.loc[rows["operation"] == "store", "read_pattern"] = "n/a"
-    return rows
-
-
 def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
-    """Concatenate one-row CSVs into the tidy table (one row per measurement)."""
+    """Concatenate the rows' CSVs into the tidy table (one row per timed operation)."""
     frames = [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
     if not frames:
         raise ValueError("no timing rows to aggregate")
-    rows = _fill_axes(pd.concat(frames, ignore_index=True))
+    rows = pd.concat(frames, ignore_index=True)
     rows["_order"] = rows["operation"].map({"store": 0, "read": 1})
-    rows = rows.sort_values(
-        [
-            "_order",
-            "method",
-            "variant",
-            "image_size",
-            "cutoff",
-            "cache",
-            "read_pattern",
-            "readers",
-            "repeat",
-        ]
-    )
+    rows = rows.sort_values(SORT_KEYS)
     return rows.drop(columns="_order").reset_index(drop=True)
 
 
-def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Median, min, max, quartiles, IQR and coefficient of variation per point."""
-    rows = _fill_axes(rows.copy())
+def busy_thresholds(busy: dict | None) -> dict:
+    """The configured thresholds, any left out at their defaults."""
+    return {**DEFAULT_BUSY, **(busy or {})}
+
+
+def busy_rows(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
+    """Whether each timed operation ran on a busy machine: a 1-minute load above
+    ``load_per_core`` x the host's cores, or CPU pressure above ``cpu_pressure_pct`` while
+    the job ran fewer readers than cores (as many readers as cores cause pressure
+    themselves). Unrecorded (NaN) load or pressure is not evidence of a busy machine."""
+    busy = busy_thresholds(busy)
+    load = rows["load_1min"] > busy["load_per_core"] * rows["cpu_count"]
+    own = rows["readers"].fillna(1) >= rows["cpu_count"]
+    pressure = (rows["cpu_pressure_pct"] > busy["cpu_pressure_pct"]) & ~own
+    return (load | pressure).rename("busy")
+
+
+def _intervals(column, prefix: str) -> pd.DataFrame:
+    """The median interval of one grouped column as ``{prefix}low``, ``high`` and ``level``."""
+    found = column.apply(lambda values: tuple(st.median_interval(values)))
+    return pd.DataFrame(
+        found.tolist(),
+        index=found.index,
+        columns=[f"{prefix}low", f"{prefix}high", f"{prefix}level"],
+    )
+
+
+def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
+    """Per point: n, median with its 95 % order-statistics interval, min, max, quartiles,
+    mean, std, CV; medians of images/s (with interval), of the write/flush split and of
+    the device bytes; the highest load and pressure, and whether the point was busy."""
+    rows = rows.assign(busy=busy_rows(rows, busy))
     grouped = rows.groupby(GROUP_KEYS, dropna=False, sort=True)
     seconds = grouped["seconds"]
     stats = pd.DataFrame(
         {
             "n": seconds.count(),
+            "stores": grouped["repeat"].nunique(),
+            "inner_repeats": grouped["inner_repeat"].max(),
             "median_s": seconds.median(),
             "min_s": seconds.min(),
             "max_s": seconds.max(),
@@ -76,13 +125,22 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
             "median_images_per_s": grouped["images_per_s"].median(),
             "median_bytes_on_disk": grouped["bytes_on_disk"].median(),
             "median_cached_fraction": grouped["cached_fraction"].median(),
+            "max_cached_fraction": grouped["cached_fraction"].max(),
         }
     )
-    for column in ("latency_p50_us", "latency_p95_us", "latency_p99_us", "latency_max_us"):
-        if column in rows:
-            stats[f"median_{column}"] = grouped[column].median()
+    stats = stats.join(_intervals(seconds, "ci_"))
+    stats = stats.join(_intervals(grouped["images_per_s"], "ci_images_per_s_"))
+    for column in MEDIANS:
+        stats[f"median_{column}"] = grouped[column].median()
+    for column in MAXIMA:
+        stats[f"max_{column}"] = grouped[column].max()
+    stats["busy"] = grouped["busy"].any()
     stats["iqr_s"] = stats["q75_s"] - stats["q25_s"]
     stats["cv"] = stats["std_s"] / stats["mean_s"]
+    below, above = stats["median_s"] - stats["ci_low"], stats["ci_high"] - stats["median_s"]
+    stats["ci_halfwidth_rel"] = pd.concat([below, above], axis=1).max(axis=1) / stats["median_s"]
+    requested = stats["median_bytes_requested"].where(stats["median_bytes_requested"] > 0)
+    stats["device_bytes_per_requested"] = stats["median_device_read_bytes"] / requested
     stats = stats.reset_index()
     stats["series"] = [
         series_name(m, v) for m, v in zip(stats["method"], stats["variant"], strict=True)
@@ -90,14 +148,27 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return stats
 
 
+def baseline(stats: pd.DataFrame) -> pd.DataFrame:
+    """Stores, and the article's read: the whole store into one array by one reader (with
+    readahead on, where whole reads were measured both ways)."""
+    whole = (
+        (stats["operation"] == "read") & (stats["read_pattern"] == WHOLE) & (stats["readers"] == 1)
+    )
+    if (whole & (stats["readahead"] == "on")).any():
+        whole &= stats["readahead"] == "on"
+    return stats[(stats["operation"] == "store") | whole]
+
+
 def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Bytes each store takes per method, variant, image size and cutoff (median)."""
-    rows = _fill_axes(rows.copy())
+    """Bytes each store takes per method, variant, image size and cutoff (median, min and
+    max over the stores' timed operations)."""
     stores = rows[rows["operation"] == "store"]
     table = (
         stores.groupby(["method", "variant", "image_size", "cutoff"], sort=True)
         .agg(
             bytes_on_disk=("bytes_on_disk", "median"),
+            min_bytes_on_disk=("bytes_on_disk", "min"),
+            max_bytes_on_disk=("bytes_on_disk", "max"),
             bytes_apparent=("bytes_apparent", "median"),
             n_files=("n_files", "median"),
         )
@@ -107,7 +178,13 @@ def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
     table["raw_bytes_per_image"] = table["image_size"] ** 2 * 3
     table["overhead_vs_raw"] = table["bytes_per_image"] / table["raw_bytes_per_image"]
     table["human_on_disk"] = table["bytes_on_disk"].map(human_bytes)
-    for column in ("bytes_on_disk", "bytes_apparent", "n_files"):
+    for column in (
+        "bytes_on_disk",
+        "min_bytes_on_disk",
+        "max_bytes_on_disk",
+        "bytes_apparent",
+        "n_files",
+    ):
         table[column] = table[column].round().astype("int64")
     table["series"] = [
         series_name(m, v) for m, v in zip(table["method"], table["variant"], strict=True)
@@ -181,22 +258,25 @@ _LABEL_PARTS = (
     ("image_size", " {}px"),
     ("cutoff", " cutoff={}"),
     ("repeat", " repeat={}"),
+    ("inner_repeat", " inner={}"),
     ("cache", " {}"),
+    ("eviction", " {}"),
     ("read_pattern", " {}"),
+    ("readahead", " readahead={}"),
     ("readers", " readers={}"),
 )
 
 
 def _measurement_label(row: pd.Series) -> str:
     """Every coordinate of one measurement that the rows carry, e.g.
-    ``png/default read 32px cutoff=10 repeat=1 cold sequential readers=1``."""
+    ``png/default read 32px cutoff=10 repeat=1 inner=2 cold fadvise whole readers=1``."""
     is_store = row.get("operation") == "store"
     return "".join(
         template.format(row[name])
         for name, template in _LABEL_PARTS
         if name in row.index
         and not pd.isna(row[name])
-        and str(row[name]) not in ("", "n/a")
+        and str(row[name]) not in ("", "n/a", "none")
         and not (is_store and name == "readers")
     )
 
@@ -223,6 +303,14 @@ def _fmt_seconds(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.4g} s"
 
 
+def _fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+def _fmt_number(value: float | None, spec: str, unit: str = "") -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:{spec}}{unit}"
+
+
 def _ratio(value: float | None, reference: float | None) -> str:
     if value is None or reference is None or pd.isna(reference) or reference == 0:
         return "n/a"
@@ -231,218 +319,458 @@ def _ratio(value: float | None, reference: float | None) -> str:
     return f"{value / reference:.3g}x"
 
 
-def _baseline(stats: pd.DataFrame) -> pd.DataFrame:
-    """Stores, and reads of the article's kind: whole store, front to back, one reader."""
-    reads = (stats["read_pattern"] == "sequential") & (stats["readers"] == 1)
-    return stats[(stats["operation"] == "store") | reads]
+def _names(candidates) -> str:
+    """``A and B``, ``A, B and C``."""
+    names = [c.name for c in candidates]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-COLUMNS = [("store", "n/a", "store"), ("read", "cold", "cold read"), ("read", "warm", "warm read")]
+def _verdict_text(verdict: st.Verdict, title: str, word: str, describe: Callable) -> str:
+    """``fastest store: **npy** (...)`` for a clear winner (``word`` may be empty), else
+    ``store: no clear difference between npy and png``."""
+    if verdict.clear:
+        lead = f"{word} {title}" if word else title
+        return f"{lead}: **{verdict.best.name}** ({describe(verdict.best)})"
+    return f"{title}: no clear difference between {_names([verdict.best, *verdict.tied])}"
+
+
+def _time_candidates(points: pd.DataFrame) -> list[st.Candidate]:
+    return [
+        st.Candidate(r.series, r.median_s, r.ci_low, r.ci_high, r.ci_level)
+        for r in points.itertuples()
+    ]
+
+
+def _describe_time(c: st.Candidate) -> str:
+    return f"{_fmt_seconds(c.value)}, {c.level:.1%} interval {c.low:.4g}–{c.high:.4g} s"
+
+
+def _throughput_candidates(points: pd.DataFrame) -> list[st.Candidate]:
+    return [
+        st.Candidate(
+            r.series,
+            r.median_images_per_s,
+            r.ci_images_per_s_low,
+            r.ci_images_per_s_high,
+            r.ci_images_per_s_level,
+        )
+        for r in points.itertuples()
+    ]
+
+
+def _describe_throughput(c: st.Candidate) -> str:
+    return f"{c.value:,.0f} images/s, {c.level:.1%} interval {c.low:,.0f}–{c.high:,.0f}"
+
+
+def _disk_candidates(disk: pd.DataFrame) -> list[st.Candidate]:
+    return [
+        st.Candidate(r.series, r.bytes_on_disk, r.min_bytes_on_disk, r.max_bytes_on_disk)
+        for r in disk.itertuples()
+    ]
+
+
+def _describe_disk(c: st.Candidate) -> str:
+    if c.low == c.high:
+        return human_bytes(c.value)
+    return f"{human_bytes(c.value)}, {human_bytes(c.low)}–{human_bytes(c.high)} over stores"
+
+
+def time_verdict(points: pd.DataFrame, title: str) -> str:
+    """The fastest series among ``points`` (one per series), or the tie."""
+    verdict = st.separate(_time_candidates(points))
+    return _verdict_text(verdict, title, "fastest", _describe_time)
+
+
+def throughput_verdict(points: pd.DataFrame, title: str) -> str:
+    """The series with the most images/s among ``points``, or the tie."""
+    verdict = st.separate(_throughput_candidates(points), higher_is_better=True)
+    return _verdict_text(verdict, title, "", _describe_throughput)
+
+
+def disk_verdict(disk: pd.DataFrame) -> str:
+    """Smallest on disk; equal or overlapping (min..max over stores) bytes are a tie."""
+    verdict = st.separate(_disk_candidates(disk))
+    return _verdict_text(verdict, "on disk", "smallest", _describe_disk)
+
+
+def _columns(base: pd.DataFrame) -> list[tuple[tuple[str, str, str], str]]:
+    """The timed columns of the per-cutoff tables, ``((operation, cache, eviction), title)``:
+    store, cold read, warm read; a cold read names its eviction when several were used."""
+    columns = []
+    for operation, cache, title in (
+        ("store", "n/a", "store"),
+        ("read", "cold", "cold read"),
+        ("read", "warm", "warm read"),
+    ):
+        here = base[(base["operation"] == operation) & (base["cache"] == cache)]
+        evictions = sorted(here["eviction"].unique())
+        for eviction in evictions:
+            named = f"{title} ({eviction})" if len(evictions) > 1 else title
+            columns.append(((operation, cache, eviction), named))
+    return columns
+
+
+def _keyed(frame: pd.DataFrame, keys: list[str]) -> dict:
+    """Row (as a named tuple) by the values of ``keys``; the keys must be unique."""
+    return {tuple(getattr(r, k) for k in keys): r for r in frame.itertuples()}
+
+
+TIME_KEYS = ["series", "image_size", "cutoff", "operation", "cache", "eviction"]
+
+
+def _time_cells(points: dict, key: tuple, with_flush: bool) -> list[str]:
+    rest = key[1:]
+    value = getattr(points.get(key), "median_s", None)
+    cells = [
+        _fmt_seconds(value),
+        _ratio(value, getattr(points.get(("png", *rest)), "median_s", None)),
+        _ratio(value, getattr(points.get(("npy", *rest)), "median_s", None)),
+    ]
+    if with_flush:
+        cells.append(_fmt_seconds(getattr(points.get(key), "median_flush_seconds", None)))
+    return cells
+
+
+def _point_table(here, columns, points, disk_by, size, cutoff) -> str:
+    header = ["method"]
+    for (operation, _, _), title in columns:
+        header += [title, "vs png", "vs npy"] + (["of which flush"] if operation == "store" else [])
+    header += ["on disk", "vs png", "vs npy"]
+    body = []
+    for series in sorted(here["series"].unique()):
+        cells = [series]
+        for (operation, cache, eviction), _ in columns:
+            key = (series, size, cutoff, operation, cache, eviction)
+            cells += _time_cells(points, key, operation == "store")
+        on_disk = getattr(disk_by.get((series, size, cutoff)), "bytes_on_disk", None)
+        cells += [
+            human_bytes(on_disk) if on_disk is not None else "n/a",
+            _ratio(on_disk, getattr(disk_by.get(("png", size, cutoff)), "bytes_on_disk", None)),
+            _ratio(on_disk, getattr(disk_by.get(("npy", size, cutoff)), "bytes_on_disk", None)),
+        ]
+        body.append(cells)
+    return markdown_table(header, body)
 
 
 def _point_tables(stats, disk, out) -> None:
-    base = _baseline(stats)
-    medians = base.set_index(["series", "image_size", "operation", "cache", "cutoff"])["median_s"]
-    disk_by = disk.set_index(["series", "image_size", "cutoff"])["bytes_on_disk"]
+    base = baseline(stats)
+    columns = _columns(base)
+    points = _keyed(base, TIME_KEYS)
+    disk_by = _keyed(disk, ["series", "image_size", "cutoff"])
     for size in sorted(base["image_size"].unique()):
         for cutoff in sorted(base.loc[base["image_size"] == size, "cutoff"].unique()):
             out.append(f"\n## {cutoff:,} image(s) of {size}x{size}\n\n")
             here = base[(base["image_size"] == size) & (base["cutoff"] == cutoff)]
-            winners = []
-            for operation, cache, title in COLUMNS:
-                point = here[(here["operation"] == operation) & (here["cache"] == cache)]
+            verdicts = []
+            for (operation, cache, eviction), title in columns:
+                point = here[
+                    (here["operation"] == operation)
+                    & (here["cache"] == cache)
+                    & (here["eviction"] == eviction)
+                ]
                 if len(point):
-                    best = point.loc[point["median_s"].idxmin()]
-                    winners.append(
-                        f"fastest {title}: **{best['series']}** ({_fmt_seconds(best['median_s'])})"
-                    )
+                    verdicts.append(time_verdict(point, title))
             sizes = disk[(disk["cutoff"] == cutoff) & (disk["image_size"] == size)]
             if len(sizes):
-                smallest = sizes.loc[sizes["bytes_on_disk"].idxmin()]
-                winners.append(
-                    f"smallest on disk: **{smallest['series']}** "
-                    f"({human_bytes(smallest['bytes_on_disk'])})"
-                )
-            out.append("; ".join(winners) + ".\n\n")
-            header = ["method"]
-            for _, _, title in COLUMNS:
-                header += [title, "vs png", "vs npy"]
-            header += ["on disk", "vs png", "vs npy"]
-            body = []
-            for series in sorted(here["series"].unique()):
-                cells = [series]
-                for operation, cache, _ in COLUMNS:
-                    value = medians.get((series, size, operation, cache, cutoff))
-                    cells += [
-                        _fmt_seconds(value),
-                        _ratio(value, medians.get(("png", size, operation, cache, cutoff))),
-                        _ratio(value, medians.get(("npy", size, operation, cache, cutoff))),
-                    ]
-                on_disk = disk_by.get((series, size, cutoff))
-                cells += [
-                    human_bytes(on_disk) if on_disk is not None else "n/a",
-                    _ratio(on_disk, disk_by.get(("png", size, cutoff))),
-                    _ratio(on_disk, disk_by.get(("npy", size, cutoff))),
-                ]
-                body.append(cells)
-            out.append(markdown_table(header, body))
+                verdicts.append(disk_verdict(sizes))
+            out.append("; ".join(verdicts) + ".\n\n")
+            out.append(_point_table(here, columns, points, disk_by, size, cutoff))
 
 
 def _cold_warm(stats, out) -> None:
-    base = _baseline(stats)
-    reads = base[base["operation"] == "read"]
-    pivot = reads.pivot_table(
-        index=["series", "image_size", "cutoff"], columns="cache", values="median_s"
+    reads = baseline(stats)
+    reads = reads[reads["operation"] == "read"]
+    cold = reads[reads["cache"] == "cold"].sort_values(
+        ["series", "image_size", "cutoff", "eviction"]
     )
+    warm = _keyed(reads[reads["cache"] == "warm"], ["series", "image_size", "cutoff"])
     out.append("\n## Cold / warm read ratio (whole store, one reader)\n\n")
-    if not {"cold", "warm"} <= set(pivot.columns):
+    if cold.empty or not warm:
         out.append("Not measured (read_cache lacks cold or warm).\n")
         return
-    body = [
+    several = cold["eviction"].nunique() > 1
+    body = []
+    for r in cold.itertuples():
+        warm_s = getattr(warm.get((r.series, r.image_size, r.cutoff)), "median_s", None)
+        body.append(
+            [r.series, f"{r.image_size}x{r.image_size}", f"{r.cutoff:,}"]
+            + ([r.eviction] if several else [])
+            + [_fmt_seconds(r.median_s), _fmt_seconds(warm_s), _ratio(r.median_s, warm_s)]
+        )
+    header = ["method", "size", "images"] + (["eviction"] if several else [])
+    out.append(markdown_table(header + ["cold", "warm", "cold/warm"], body))
+
+
+READ_AXES = ["read_pattern", "readahead", "readers", "cache", "eviction"]
+
+
+def _read_label(key: dict, shown: set[str]) -> str:
+    """``shuffled, readahead off, 2 reader(s), cold (fadvise)``; readahead and eviction
+    only when they vary (``shown``)."""
+    parts = [str(key["read_pattern"])]
+    if "readahead" in shown:
+        parts.append(f"readahead {key['readahead']}")
+    parts.append(f"{key['readers']} reader(s)")
+    cache = str(key["cache"])
+    if "eviction" in shown and cache == "cold":
+        cache += f" ({key['eviction']})"
+    parts.append(cache)
+    return ", ".join(parts)
+
+
+def _fixed_note(reads: pd.DataFrame, shown: set[str]) -> str:
+    """What every column shares, for the axes the column labels leave out."""
+    notes = []
+    if "readahead" not in shown:
+        notes.append(f"readahead {', '.join(sorted(map(str, reads['readahead'].unique())))}")
+    cold = reads.loc[reads["cache"] == "cold", "eviction"]
+    if "eviction" not in shown and len(cold):
+        notes.append(f"cold reads evicted with {', '.join(sorted(cold.unique()))}")
+    return f"Every column: {'; '.join(notes)}.\n\n" if notes else ""
+
+
+def _read_keys(here: pd.DataFrame) -> list[dict]:
+    keys = here[READ_AXES].drop_duplicates()
+    keys = keys.assign(_p=keys["read_pattern"].map(PATTERN_ORDER).fillna(len(PATTERN_ORDER)))
+    keys = keys.sort_values(["_p", *READ_AXES]).drop(columns="_p")
+    return keys.to_dict("records")
+
+
+def _select(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    for column, value in key.items():
+        mask &= frame[column] == value
+    return frame[mask]
+
+
+def _shown_axes(reads: pd.DataFrame) -> set[str]:
+    shown = set()
+    if reads["readahead"].nunique() > 1:
+        shown.add("readahead")
+    if reads.loc[reads["cache"] == "cold", "eviction"].nunique() > 1:
+        shown.add("eviction")
+    return shown
+
+
+def _latency_table(single: pd.DataFrame, shown: set[str]) -> str:
+    extra = [a for a in ("readahead", "eviction") if a in shown]
+    return markdown_table(
+        ["method", *extra, "readers", "cache", "p50", "p95", "p99"],
         [
-            series,
-            f"{size}x{size}",
-            f"{cutoff:,}",
-            _fmt_seconds(row["cold"]),
-            _fmt_seconds(row["warm"]),
-            _ratio(row["cold"], row["warm"]),
-        ]
-        for (series, size, cutoff), row in pivot.iterrows()
-    ]
-    out.append(markdown_table(["method", "size", "images", "cold", "warm", "cold/warm"], body))
+            [r.series, *(getattr(r, a) for a in extra), r.readers, r.cache]
+            + [
+                f"{r.median_latency_p50_us:.1f}",
+                f"{r.median_latency_p95_us:.1f}",
+                f"{r.median_latency_p99_us:.1f}",
+            ]
+            for r in single.itertuples()
+        ],
+    )
 
 
 def _patterns(stats, out) -> None:
     reads = stats[stats["operation"] == "read"]
-    if set(reads["read_pattern"]) <= {"sequential"} and set(reads["readers"]) <= {1}:
+    only_whole = (reads["read_pattern"] == WHOLE).all() and (reads["readers"] == 1).all()
+    if only_whole and reads["readahead"].nunique() <= 1:
         return
     out.append("\n## Access patterns and parallel readers (largest cutoff of each size)\n\n")
-    out.append("Throughput in images per second (median; higher is better).\n\n")
+    out.append(
+        "Throughput in images per second (median; higher is better). A method is named "
+        "fastest only when its interval lies clear of every other's.\n\n"
+    )
     for size in sorted(reads["image_size"].unique()):
         here = reads[reads["image_size"] == size]
         here = here[here["cutoff"] == here["cutoff"].max()]
-        keys = sorted(
-            {
-                (p, r, c)
-                for p, r, c in zip(
-                    here["read_pattern"], here["readers"], here["cache"], strict=True
-                )
-            }
-        )
-        header = ["method"] + [f"{p}, {r} reader(s), {c}" for p, r, c in keys]
+        shown = _shown_axes(here)
+        keys = _read_keys(here)
+        labels = [_read_label(key, shown) for key in keys]
         body = []
         for series in sorted(here["series"].unique()):
+            mine = here[here["series"] == series]
             cells = [series]
-            for pattern, readers, cache in keys:
-                match = here[
-                    (here["series"] == series)
-                    & (here["read_pattern"] == pattern)
-                    & (here["readers"] == readers)
-                    & (here["cache"] == cache)
-                ]
+            for key in keys:
+                match = _select(mine, key)
                 cells.append(f"{match['median_images_per_s'].iloc[0]:,.0f}" if len(match) else "")
             body.append(cells)
         out.append(f"### {size}x{size}, {int(here['cutoff'].max()):,} images\n\n")
-        out.append(markdown_table(header, body))
-        winners = []
-        for pattern, readers, cache in keys:
-            match = here[
-                (here["read_pattern"] == pattern)
-                & (here["readers"] == readers)
-                & (here["cache"] == cache)
-            ]
-            best = match.loc[match["median_images_per_s"].idxmax()]
-            winners.append(
-                f"- {pattern}, {readers} reader(s), {cache}: **{best['series']}** "
-                f"({best['median_images_per_s']:,.0f} images/s)\n"
-            )
-        out.append("\nFastest:\n\n" + "".join(winners))
+        out.append(_fixed_note(here, shown))
+        out.append(markdown_table(["method", *labels], body))
+        verdicts = [
+            f"- {throughput_verdict(_select(here, key), label)}\n"
+            for key, label in zip(keys, labels, strict=True)
+        ]
+        out.append("\nFastest:\n\n" + "".join(verdicts))
         single = here[here["read_pattern"] == "random_single"]
-        if len(single) and "median_latency_p50_us" in single:
-            out.append("\nRandom single-image latency (microseconds, median over repeats):\n\n")
-            out.append(
-                markdown_table(
-                    ["method", "readers", "cache", "p50", "p95", "p99"],
-                    [
-                        [
-                            r.series,
-                            r.readers,
-                            r.cache,
-                            f"{r.median_latency_p50_us:.1f}",
-                            f"{r.median_latency_p95_us:.1f}",
-                            f"{r.median_latency_p99_us:.1f}",
-                        ]
-                        for r in single.itertuples()
-                    ],
-                )
-            )
+        if len(single):
+            out.append("\nRandom single-image latency (microseconds, median over timed runs):\n\n")
+            out.append(_latency_table(single, shown))
 
 
-def summary_markdown(
-    rows: pd.DataFrame,
-    stats: pd.DataFrame,
-    disk: pd.DataFrame,
-    environments: dict,
-    cv_threshold: float,
-) -> str:
-    """The short report: winners per point, ratios to png and npy, patterns, noise, overlap."""
-    out = ["# Image storage benchmark: summary\n\n"]
+def _point_name(r) -> str:
+    """``store`` or ``cold read (fadvise), shuffled, readahead off, 2 reader(s)``."""
+    if r.operation == "store":
+        return "store"
+    cache = f"{r.cache} read" + (f" ({r.eviction})" if r.cache == "cold" else "")
+    return f"{cache}, {r.read_pattern}, readahead {r.readahead}, {r.readers} reader(s)"
+
+
+def _point_cells(r) -> list[str]:
+    return [r.series, f"{r.image_size}x{r.image_size}", f"{r.cutoff:,}", _point_name(r)]
+
+
+POINT_HEADER = ["method", "size", "images", "point"]
+
+
+def _interval_check(stats, threshold: float, out) -> None:
     out.append(
-        f"{len(rows)} measurements; medians over {int(rows['repeat'].nunique())} repeat(s). "
-        "Times in seconds (lower is better); ratios are a method's median divided by "
-        "the png or npy median at the same point. Tables per cutoff show stores and "
-        "whole-store reads by one reader (the article's experiment).\n"
+        f"\n## Interval check (95 % interval of the median within ±{threshold * 100:g} %)\n\n"
+        "Intervals are distribution-free, from order statistics: the sorted timings at ranks "
+        "j and n+1-j, the narrowest such pair that covers the median with at least 95 %. "
+        "Below n = 6 no pair reaches 95 %: the interval is min–max, with its true coverage.\n\n"
     )
-    _point_tables(stats, disk, out)
-    _cold_warm(stats, out)
-    _patterns(stats, out)
-    if disk["image_size"].nunique() > 1 or disk["variant"].nunique() > 1:
-        out.append("\n" + bytes_per_image_markdown(disk))
-
-    out.append(f"\n## Noise check (coefficient of variation above {cv_threshold:.0%})\n\n")
-    noisy = stats[stats["cv"] > cv_threshold]
-    if stats["n"].max() < 2:
-        out.append("Only one repeat per point: the CV cannot be computed; set repeats >= 3.\n")
-    elif noisy.empty:
-        out.append("No point is noisier than the threshold.\n")
-    else:
-        out.append(
-            f"{len(noisy)} of {len(stats)} points are flagged; read their medians with care.\n\n"
-        )
+    full = stats["ci_level"] >= st.LEVEL
+    narrow = stats["ci_halfwidth_rel"] <= threshold
+    out.append(
+        f"{int((full & narrow).sum())} of {len(stats)} points have a 95 % interval within "
+        f"±{threshold * 100:g} % of the median.\n"
+    )
+    wide = stats[~narrow]
+    if len(wide):
+        out.append(f"\n{len(wide)} point(s) reach further; read their medians with care:\n\n")
         out.append(
             markdown_table(
+                [*POINT_HEADER, "n", "median", "interval", "coverage", "reach"],
                 [
-                    "method",
-                    "size",
-                    "operation",
-                    "cache",
-                    "pattern",
-                    "readers",
-                    "images",
-                    "CV",
-                    "median",
-                    "min",
-                    "max",
-                ],
-                [
-                    [
-                        r.series,
-                        r.image_size,
-                        r.operation,
-                        r.cache,
-                        r.read_pattern,
-                        r.readers,
-                        f"{r.cutoff:,}",
-                        f"{r.cv:.1%}",
+                    _point_cells(r)
+                    + [
+                        r.n,
                         _fmt_seconds(r.median_s),
-                        _fmt_seconds(r.min_s),
-                        _fmt_seconds(r.max_s),
+                        f"{r.ci_low:.4g}–{r.ci_high:.4g} s",
+                        f"{r.ci_level:.1%}",
+                        f"±{r.ci_halfwidth_rel:.1%}",
                     ]
-                    for r in noisy.itertuples()
+                    for r in wide.itertuples()
                 ],
             )
         )
+    few = stats[~full]
+    if len(few):
+        out.append(
+            f"\n{len(few)} point(s) have too few timed repetitions for a 95 % interval "
+            "(raise repeats or inner_repeats so that n >= 6):\n\n"
+        )
+        for n, group in few.groupby("n", sort=True):
+            out.append(
+                f"- n = {n}: {len(group)} point(s); min–max covers the median with "
+                f"{group['ci_level'].iloc[0]:.1%}\n"
+            )
 
+
+def _all_missing(frame: pd.DataFrame, column: str) -> bool:
+    return bool(frame[column].isna().all())
+
+
+def _quiet_machine(stats, rows, busy: dict, out) -> None:
+    out.append("\n## Quiet machine\n\n")
+    out.append(
+        "A timed operation counts as busy when the 1-minute load average exceeded "
+        f"{busy['load_per_core']:g} x the host's cores, or CPU pressure (PSI some avg10) "
+        f"exceeded {busy['cpu_pressure_pct']:g} % while the job ran fewer readers than cores "
+        "(as many readers as cores cause pressure themselves); a point is busy when any of "
+        "its timed operations was.\n\n"
+    )
+    if _all_missing(rows, "load_1min") and _all_missing(rows, "cpu_pressure_pct"):
+        out.append("No load average or pressure was recorded: the check could not run.\n")
+    elif _all_missing(rows, "cpu_pressure_pct"):
+        out.append("CPU pressure was not recorded (no PSI): only the load average was checked.\n")
+    flagged = stats[stats["busy"]]
+    if flagged.empty:
+        out.append(
+            "No point was measured on a busy machine (highest load "
+            f"{_fmt_number(rows['load_1min'].max(), '.2f')}, highest CPU pressure "
+            f"{_fmt_number(rows['cpu_pressure_pct'].max(), '.1f', ' %')}).\n"
+        )
+    else:
+        out.append(f"{len(flagged)} of {len(stats)} points were measured on a busy machine:\n\n")
+        out.append(
+            markdown_table(
+                [*POINT_HEADER, "max load", "cores", "max CPU pressure"],
+                [
+                    _point_cells(r)
+                    + [
+                        _fmt_number(r.max_load_1min, ".2f"),
+                        _fmt_number(r.max_cpu_count, ".0f"),
+                        _fmt_number(r.max_cpu_pressure_pct, ".1f", " %"),
+                    ]
+                    for r in flagged.itertuples()
+                ],
+            )
+        )
+    out.append(
+        "\nI/O pressure is recorded (highest "
+        f"{_fmt_number(rows['io_pressure_pct'].max(), '.1f', ' %')}) but not "
+        "used for the flag: our own cold reads cause it.\n"
+    )
+
+
+def _what_cold_meant(rows, out) -> None:
+    reads = rows[rows["operation"] == "read"]
+    cold = reads[reads["cache"] == "cold"]
+    counts = cold["eviction"].value_counts().sort_index()
+    modes = ", ".join(f"{mode} ({count} timed reads)" for mode, count in counts.items())
+    out.append(
+        f"What cold meant: the store's pages were evicted before the clock with {modes}; "
+        f"cold reads started with at most {_fmt_pct(cold['cached_fraction'].max())} of the "
+        f"store in the page cache (median {_fmt_pct(cold['cached_fraction'].median())}).\n"
+    )
+    warm = reads[reads["cache"] == "warm"]
+    if len(warm):
+        out.append(
+            "Warm reads started with at least "
+            f"{_fmt_pct(warm['cached_fraction'].min())} of the store in the page cache.\n"
+        )
+
+
+def _device_bytes(stats, rows, out) -> None:
+    cold = stats[(stats["operation"] == "read") & (stats["cache"] == "cold")]
+    if cold.empty:
+        return
+    out.append("\n## Bytes from the device (cold reads, largest cutoff of each size)\n\n")
+    _what_cold_meant(rows, out)
+    out.append(
+        "\nDevice: bytes the reader processes read from the storage device in the timed "
+        "region (/proc/self/io, summed over readers); requested: the pixel bytes the read "
+        "asked for. Medians over timed runs. Above 1x the device delivered more than was "
+        "asked for (readahead, metadata, page granularity).\n"
+    )
+    whole_device = not _all_missing(cold, "median_disk_read_bytes")
+    for size in sorted(cold["image_size"].unique()):
+        here = cold[cold["image_size"] == size]
+        here = here[here["cutoff"] == here["cutoff"].max()]
+        several = here["eviction"].nunique() > 1
+        header = ["method", "pattern", "readahead", "readers"] + (["eviction"] if several else [])
+        header += ["device", "requested", "device / requested", "device / on disk (whole)"]
+        header += ["block device (all)"] if whole_device else []
+        here = here.assign(_p=here["read_pattern"].map(PATTERN_ORDER))
+        body = []
+        for r in here.sort_values(["series", "_p", "readahead", "readers"]).itertuples():
+            on_disk = r.median_bytes_on_disk if r.read_pattern == WHOLE else None
+            body.append(
+                [r.series, r.read_pattern, r.readahead, r.readers]
+                + ([r.eviction] if several else [])
+                + [
+                    human_bytes(r.median_device_read_bytes),
+                    human_bytes(r.median_bytes_requested),
+                    _ratio(r.median_device_read_bytes, r.median_bytes_requested),
+                    _ratio(r.median_device_read_bytes, on_disk) if on_disk else "",
+                ]
+                + ([human_bytes(r.median_disk_read_bytes)] if whole_device else [])
+            )
+        out.append(f"\n### {size}x{size}, {int(here['cutoff'].max()):,} images\n\n")
+        out.append(markdown_table(header, body))
+
+
+def _hygiene(rows, out) -> None:
     out.append("\n## Measurement hygiene\n\n")
     clashes = overlapping_timings(rows)
     if clashes:
@@ -451,18 +779,23 @@ def summary_markdown(
             "may be distorted (run with the default profile, or `--resources timing_slot=1`):\n\n"
         )
         out += [f"- {first} / {second}\n" for first, second in clashes[:20]]
+        out.append("\n")
     else:
         out.append("No two timed operations overlapped on the same host.\n")
     stores = rows[rows["operation"] == "store"]
-    fsync_values = sorted({str(value) for value in stores["fsync"]})
-    out.append(f"Stores fsync'd: {', '.join(fsync_values)}. GC disabled during timed regions.\n")
-    cold = rows[(rows["operation"] == "read") & (rows["cache"] == "cold")]
-    if not cold.empty:
+    if len(stores):
+        counts = stores["fsync"].astype(str).value_counts().sort_index()
+        strategies = ", ".join(f"{name} ({count} timed stores)" for name, count in counts.items())
+        write_share = (stores["write_seconds"] / stores["seconds"]).median()
+        flush_share = (stores["flush_seconds"] / stores["seconds"]).median()
         out.append(
-            f"Cold reads started with at most {cold['cached_fraction'].max():.1%} of the store "
-            f"in the page cache (median {cold['cached_fraction'].median():.1%}).\n"
+            f"Stores made durable with (fsync): {strategies}. Median share of store time: "
+            f"writing {_fmt_pct(write_share)}, flushing {_fmt_pct(flush_share)}.\n"
         )
+    out.append("GC disabled during timed regions.\n")
 
+
+def _environment(environments, out) -> None:
     out.append("\n## Environment\n\n")
     for env_id, record in sorted(environments.items()):
         out.append(
@@ -473,6 +806,45 @@ def summary_markdown(
             f"at {record.get('store_mount')}, Python {record.get('python')}, "
             f"commit {record.get('git_commit')}\n"
         )
+
+
+def _introduction(rows, stats) -> str:
+    n_low, n_high = int(stats["n"].min()), int(stats["n"].max())
+    n_text = f"{n_low}" if n_low == n_high else f"{n_low}–{n_high}"
+    return (
+        f"{len(rows)} timed operations: {int(rows['repeat'].nunique())} independent "
+        f"store(s) per point, each timed up to {int(rows['inner_repeat'].max())} time(s) in "
+        f"its job; n = {n_text} per point. Times are medians in seconds (lower is better); "
+        "ratios are a method's median divided by the png or npy median at the same point. "
+        "Each median carries a distribution-free interval from order statistics (95 % where "
+        "n >= 6, else min–max with its true coverage, as written). A method is named fastest "
+        "only when its interval lies clear of every other's; otherwise the summary says there "
+        "is no clear difference. Tables per cutoff show stores and whole-store reads by one "
+        "reader (the article's experiment).\n"
+    )
+
+
+def summary_markdown(
+    rows: pd.DataFrame,
+    stats: pd.DataFrame,
+    disk: pd.DataFrame,
+    environments: dict,
+    interval_threshold: float,
+    busy: dict | None = None,
+) -> str:
+    """The short report: winners or ties per point, ratios to png and npy, patterns, device
+    bytes, interval check, quiet-machine check, hygiene, environment."""
+    out = ["# Image storage benchmark: summary\n\n", _introduction(rows, stats)]
+    _point_tables(stats, disk, out)
+    _cold_warm(stats, out)
+    _patterns(stats, out)
+    _device_bytes(stats, rows, out)
+    if disk["image_size"].nunique() > 1 or disk["variant"].nunique() > 1:
+        out.append("\n" + bytes_per_image_markdown(disk))
+    _interval_check(stats, interval_threshold, out)
+    _quiet_machine(stats, rows, busy_thresholds(busy), out)
+    _hygiene(rows, out)
+    _environment(environments, out)
     return "".join(out)
 
 

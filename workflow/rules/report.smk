@@ -18,7 +18,7 @@ rule aggregate:
         envs=plan.paths(rules.store.output.env, STORE_JOBS)
         + plan.paths(rules.read.output.env, READ_JOBS),
         removed=plan.paths(rules.remove_store.output.marker, STORE_JOBS),
-        code=PACKAGE_DIR / "aggregate.py",
+        code=[PACKAGE_DIR / "aggregate.py", PACKAGE_DIR / "stats.py"],
     output:
         timings=RESULTS_DIR / "timings.csv",
         stats=RESULTS_DIR / "timings_stats.csv",
@@ -45,7 +45,11 @@ rule plot:
     input:
         stats=rules.aggregate.output.stats,
         disk=rules.aggregate.output.disk_csv,
-        code=PACKAGE_DIR / "plotting.py",
+        code=[
+            PACKAGE_DIR / "plotting.py",
+            PACKAGE_DIR / "aggregate.py",
+            PACKAGE_DIR / "stats.py",
+        ],
     output:
         plots=expand(
             PLOTS_DIR / "{stem}.{ext}",

@@ -12,7 +12,8 @@ from imgbench.atomic import write_text  # noqa: E402
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])
 rows = aggregate.load_rows(smk.input.rows)
-stats = aggregate.summarise(rows)
+busy = aggregate.busy_thresholds(smk.params.busy)
+stats = aggregate.summarise(rows, busy=busy)
 disk = aggregate.disk_usage_table(rows)
 environments = aggregate.load_environments(smk.input.envs)
 write_text(rows.to_csv(index=False), smk.output.timings)
@@ -21,7 +22,9 @@ write_text(disk.to_csv(index=False), smk.output.disk_csv)
 write_text(aggregate.disk_usage_markdown(disk), smk.output.disk_md)
 write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n", smk.output.environment)
 write_text(
-    aggregate.summary_markdown(rows, stats, disk, environments, smk.params.cv_threshold),
+    aggregate.summary_markdown(
+        rows, stats, disk, environments, smk.params.interval_threshold, busy=busy
+    ),
     smk.output.summary,
 )
 logger.info("aggregated %d measurements into %d points", len(rows), len(stats))
