@@ -126,7 +126,9 @@ def slurm_run(slurm, request, tmp_path_factory):
         methods=METHODS,
         store_dir=f"$TMPDIR/{scratch_name}",
         repeats=1,
+        inner_repeats=1,
         read_cache=CACHES,
+        read_patterns=["whole"],
     )
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # The one node is this machine, and the jobs inherit this environment (sbatch
