@@ -174,8 +174,10 @@ def test_store_time_is_write_plus_flush(strategy, tmp_path, data, env, monkeypat
         assert row["write_seconds"] > 0 and row["flush_seconds"] >= 0
         if strategy == "none":
             assert row["flush_seconds"] < 1e-3  # an empty call, nothing flushed
+    # Every repetition flushed the store once; a cheap first one is a discarded warm-up.
     on_store = [kind for kind, path in calls if path == store_dir]
-    assert on_store == ([] if strategy == "none" else [strategy] * 3)
+    warmups = 1 if rows[0]["warmup_seconds"] == rows[0]["warmup_seconds"] else 0
+    assert on_store == ([] if strategy == "none" else [strategy] * (3 + warmups))
 
 
 @pytest.mark.parametrize(("fsync", "recorded"), [(True, "per_file"), (False, "none")])
@@ -219,6 +221,51 @@ def test_inner_repeats_and_budget(tmp_path, data, env):
     # A zero budget allows exactly one repetition, whatever inner_repeats says.
     rows = read("npy", tmp_path / "s", data, env, cache="warm", inner_repeats=50, inner_budget_s=0)
     assert [row["inner_repeat"] for row in rows] == [1]
+
+
+def test_first_cheap_repetition_is_a_warmup_not_kept():
+    cheap = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)  # cheap: < 1 s
+    for seconds in (0.9, 0.5, 0.6):
+        cheap.add({"seconds": seconds})
+    rows = cheap.result()
+    assert [row["seconds"] for row in rows] == [0.5, 0.6]
+    assert all(row["warmup_seconds"] == 0.9 for row in rows)
+    # An expensive first repetition is kept: the job makes only that one.
+    costly = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)
+    costly.add({"seconds": 1.5})
+    assert [row["seconds"] for row in costly.result()] == [1.5]
+    assert math.isnan(costly.result()[0]["warmup_seconds"])
+    # With one repetition asked for, nothing is set aside.
+    single = measure._Repetitions(inner_repeats=1, inner_budget_s=4.0)
+    single.add({"seconds": 0.01})
+    assert len(single.result()) == 1
+
+
+def test_store_rows_record_the_discarded_warmup(tmp_path, data, env):
+    images, labels = data
+    rows = measure.run_store(
+        "npy",
+        images,
+        labels,
+        tmp_path / "s",
+        fsync="none",
+        repeat=1,
+        env=env,
+        inner_repeats=3,
+        inner_budget_s=600,
+    )
+    assert len(rows) == 3
+    assert all(row["warmup_seconds"] > 0 for row in rows)
+
+
+def test_warm_fill_reads_a_store_that_is_not_cached(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "a.bin").write_bytes(os.urandom(4 << 20))
+    fsutil.evict_tree(store)
+    assert fsutil.cached_fraction(store) < 0.5
+    measure.fill_cache(store)
+    assert fsutil.cached_fraction(store) == 1.0
 
 
 def test_keep_going_follows_count_and_budget():

@@ -28,6 +28,7 @@ def make_config(**changes) -> dict:
         "read_patterns": ["sequential", "random_single"],
         "readers": [1, 2],
         "readahead": ["on"],
+        "random_reads": 1,
         "seed": 0,
     }
     config.update(changes)
@@ -153,16 +154,27 @@ def test_read_jobs_are_every_store_times_every_kind():
     assert len(keys) == len(set(keys))
 
 
-def test_columns_round_trip():
-    jobs = plan.read_jobs(make_config(read_patterns=["whole", "shuffled"]))
-    columns = plan.columns(jobs)
-    assert set(columns) == set(jobs[0])
-    assert all(len(values) == len(jobs) for values in columns.values())
-    rebuilt = [
-        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
-    ]
-    assert rebuilt == jobs
-    assert plan.columns([]) == {}
+def test_random_single_only_on_stores_of_at_least_random_reads_images():
+    config = make_config(read_patterns=["whole", "random_single"], random_reads=100)
+    patterns = {
+        cutoff: {job["read_pattern"] for job in plan.read_jobs(config) if job["cutoff"] == cutoff}
+        for cutoff in config["cutoffs"]
+    }
+    assert patterns == {
+        1: {"whole"},
+        10: {"whole"},
+        100: {"whole", "random_single"},
+        1000: {"whole", "random_single"},
+    }
+    notes = [n for n in plan.excluded_points(config) if "random_single" in n]
+    assert len(notes) == 1 and "[1, 10]" in notes[0] and "random_reads (100)" in notes[0]
+    # The removal of a store waits for exactly the reads that store has.
+    reads_of = plan.StoreReads(config, "{method}/{cutoff}/{read_pattern}_{read_cache}.csv")
+    small = reads_of(store_wildcards("png", "10", "1"))
+    large = reads_of(store_wildcards("png", "1000", "1"))
+    assert sorted(small) == ["png/10/whole_cold.csv", "png/10/whole_warm.csv"]
+    assert len(large) == len(plan.read_kinds(config))
+    assert "png/1000/random_single_cold.csv" in large
 
 
 def store_wildcards(method, cutoff, repeat, variant="default", size=32):

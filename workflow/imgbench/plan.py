@@ -40,6 +40,14 @@ def excluded_points(config: dict) -> list[str]:
                 f"images (max_job_bytes {config['max_job_bytes']:,} / "
                 f"({COPIES_PER_JOB} copies x {image_bytes(size):,} bytes per image))"
             )
+    if "random_single" in config["read_patterns"]:
+        small = sorted(c for c in config["cutoffs"] if c < config["random_reads"])
+        if small:
+            notes.append(
+                f"read_patterns random_single: cutoffs {small} skipped, below random_reads "
+                f"({config['random_reads']}): a store of fewer images than reads would mostly "
+                "re-read images already read"
+            )
     return notes
 
 
@@ -50,6 +58,9 @@ def method_variants(config: dict) -> list[tuple[str, str]]:
         for variant in config["variants"].get(method) or {"default": {}}:
             pairs.append((method, variant))
     return pairs
+
+
+STORE_WILDCARDS = ("method", "variant", "image_size", "cutoff", "repeat")
 
 
 def store_jobs(config: dict) -> list[dict]:
@@ -70,15 +81,19 @@ def store_jobs(config: dict) -> list[dict]:
     return jobs
 
 
-def read_kinds(config: dict) -> list[dict]:
-    """The reads of every store: cache state x pattern x readers x readahead.
+def read_kinds(config: dict, cutoff: int | None = None) -> list[dict]:
+    """The reads of a store of ``cutoff`` images: cache state x pattern x readers x
+    readahead (every kind when ``cutoff`` is None).
 
     ``whole`` (the article's read) runs once per cache state, in one process with the
     kernel's readahead. Readahead ``off`` is read only cold: a warm read fetches nothing
-    from the device, so it would repeat the ``on`` figure.
+    from the device, so it would repeat the ``on`` figure. ``random_single`` runs only on
+    stores of at least ``random_reads`` images (fewer would mostly re-read images).
     """
     kinds = []
     for cache, pattern in product(config["read_cache"], config["read_patterns"]):
+        if pattern == "random_single" and cutoff is not None and cutoff < config["random_reads"]:
+            continue
         if pattern == "whole":
             kinds.append((cache, pattern, 1, "on"))
             continue
@@ -90,13 +105,25 @@ def read_kinds(config: dict) -> list[dict]:
     ]
 
 
-def columns(jobs: list[dict]) -> dict[str, list]:
-    """Jobs as one list per wildcard (for ``expand(..., zip, ...)``)."""
-    return {key: [job[key] for job in jobs] for key in (jobs[0] if jobs else {})}
-
-
 def read_jobs(config: dict) -> list[dict]:
-    return [{**job, **kind} for job in store_jobs(config) for kind in read_kinds(config)]
+    return [
+        {**job, **kind} for job in store_jobs(config) for kind in read_kinds(config, job["cutoff"])
+    ]
+
+
+class StoreReads:
+    """Rule input callable: the read rows of one store (the reads its removal waits for)."""
+
+    def __init__(self, config: dict, template):
+        self.config = config
+        self.template = str(template)
+
+    def __call__(self, wildcards) -> list[str]:
+        fields = {name: getattr(wildcards, name) for name in STORE_WILDCARDS}
+        return [
+            self.template.format(**fields, **kind)
+            for kind in read_kinds(self.config, int(wildcards.cutoff))
+        ]
 
 
 def paths(template, jobs: list[dict]) -> list[str]:

@@ -37,6 +37,7 @@ ROW_FIELDS = [
     "seconds",
     "write_seconds",
     "flush_seconds",
+    "warmup_seconds",
     "images_per_s",
     "latency_p50_us",
     "latency_p95_us",

@@ -115,12 +115,7 @@ rule read:
 rule remove_store:
     input:
         manifest=rules.store.output.manifest,
-        reads=expand(
-            rules.read.output.row,
-            zip,
-            **plan.columns(plan.read_kinds(config)),
-            allow_missing=True,
-        ),
+        reads=plan.StoreReads(config, rules.read.output.row),
         code=PACKAGE_DIR / "storeref.py",
     output:
         marker=ROWS_DIR / "store" / POINT / "repeat{repeat}.removed",
