@@ -27,6 +27,7 @@ for note in plan.excluded_points(config):
     print(f"Note: {note}", file=sys.stderr)
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/report.smk"
