@@ -177,6 +177,15 @@ def test_random_single_only_on_stores_of_at_least_random_reads_images():
     assert "png/1000/random_single_cold.csv" in large
 
 
+def test_no_latency_figure_without_a_store_large_enough_for_random_reads():
+    config = make_config(read_patterns=["whole", "random_single"], random_reads=100)
+    stems = plan.plot_stems(config)
+    # 64x64 allows cutoffs up to 100 here (max_job_bytes), 32x32 up to 1000: both qualify.
+    assert {"latency_random_single_32px", "latency_random_single_64px"} <= set(stems)
+    config = make_config(read_patterns=["whole", "random_single"], random_reads=5000)
+    assert not [stem for stem in plan.plot_stems(config) if stem.startswith("latency")]
+
+
 def store_wildcards(method, cutoff, repeat, variant="default", size=32):
     # Snakemake hands wildcards over as strings.
     return SimpleNamespace(

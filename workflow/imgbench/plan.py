@@ -191,6 +191,8 @@ def plot_stems(config: dict) -> list[str]:
         stems.append(f"throughput_{size}px")
         if "npy" in config["methods"]:
             stems.append(f"speed_vs_npy_{size}px")
-        if "random_single" in config["read_patterns"]:
+        if "random_single" in config["read_patterns"] and any(
+            cutoff >= config["random_reads"] for cutoff in allowed_cutoffs(config, size)
+        ):
             stems.append(f"latency_random_single_{size}px")
     return stems
