@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ci import unavailable
 
 from imgbench import fsutil
 
@@ -56,14 +57,15 @@ def test_disk_usage_of_one_byte_file_is_whole_blocks(tmp_path):
     blocks = (tmp_path / "one").stat().st_blocks * 512
     assert usage.bytes_on_disk == blocks
     if blocks == 0:
-        pytest.skip("this file system stores tiny files inline (no data block allocated)")
+        unavailable("this file system stores tiny files inline (no data block allocated)")
     # Allocation is in whole blocks of 512-byte sectors, never the file's 1 byte.
     assert usage.bytes_on_disk % 512 == 0
     assert usage.bytes_on_disk > usage.bytes_apparent
 
 
-@pytest.mark.skipif(shutil.which("du") is None, reason="du is not installed")
 def test_disk_usage_agrees_with_du_per_file(tmp_path):
+    if shutil.which("du") is None:
+        unavailable("du is not installed")
     files = make_tree(tmp_path)
     du = subprocess.run(
         ["du", "-B1", *map(str, files)], capture_output=True, text=True, check=True
@@ -90,7 +92,7 @@ def test_sparse_file_apparent_size_exceeds_allocation(tmp_path):
     assert usage.bytes_apparent == 8 * 1024 * 1024
     assert usage.bytes_on_disk == path.stat().st_blocks * 512
     if usage.bytes_on_disk >= usage.bytes_apparent:
-        pytest.skip("this file system does not support sparse files")
+        unavailable("this file system does not support sparse files")
     assert usage.bytes_on_disk < 1024 * 1024
 
 
@@ -149,7 +151,7 @@ def test_eviction_drops_the_store_from_the_page_cache(tmp_path):
 
     before = fsutil.cached_fraction(store)
     if math.isnan(before):
-        pytest.skip("this platform cannot report page-cache residency (no mincore)")
+        unavailable("this platform cannot report page-cache residency (no mincore)")
     resident, total = fsutil.resident_pages(store / "big.bin")
     assert total == -(-size // os.sysconf("SC_PAGE_SIZE"))
     assert resident <= total
@@ -233,7 +235,7 @@ def test_syncfs_writes_back_the_file_system_of_a_path(tmp_path):
     device = machine.block_device(tmp_path)
     if device is None:
         fsutil.syncfs(tmp_path / "dirty.bin")  # a file
-        pytest.skip("tmp_path has no block device whose writes could be counted")
+        unavailable("tmp_path has no block device whose writes could be counted")
     before = _device_sectors_written(device)
     fsutil.syncfs(tmp_path / "dirty.bin")  # a file
     # The dirty pages went to the disk (other writers can only add to the count).
@@ -280,8 +282,8 @@ def test_flush_rejects_an_unknown_strategy(tmp_path):
 
 def _require_root_unless_ci():
     """On CI (CI=true) the test must run, so a non-root runner fails instead of skipping."""
-    if os.environ.get("CI") != "true" and os.geteuid() != 0:
-        pytest.skip("dropping the kernel's caches needs root")
+    if os.geteuid() != 0:
+        unavailable("dropping the kernel's caches needs root")
 
 
 def test_drop_caches_evicts_a_file_just_written_and_read(tmp_path):
@@ -388,12 +390,12 @@ def test_prefault_touches_the_requested_bytes():
     try:
         peak = _peak_resident_bytes()
     except (OSError, LookupError):
-        pytest.skip("no /proc/self/status VmHWM to see the touched pages")
+        unavailable("no /proc/self/status VmHWM to see the touched pages")
     # More than this process ever held, so the new peak can only come from prefault.
     request = -(-(peak + 64 * 1024 * 1024) // page) * page
     available = fsutil.memory_available_bytes()
     if available is not None and request > available // 2:
-        pytest.skip("not enough free memory for the test")
+        unavailable("not enough free memory for the test")
     assert fsutil.prefault(request) == request
     assert _peak_resident_bytes() >= request
 

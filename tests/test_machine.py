@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from ci import unavailable
 
 from imgbench import fsutil, machine
 
@@ -89,7 +90,7 @@ def evicted_file(directory: Path, size: int) -> Path:
 
 def test_io_read_bytes_counts_a_read_from_storage(tmp_path):
     if machine.io_read_bytes() is None:
-        pytest.skip("no /proc/self/io on this platform")
+        unavailable("no /proc/self/io on this platform")
     size = 8 * 1024 * 1024
     path = evicted_file(tmp_path, size)
     before = machine.io_read_bytes()
@@ -109,7 +110,7 @@ def test_io_read_bytes_is_none_when_missing(tmp_path, monkeypatch):
 def test_block_device_of_tmp_path_is_listed_in_diskstats(tmp_path):
     entry = fsutil.mount_entry(tmp_path)
     if entry is None or entry.major == 0:
-        pytest.skip(f"tmp_path is on {entry.fs_type if entry else 'an unknown'} file system")
+        unavailable(f"tmp_path is on {entry.fs_type if entry else 'an unknown'} file system")
     device = machine.block_device(tmp_path)
     assert device in diskstats_names()
     read = machine.disk_read_bytes(device)
@@ -119,7 +120,7 @@ def test_block_device_of_tmp_path_is_listed_in_diskstats(tmp_path):
 def test_disk_read_bytes_counts_a_read_of_an_evicted_file(tmp_path):
     device = machine.block_device(tmp_path)
     if device is None:
-        pytest.skip("tmp_path has no block device")
+        unavailable("tmp_path has no block device")
     size = 8 * 1024 * 1024
     path = evicted_file(tmp_path, size)
     before = machine.Sample.take(device)

@@ -15,6 +15,7 @@ import h5py
 import lmdb
 import numpy as np
 import pytest
+from ci import unavailable
 from PIL import Image
 
 from imgbench import access, aggregate, fsutil, machine, measure, provenance
@@ -26,7 +27,6 @@ METHODS = ["png", "lmdb", "hdf5", "npy"]
 COUNT = 20
 RANDOM_READS = 40
 BATCH = 8
-IN_CI = bool(os.environ.get("CI"))
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +329,7 @@ def test_whole_read(method, cache, stores, data, env):
     # The whole-store read is one call: no per-request latencies.
     assert math.isnan(row["latency_p50_us"])
     if not cache_reported(row):
-        pytest.skip("this platform cannot report page-cache residency (no mincore)")
+        unavailable("this platform cannot report page-cache residency (no mincore)")
     if cache == "cold":
         assert row["cached_fraction"] < 0.05
     else:
@@ -433,7 +433,7 @@ def test_warm_pattern_read_fills_cache_first(stores, data, env):
     row = read_one("npy", store_dir, data, env, cache="warm", pattern="shuffled", batch_size=BATCH)
     assert row["eviction"] == "none"
     if not cache_reported(row):
-        pytest.skip("this platform cannot report page-cache residency (no mincore)")
+        unavailable("this platform cannot report page-cache residency (no mincore)")
     assert row["cached_fraction"] > 0.5
 
 
@@ -454,9 +454,7 @@ def test_bad_cache_pattern_readahead_and_eviction(stores, data, env):
 def test_cold_read_with_drop_caches(stores, data, env):
     """Root may drop the whole page cache: the row names that eviction."""
     if not fsutil.can_drop_caches():
-        if IN_CI:
-            pytest.fail("CI runs as root, so drop_caches must be writable here")
-        pytest.skip("not root: /proc/sys/vm/drop_caches is not writable")
+        unavailable("not root: /proc/sys/vm/drop_caches is not writable")
     store_dir, _ = stores["npy"]
     for pattern in ("whole", "random_single"):
         row = read_one(
@@ -851,9 +849,7 @@ BIG_COUNT = 5000  # ~15 MB of 32x32 images: an npy store of ~15 MB, an LMDB one 
 
 def need_proc_io():
     if machine.io_read_bytes() is None:
-        if IN_CI:
-            pytest.fail("/proc/self/io is missing in CI; the device-bytes tests must run")
-        pytest.skip("/proc/self/io is missing: this kernel cannot count a process's I/O")
+        unavailable("/proc/self/io is missing: this kernel cannot count a process's I/O")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import h5py
 import lmdb
 import numpy as np
 import pytest
+from ci import unavailable
 
 from imgbench import measure
 from imgbench.methods import available_methods, get_method, resolve_options
@@ -365,15 +366,11 @@ def mapping_flags(path: Path) -> list[list[str]]:
     return flags
 
 
-needs_smaps = pytest.mark.skipif(
-    not Path("/proc/self/smaps").exists(), reason="no /proc/self/smaps (not Linux)"
-)
-
-
-@needs_smaps
 @pytest.mark.parametrize(("method", "file_name"), [("npy", "images.npy"), ("lmdb", "data.mdb")])
 @pytest.mark.parametrize("readahead", [True, False])
 def test_memory_mapped_readers_advise_random_access(method, file_name, readahead, tmp_path):
+    if not Path("/proc/self/smaps").exists():
+        unavailable("no /proc/self/smaps (not Linux)")
     images, labels = random_set(40, seed=12)
     store_dir = store_fresh(method, tmp_path / "store", images, labels)
     reader = get_method(method).open_reader(store_dir, readahead=readahead)
