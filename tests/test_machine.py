@@ -78,12 +78,7 @@ def evicted_file(directory: Path, size: int) -> Path:
     """A file of ``size`` random bytes, written back and dropped from the page cache."""
     path = directory / "evicted.bin"
     path.write_bytes(os.urandom(size))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    fsutil.evict_tree(directory)
     assert fsutil.cached_fraction(directory) < 0.05
     return path
 

@@ -255,8 +255,16 @@ def _image_bytes(images: np.ndarray) -> int:
     return int(np.prod(images.shape[1:], dtype=np.int64)) if images.ndim > 1 else 0
 
 
-def _common(env, images, **fields) -> dict:
-    return {"image_size": int(images.shape[1]), "cutoff": len(images), **fields}
+def _common(images, method: str, variant: str, repeat: int, repetitions) -> dict:
+    """The coordinates every row of a job shares."""
+    return {
+        "image_size": int(images.shape[1]),
+        "cutoff": len(images),
+        "method": method,
+        "variant": variant,
+        "repeat": repeat,
+        "inner_repeat": repetitions.next_number,
+    }
 
 
 class _Repetitions:
@@ -343,12 +351,8 @@ def run_store(
         repetitions.add(
             new_row(
                 env,
-                **_common(env, images),
-                method=method,
-                variant=variant,
+                **_common(images, method, variant, repeat, repetitions),
                 operation="store",
-                repeat=repeat,
-                inner_repeat=repetitions.next_number,
                 cache="n/a",
                 eviction="n/a",
                 read_pattern="n/a",
@@ -646,12 +650,8 @@ def run_read(
         repetitions.add(
             new_row(
                 env,
-                **_common(env, images),
-                method=method,
-                variant=variant,
+                **_common(images, method, variant, repeat, repetitions),
                 operation="read",
-                repeat=repeat,
-                inner_repeat=repetitions.next_number,
                 cache=cache,
                 eviction=eviction if cache == "cold" else "none",
                 read_pattern=pattern,
