@@ -800,3 +800,48 @@ def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
     )
     assert json.loads(outputs["environment"].read_text()) == {ENV_ID: ENVIRONMENT}
     assert not list(out.glob("*.part"))
+
+
+def test_interval_is_widened_to_every_store_median():
+    """20 timings of one store at 1.0 s and one of another store at 5.0 s: the order
+    statistics of the 21 pooled timings (ranks 6 and 16) give 1.0–1.0, which hides the
+    second store; the interval is widened to take in its median, 5.0."""
+    rows = [
+        row(
+            method="npy",
+            operation="read",
+            cache="warm",
+            cutoff=10,
+            images_read=10,
+            repeat=1,
+            inner_repeat=i + 1,
+            seconds=1.0,
+        )
+        for i in range(20)
+    ] + [
+        row(
+            method="npy",
+            operation="read",
+            cache="warm",
+            cutoff=10,
+            images_read=10,
+            repeat=2,
+            inner_repeat=1,
+            seconds=5.0,
+        )
+    ]
+    (point,) = aggregate.summarise(pd.DataFrame(rows)).itertuples()
+    assert (point.n, point.stores, point.median_s) == (21, 2, 1.0)
+    assert (point.ci_low, point.ci_high) == (1.0, 5.0)
+    assert point.ci_widened
+    assert point.store_spread_rel == pytest.approx(4.0)
+    # images/s widens the same way: 10 / 5.0 = 2 images/s at the low end
+    assert (point.ci_images_per_s_low, point.ci_images_per_s_high) == (2.0, 10.0)
+    assert point.ci_images_per_s_widened
+
+
+def test_interval_is_not_widened_when_stores_agree(tables):
+    _, stats, _ = tables
+    by = stats.set_index(["method", "operation", "cache", "cutoff"])
+    nine = by.loc[("npy", "read", "warm", 100)]
+    assert not nine["ci_widened"]

