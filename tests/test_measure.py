@@ -226,16 +226,16 @@ def test_inner_repeats_and_budget(tmp_path, data, env):
 
 
 def test_first_cheap_repetition_is_a_warmup_not_kept():
-    cheap = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)  # cheap: < 1 s
-    for seconds in (0.9, 0.5, 0.6):
+    cheap = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)  # cheap: < 4 s
+    for seconds in (3.9, 0.5, 0.6):
         cheap.add({"seconds": seconds})
     rows = cheap.result()
     assert [row["seconds"] for row in rows] == [0.5, 0.6]
-    assert all(row["warmup_seconds"] == 0.9 for row in rows)
-    # An expensive first repetition is kept: the job makes only that one.
+    assert all(row["warmup_seconds"] == 3.9 for row in rows)
+    # An expensive first repetition (no second one fits in the budget) is kept.
     costly = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)
-    costly.add({"seconds": 1.5})
-    assert [row["seconds"] for row in costly.result()] == [1.5]
+    costly.add({"seconds": 4.5})
+    assert [row["seconds"] for row in costly.result()] == [4.5]
     assert math.isnan(costly.result()[0]["warmup_seconds"])
     # With one repetition asked for, nothing is set aside.
     single = measure._Repetitions(inner_repeats=1, inner_budget_s=4.0)

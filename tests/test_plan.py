@@ -341,3 +341,11 @@ def test_read_threads_equal_readers(readers):
 
 def test_read_threads_default_one():
     assert job_resources.read_threads(SimpleNamespace(cutoff="10")) == 1
+
+
+def test_reads_run_before_removals_and_stores_warm_first():
+    from types import SimpleNamespace
+
+    warm = plan.read_priority(SimpleNamespace(read_cache="warm"))
+    cold = plan.read_priority(SimpleNamespace(read_cache="cold"))
+    assert warm > cold > 10  # 10: remove_store; stores are below 1

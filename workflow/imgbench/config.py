@@ -79,6 +79,13 @@ def validate_config(config: dict, schema_path: Path) -> dict:
 
     Raises ``ConfigError`` with one sentence for the first problem found.
     """
+    dataset = config.get("dataset")
+    md5 = dataset.get("md5") if isinstance(dataset, dict) else None
+    if isinstance(md5, (int, float)) and not isinstance(md5, bool):
+        raise ConfigError(
+            f"config key dataset.md5 is the number {md5}: YAML reads an md5 of digits only "
+            'as a number (leading zeros lost); put it in quotes, e.g. md5: "0123..."'
+        )
     schema = load_schema(schema_path)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))

@@ -201,6 +201,16 @@ def cached_fraction(store_dir: Path, files: list[Path] | None = None) -> float:
     return resident / total if total else 0.0
 
 
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged process may still write on the file system of ``path`` (or of
+    its nearest existing ancestor)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
 def remove_tree(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)

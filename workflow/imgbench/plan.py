@@ -145,6 +145,13 @@ class VariantOptions:
         return dict((self.variants.get(wildcards.method) or {}).get(wildcards.variant) or {})
 
 
+def read_priority(wildcards) -> int:
+    """Rule ``priority`` of a read: above every store (below 1) and removal (10), so a
+    store is read as soon as it exists; warm reads (21) before cold ones (20), while the
+    store just written is still in the page cache and making it warm costs nothing."""
+    return 21 if wildcards.read_cache == "warm" else 20
+
+
 class StorePriority:
     """Rule ``priority`` callable: a seeded order of the store jobs in [0, 1).
 

@@ -71,6 +71,7 @@ rule store:
         fsync=config["fsync"],
         options=plan.VariantOptions(config),
         store_path=str(STORE),
+        store_root=config["store_dir"],
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
     script:
@@ -89,8 +90,9 @@ rule read:
         env=ROWS_DIR / "read" / POINT / f"{READ_NAME}.env.json",
     log:
         Path("logs") / "read" / POINT / f"{READ_NAME}.log",
-    # Read a store as soon as it exists, so few stores sit on disk at once.
-    priority: 20
+    # Read a store as soon as it exists, so few stores sit on disk at once; warm reads
+    # first, while the store just written is still in the page cache.
+    priority: plan.read_priority
     conda:
         "../../envs/bench.yaml"
     # Reader processes run at once; the scheduler (and Slurm) should know.
@@ -132,5 +134,18 @@ rule remove_store:
         timing_slot=1,
     params:
         keep_stores=config["keep_stores"],
+        store_root=config["store_dir"],
     script:
         "../scripts/remove_store.py"
+
+
+# `snakemake --cores 1 clean_stores`: remove stores under store_dir that no job of the
+# current config owns (points removed from the config, stores of killed jobs). A run does
+# this at its start too; nothing the pipeline did not create is touched.
+rule clean_stores:
+    log:
+        Path("logs") / "clean_stores.log",
+    localrule: True
+    run:
+        removed = sweep_orphan_stores()
+        Path(log[0]).write_text("".join(f"removed {store}\n" for store in removed))

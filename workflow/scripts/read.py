@@ -1,55 +1,85 @@
 """Snakemake adapter: time reads of a store (cache state, pattern, readers, readahead)."""
 
+import signal
 import sys
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "workflow"))
 
-from imgbench import measure, provenance, scriptlog, storeref  # noqa: E402
+from imgbench import measure, provenance, scriptlog, space, storeref  # noqa: E402
 
 smk = snakemake  # noqa: F821
-logger = scriptlog.setup(smk.log[0])
-cutoff = int(smk.wildcards.cutoff)
+store_dir = None
+
+
+def describe(error):
+    if isinstance(error, (scriptlog.Interrupted, storeref.StoreLocationError)):
+        return str(error)
+    return space.describe_os_error(error, store_dir)
+
+
+logger = scriptlog.setup(smk.log[0], describe)
 store_dir = storeref.read_manifest(Path(smk.input.manifest))
-images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
-env = provenance.collect(store_dir, REPO_DIR)
-rows = measure.run_read(
-    smk.wildcards.method,
-    store_dir,
-    images,
-    labels,
-    cache=smk.wildcards.read_cache,
-    eviction=smk.params.cold,
-    fsync=smk.params.fsync,
-    repeat=int(smk.wildcards.repeat),
-    env=env,
-    variant=smk.wildcards.variant,
-    options=smk.params.options,
-    pattern=smk.wildcards.read_pattern,
-    readahead=smk.wildcards.readahead,
-    readers=int(smk.wildcards.readers),
-    batch_size=smk.params.batch_size,
-    random_reads=smk.params.random_reads,
-    seed=smk.params.seed,
-    inner_repeats=smk.params.inner_repeats,
-    inner_budget_s=smk.params.inner_budget_seconds,
-)
-for row in rows:
-    logger.info(
-        "read %d images from %s/%s (%s/%s, %s, %d readers, readahead %s) in %.6f s; "
-        "%.1f%% cached before, %s bytes from the device; verified",
-        row["images_read"],
-        row["method"],
-        row["variant"],
-        row["cache"],
-        row["eviction"],
-        row["read_pattern"],
-        row["readers"],
-        row["readahead"],
-        row["seconds"],
-        100 * row["cached_fraction"],
-        row["device_read_bytes"],
+
+
+def on_signal(signum):
+    name = signal.Signals(signum).name
+    if signum == signal.SIGBUS:
+        return (
+            f"the read job was killed by SIGBUS: a memory-mapped file of the store "
+            f"{store_dir} could not be read (truncated or removed while mapped, or its "
+            "file system failed); rerun its store job (snakemake --forcerun store)"
+        )
+    return (
+        f"the read job was killed by {name} (SIGKILL is often the out-of-memory killer: "
+        "see dmesg); rerun, or lower the cutoffs if memory ran out"
     )
-measure.write_environment(env, smk.output.env)
-measure.write_rows(rows, smk.output.row)
+
+
+def main():
+    cutoff = int(smk.wildcards.cutoff)
+    images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
+    env = provenance.collect(store_dir, REPO_DIR)
+    rows = measure.run_read(
+        smk.wildcards.method,
+        store_dir,
+        images,
+        labels,
+        cache=smk.wildcards.read_cache,
+        eviction=smk.params.cold,
+        fsync=smk.params.fsync,
+        repeat=int(smk.wildcards.repeat),
+        env=env,
+        variant=smk.wildcards.variant,
+        options=smk.params.options,
+        pattern=smk.wildcards.read_pattern,
+        readahead=smk.wildcards.readahead,
+        readers=int(smk.wildcards.readers),
+        batch_size=smk.params.batch_size,
+        random_reads=smk.params.random_reads,
+        seed=smk.params.seed,
+        inner_repeats=smk.params.inner_repeats,
+        inner_budget_s=smk.params.inner_budget_seconds,
+    )
+    for row in rows:
+        logger.info(
+            "read %d images from %s/%s (%s/%s, %s, %d readers, readahead %s) in %.6f s; "
+            "%.1f%% cached before, %s bytes from the device; verified",
+            row["images_read"],
+            row["method"],
+            row["variant"],
+            row["cache"],
+            row["eviction"],
+            row["read_pattern"],
+            row["readers"],
+            row["readahead"],
+            row["seconds"],
+            100 * row["cached_fraction"],
+            row["device_read_bytes"],
+        )
+    measure.write_environment(env, smk.output.env)
+    measure.write_rows(rows, smk.output.row)
+
+
+scriptlog.run_guarded(main, on_signal)

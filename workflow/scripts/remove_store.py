@@ -10,6 +10,10 @@ from imgbench.atomic import write_text  # noqa: E402
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])
-store, removed = storeref.remove(Path(smk.input.manifest), keep=smk.params.keep_stores)
+store, removed = storeref.remove(
+    Path(smk.input.manifest),
+    keep=smk.params.keep_stores,
+    root=storeref.resolve(smk.params.store_root),
+)
 logger.info("%s %s", "removed" if removed else "kept (keep_stores)", store)
 write_text(f"{'removed' if removed else 'kept'} {store}\n", smk.output.marker)

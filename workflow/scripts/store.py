@@ -1,48 +1,112 @@
-"""Snakemake adapter: write a fresh store of the first `cutoff` images, timed (write, flush)."""
+"""Snakemake adapter: write a fresh store of the first `cutoff` images, timed (write, flush).
 
+Before anything is written: store_dir must be able to hold files and have room for the
+store (an upper bound from the method). The store is claimed while it is written and
+removed if the job fails or is interrupted, so no partial store stays behind.
+"""
+
+import signal
 import sys
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "workflow"))
 
-from imgbench import measure, provenance, scriptlog, storeref  # noqa: E402
+from imgbench import measure, plan, provenance, scriptlog, space, storeref  # noqa: E402
 
 smk = snakemake  # noqa: F821
-logger = scriptlog.setup(smk.log[0])
-cutoff = int(smk.wildcards.cutoff)
-store_dir = storeref.resolve(smk.params.store_path)
-images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
-env = provenance.collect(store_dir, REPO_DIR)
-rows = measure.run_store(
-    smk.wildcards.method,
-    images,
-    labels,
-    store_dir,
-    fsync=smk.params.fsync,
-    repeat=int(smk.wildcards.repeat),
-    env=env,
-    variant=smk.wildcards.variant,
-    options=smk.params.options,
-    inner_repeats=smk.params.inner_repeats,
-    inner_budget_s=smk.params.inner_budget_seconds,
+wildcards = smk.wildcards
+cutoff = int(wildcards.cutoff)
+label = (
+    f"{wildcards.method}/{wildcards.variant} {wildcards.image_size}px {cutoff:,}-image "
+    f"(repeat {wildcards.repeat})"
 )
-for row in rows:
-    logger.info(
-        "stored %d images of %dpx with %s/%s in %.6f s (write %.6f s + %s flush %.6f s) "
-        "at %s (%d bytes on disk, %d files)",
-        cutoff,
-        row["image_size"],
-        row["method"],
-        row["variant"],
-        row["seconds"],
-        row["write_seconds"],
-        row["fsync"],
-        row["flush_seconds"],
-        store_dir,
-        row["bytes_on_disk"],
-        row["n_files"],
+store_dir = None
+
+
+def describe(error):
+    if isinstance(error, scriptlog.Interrupted):
+        return f"{error}; the partial {label} store was removed"
+    if isinstance(error, (space.StoreSpaceError, storeref.StoreLocationError)):
+        return str(error)
+    return space.describe_os_error(error, store_dir)
+
+
+logger = scriptlog.setup(smk.log[0], describe)
+store_root = storeref.resolve(smk.params.store_root)
+store_dir = storeref.resolve(smk.params.store_path)
+
+
+def on_signal(signum):
+    """The sentence for a store job killed by a signal it could not catch; its partial
+    store is removed here, since the job could not."""
+    name = signal.Signals(signum).name
+    free = space.human(space.free_bytes(store_dir))  # before the partial store goes
+    storeref.release(store_dir, store_root)
+    if signum == signal.SIGBUS:
+        return (
+            f"the {label} store job was killed by SIGBUS: a memory-mapped file found no "
+            f"space on the file system of store_dir ({store_dir}, {free} free); free space "
+            "there, lower the cutoffs, or point store_dir at a larger file system"
+        )
+    return (
+        f"the {label} store job was killed by {name} (SIGKILL is often the out-of-memory "
+        f"killer: see dmesg); its partial store was removed; rerun, or lower the cutoffs "
+        "if memory ran out"
     )
-measure.write_environment(env, smk.output.env)
-measure.write_rows(rows, smk.output.row)
-storeref.write_manifest(Path(smk.output.manifest), store_dir)
+
+
+def main():
+    space.check_store_dir(store_dir)
+    need = space.store_bytes(
+        wildcards.method,
+        cutoff,
+        plan.image_bytes(int(wildcards.image_size)),
+        smk.params.options,
+    )
+    space.check_store_fits(store_dir, label, need)
+    logger.info(
+        "%s store needs up to %s; %s free under store_dir",
+        label,
+        space.human(need),
+        space.human(space.free_bytes(store_dir)),
+    )
+    with storeref.writing(store_dir, store_root):
+        images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
+        env = provenance.collect(store_dir, REPO_DIR)
+        rows = measure.run_store(
+            wildcards.method,
+            images,
+            labels,
+            store_dir,
+            fsync=smk.params.fsync,
+            repeat=int(wildcards.repeat),
+            env=env,
+            variant=wildcards.variant,
+            options=smk.params.options,
+            inner_repeats=smk.params.inner_repeats,
+            inner_budget_s=smk.params.inner_budget_seconds,
+        )
+        for row in rows:
+            logger.info(
+                "stored %d images of %dpx with %s/%s in %.6f s (write %.6f s + %s flush %.6f s) "
+                "at %s (%d bytes on disk, %d files)",
+                cutoff,
+                row["image_size"],
+                row["method"],
+                row["variant"],
+                row["seconds"],
+                row["write_seconds"],
+                row["fsync"],
+                row["flush_seconds"],
+                store_dir,
+                row["bytes_on_disk"],
+                row["n_files"],
+            )
+        measure.write_environment(env, smk.output.env)
+        measure.write_rows(rows, smk.output.row)
+        storeref.write_manifest(Path(smk.output.manifest), store_dir)
+        storeref.complete(store_dir)
+
+
+scriptlog.run_guarded(main, on_signal)

@@ -10,6 +10,10 @@ A method module defines
 ``CHOICES`` (optional)
     the allowed values of those options that have a fixed set, checked together with
     the names when the config is validated, before any job runs.
+``disk_bytes(n_images, image_bytes, options) -> int``
+    an upper bound of the bytes a store of ``n_images`` images of ``image_bytes`` each
+    takes on disk (files rounded up to whole blocks with ``blocks``); the space check
+    refuses a store above the free space of ``store_dir`` before writing anything.
 ``store(store_dir, images, labels, *, options=None)``
     write ``images`` (N, H, W, C) uint8 and ``labels`` (N,) into the directory
     ``store_dir`` (which exists and is empty; everything in it belongs to the store),
@@ -37,6 +41,11 @@ from pathlib import Path
 from types import ModuleType
 
 METHODS_DIR = Path(__file__).resolve().parent
+
+
+def blocks(nbytes: int, block: int = 4096) -> int:
+    """``nbytes`` rounded up to whole file-system blocks."""
+    return -(-int(nbytes) // block) * block
 
 
 def available_methods() -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import resolve_options
+from . import blocks, resolve_options
 
 DESCRIPTION = "HDF5 (one file, images + labels datasets)"
 FILE_NAME = "images.h5"
@@ -25,6 +25,13 @@ CHOICES = {
     "compression": ("none", "gzip", "lzf"),
     "compression_opts": (None, *range(10)),
 }
+
+
+def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
+    """Upper bound of the store's bytes on disk: the pixels and labels uncompressed (a
+    filter that fails to compress leaves chunks as they are), plus 1 MiB of metadata and
+    chunk index."""
+    return blocks(n_images * (image_bytes + 1) + (1 << 20))
 
 
 def store(

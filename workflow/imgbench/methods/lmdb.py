@@ -56,18 +56,31 @@ def image_key(index: int) -> bytes:
     return f"{index:08}".encode("ascii")
 
 
-def estimate_map_size(images: np.ndarray, labels: np.ndarray, page_size: int = 4096) -> int:
-    """Bytes of map needed for ``images``: values larger than half a page go to overflow
-    pages (whole pages each), smaller ones share leaf pages; plus headroom."""
-    count = max(len(images), 1)
-    value_bytes = images[0].nbytes + 256 if len(images) else 0  # + pickle framing
+def map_bytes(n_images: int, image_bytes: int, label_bytes: int, page_size: int = 4096) -> int:
+    """Bytes of map needed for ``n_images`` values of ``image_bytes``: values larger than
+    half a page go to overflow pages (whole pages each), smaller ones share leaf pages;
+    plus headroom."""
+    count = max(n_images, 1)
+    value_bytes = image_bytes + 256 if n_images else 0  # + pickle framing
     node_bytes = value_bytes + 16 + 8  # node header + key
     if node_bytes > page_size // 2:
         per_image = math.ceil((value_bytes + 16) / page_size) * page_size + 64
     else:
         per_image = node_bytes * 2
-    total = count * per_image + labels.nbytes + 64 * page_size
+    total = count * per_image + label_bytes + 64 * page_size
     return max(int(total * HEADROOM), MIN_MAP_SIZE)
+
+
+def estimate_map_size(images: np.ndarray, labels: np.ndarray, page_size: int = 4096) -> int:
+    """Bytes of map needed for ``images`` and ``labels`` (see ``map_bytes``)."""
+    image_bytes = images[0].nbytes if len(images) else 0
+    return map_bytes(len(images), image_bytes, labels.nbytes, page_size)
+
+
+def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
+    """Upper bound of the store's bytes on disk: the map LMDB is given (with writemap the
+    file takes the whole map), headroom included."""
+    return map_bytes(n_images, image_bytes, n_images)
 
 
 def _values(images: np.ndarray, labels: np.ndarray, value_format: str):

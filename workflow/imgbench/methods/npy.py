@@ -8,10 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import resolve_options
+from . import blocks, resolve_options
 
 DESCRIPTION = "raw .npy array (baseline)"
 OPTIONS: dict = {}
+
+
+def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
+    """Upper bound of the store's bytes on disk: two .npy files (128-byte headers)."""
+    return blocks(128 + n_images * image_bytes) + blocks(128 + n_images)
 
 
 def store(

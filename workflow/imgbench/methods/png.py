@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import resolve_options
+from . import blocks, resolve_options
 
 DESCRIPTION = "PNG files + labels.csv"
 LABELS_FILE = "labels.csv"
@@ -21,6 +22,17 @@ CHOICES = {"compress_level": tuple(range(10))}
 
 def _image_path(store_dir: Path, index: int) -> Path:
     return store_dir / f"{index}.png"
+
+
+def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
+    """Upper bound of the store's bytes on disk: one file per image no larger than its
+    pixels stored uncompressed (a filter byte per row, 5 bytes per 64 KiB deflate block,
+    zlib's 6 bytes and PNG's 57 bytes of chunks), each rounded up to whole blocks, plus
+    the labels CSV (at most 16 bytes a line)."""
+    rows = math.isqrt(image_bytes // 3) + 1  # square RGB images
+    raw = image_bytes + rows
+    per_image = blocks(raw + 5 * -(-raw // 65535) + 6 + 57 + 64)
+    return n_images * per_image + blocks(16 * (n_images + 1))
 
 
 def store(
