@@ -501,8 +501,8 @@ def test_summary_interval_check(tables):
             *("4 s", "3–5 s", "75.0%", "±25.0%"),
         ]
     }
-    assert "11 point(s) have too few timed repetitions for a 95 % interval" in check
-    assert "- n = 3: 11 point(s); min–max covers the median with 75.0%" in check
+    assert "11 point(s) have an interval covering the median with less than 95 %" in check
+    assert "- 11 point(s): min–max of their timings, 75.0%" in check
     relaxed = markdown_section(summary(rows, stats, disk, 0.3), "## Interval check")
     assert "1 of 12 points have a 95 % interval within ±30 % of the median." in relaxed
     assert "reach further" not in relaxed
@@ -516,8 +516,8 @@ def test_summary_single_store_has_no_95_percent_interval(tables):
     text = summary(first, stats, aggregate.disk_usage_table(first))
     check = markdown_section(text, "## Interval check")
     assert "0 of 12 points have a 95 % interval" in check
-    assert "- n = 1: 11 point(s); min–max covers the median with 0.0%" in check
-    assert "- n = 3: 1 point(s); min–max covers the median with 75.0%" in check
+    assert "- 11 point(s): min–max of their timings, 0.0%" in check
+    assert "- 1 point(s): min–max of their timings, 75.0%" in check
 
 
 def test_summary_device_bytes_and_what_cold_meant(tables):
@@ -802,10 +802,10 @@ def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
     assert not list(out.glob("*.part"))
 
 
-def test_interval_is_widened_to_every_store_median():
+def test_interval_is_widened_to_the_interval_of_store_medians():
     """20 timings of one store at 1.0 s and one of another store at 5.0 s: the order
     statistics of the 21 pooled timings (ranks 6 and 16) give 1.0–1.0, which hides the
-    second store; the interval is widened to take in its median, 5.0."""
+    second store; the interval of the two store medians is their min–max, 1.0–5.0."""
     rows = [
         row(
             method="npy",
@@ -834,6 +834,7 @@ def test_interval_is_widened_to_every_store_median():
     assert (point.n, point.stores, point.median_s) == (21, 2, 1.0)
     assert (point.ci_low, point.ci_high) == (1.0, 5.0)
     assert point.ci_widened
+    assert point.ci_level == 0.5  # min–max of 2 store medians: 1 - 2 / 4
     assert point.store_spread_rel == pytest.approx(4.0)
     # images/s widens the same way: 10 / 5.0 = 2 images/s at the low end
     assert (point.ci_images_per_s_low, point.ci_images_per_s_high) == (2.0, 10.0)
@@ -845,3 +846,27 @@ def test_interval_is_not_widened_when_stores_agree(tables):
     by = stats.set_index(["method", "operation", "cache", "cutoff"])
     nine = by.loc[("npy", "read", "warm", 100)]
     assert not nine["ci_widened"]
+
+
+def test_six_stores_give_a_95_percent_interval_of_their_medians():
+    """Six stores of four timings each; store medians 1.0 … 1.5. Pooled (n = 24, ranks 7
+    and 18) gives 1.1–1.4, narrower than the stores' own interval: for 6 store medians
+    the 95 % ranks are 1 and 6 (coverage 1 - 2 / 64), so 1.0–1.5."""
+    rows = [
+        row(
+            method="npy",
+            operation="read",
+            cache="warm",
+            cutoff=10,
+            images_read=10,
+            repeat=store + 1,
+            inner_repeat=i + 1,
+            seconds=1.0 + 0.1 * store,
+        )
+        for store in range(6)
+        for i in range(4)
+    ]
+    (point,) = aggregate.summarise(pd.DataFrame(rows)).itertuples()
+    assert (point.ci_low, point.ci_high) == (1.0, pytest.approx(1.5))
+    assert point.ci_widened
+    assert point.ci_level == pytest.approx(1 - 2 / 64)

@@ -376,3 +376,104 @@ def test_a_run_removes_orphaned_stores_and_nothing_of_the_users(tmp_path, tiny_a
     assert f"Removed the orphaned store {orphan}" in result.stderr
     assert f"Removed the orphaned store {killed}" in result.stderr
     assert sorted(p.name for p in stores.iterdir()) == ["README-mine.txt"]
+
+
+GUARDED = textwrap.dedent(
+    """
+    import mmap, os, signal, sys
+    from pathlib import Path
+    sys.path.insert(0, {workflow!r})
+    from imgbench import scriptlog
+    target, log = Path(sys.argv[1]), sys.argv[2]
+    scriptlog.setup(log)
+
+    def main():
+        with open(target, "w+b") as handle:
+            handle.truncate(8 << 20)  # a sparse file larger than its file system
+            view = mmap.mmap(handle.fileno(), 8 << 20)
+            for offset in range(0, 8 << 20, 4096):
+                view[offset] = 1  # past the free space: SIGBUS, no exception possible
+
+    scriptlog.run_guarded(
+        main, lambda signum: f"killed by {{signal.Signals(signum).name}}: one sentence"
+    )
+    """
+)
+
+
+def test_a_job_killed_by_sigbus_on_a_full_disk_ends_with_one_sentence(tmp_path):
+    script = tmp_path / "guarded.py"
+    script.write_text(GUARDED.format(workflow=str(WORKFLOW)))
+    log = tmp_path / "job.log"
+    with tmpfs(tmp_path / "small", "1m") as root:
+        result = subprocess.run(
+            [sys.executable, str(script), str(root / "mapped.bin"), str(log)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "killed by SIGBUS: one sentence" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Bus error" in log.read_text()  # faulthandler's report of the child, in the log
+
+
+def store_job_pid() -> int:
+    """The store job's process that Snakemake started (not the child it forks)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b".store.py" in command:
+            found[int(entry.name)] = parent
+    (pid,) = [pid for pid, parent in found.items() if parent not in found]
+    return pid
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_stopped_during_a_store_leaves_no_partial_store_and_reruns_whole(
+    tmp_path, tiny_archive, signum
+):
+    """Ctrl-C (SIGINT to the process group), or SIGTERM to the store job as a batch system
+    sends it (Snakemake itself takes SIGTERM as "finish the running jobs"), while a
+    20,000-image PNG store is being written: nothing of it stays, and a plain rerun gives
+    every row once."""
+    stores = tmp_path / "stores"
+    workdir = workflow_copy(
+        tmp_path, tiny_archive, n_images=20000, cutoffs=[20000], store_dir=str(stores)
+    )
+    command = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    process = subprocess.Popen(
+        command, cwd=workdir, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    store = stores / "png" / "default" / "32px" / "20000" / "repeat1"
+    deadline = time.monotonic() + 300
+    while not (store.is_dir() and len(os.listdir(store)) > 500):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "the store job never got going"
+        time.sleep(0.05)
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        os.kill(store_job_pid(), signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert not store.exists(), "the partial store stayed behind"
+    assert not storeref.claim_path(store).exists()
+    log = workdir / "logs" / "store" / "png" / "default" / "32px" / "20000" / "repeat1.log"
+    assert "the partial png/default 32px 20,000-image (repeat 1) store was removed" in (
+        log.read_text()
+    )
+
+    rerun = run_snakemake(workdir)
+    assert rerun.returncode == 0, rerun.stderr
+    timings = (workdir / "results" / "timings.csv").read_text().splitlines()
+    assert len(timings) == 1 + 2  # header, one store row and one read row
+    assert len(set(timings)) == len(timings)
+    assert list(stores.iterdir()) == []

@@ -203,11 +203,14 @@ def test_spread_is_interval_range_or_interquartile():
 
 def test_spread_name_says_what_the_bars_are():
     enough = pd.DataFrame({"ci_level": [0.9609375, 0.96875]})
-    assert plotting._spread_name(enough, "ci") == "95 % interval of the median (order statistics)"
+    assert plotting._spread_name(enough, "ci") == (
+        "interval of the median (order statistics over timings and over stores)"
+    )
     # n = 3 somewhere: no 95 % interval exists there; the bars are min-max at 75 %
     few = pd.DataFrame({"ci_level": [0.9609375, 0.75]})
     name = plotting._spread_name(few, "ci")
-    assert name.startswith("95 % interval of the median (order statistics); where n < 6")
+    assert name.startswith("interval of the median (order statistics over timings and over")
+    assert "; 95 % where 6 or more values allow it, else min-max" in name
     assert "min-max, covering the median with as little as 75.0%" in name
     assert plotting._spread_name(few, "range") == "min-max over the timed runs"
     assert plotting._spread_name(few, "iqr") == "interquartile range"
@@ -232,7 +235,7 @@ def test_time_figure_note_names_n_the_interval_and_the_reads(tmp_path):
     assert "Median of n = 6 timed runs per point (3 store(s) x up to 2 timed repetition(s))" in (
         note
     )
-    assert "bars: 95 % interval of the median (order statistics)." in note
+    assert "bars: interval of the median (order statistics over timings and over stores)" in note
     assert "Reads: the whole store into one array by one reader; readahead on." in note
     fig = plotting._time_figure(
         base,

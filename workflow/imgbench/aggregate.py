@@ -94,26 +94,34 @@ def busy_rows(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
 
 
 def _intervals(rows: pd.DataFrame, column: str, prefix: str) -> pd.DataFrame:
-    """Per point, the interval of the median of ``column``: the 95 % order-statistics
-    interval of all its timings (``{prefix}level`` is its coverage), widened where needed to
-    take in the median of every store (``{prefix}widened``).
+    """Per point, the interval of the median of ``column``, at least as wide as each of:
 
-    Order statistics count every timing as independent; the timings of one store are not
-    (they share its layout on disk, its process and its moment on the machine: in one
-    default run a store's own median lay outside the pooled interval for 52 of 108
-    points). The widened interval never claims more agreement than the stores show."""
+    - the order-statistics interval of all its timings (as if all were independent);
+    - the order-statistics interval of its stores' own medians (the stores are the
+      independent units: timings of one store share its layout on disk, its process and
+      its moment on the machine; in one default run a store's median lay outside the
+      pooled interval for about half the points). With 3 stores that is their min–max,
+      which covers the median of store medians with 75 %; 6 reach 95 %.
+
+    ``{prefix}level`` is the coverage of the interval that set the width (the lower of the
+    two where both did); ``{prefix}widened`` says the stores' interval widened it."""
     pooled = rows.groupby(GROUP_KEYS, dropna=False, sort=True)[column].apply(
         lambda values: tuple(st.median_interval(values))
     )
-    frame = pd.DataFrame(
-        pooled.tolist(), index=pooled.index, columns=["low", "high", f"{prefix}level"]
-    )
+    frame = pd.DataFrame(pooled.tolist(), index=pooled.index, columns=["low", "high", "level"])
     per_store = rows.groupby([*GROUP_KEYS, "repeat"], dropna=False, sort=True)[column].median()
     by_point = per_store.groupby(level=list(range(len(GROUP_KEYS))), dropna=False)
-    lowest, highest = by_point.min(), by_point.max()
-    frame[f"{prefix}low"] = frame["low"].where(~(lowest < frame["low"]), lowest)
-    frame[f"{prefix}high"] = frame["high"].where(~(highest > frame["high"]), highest)
-    frame[f"{prefix}widened"] = (lowest < frame["low"]) | (highest > frame["high"])
+    stores = by_point.apply(lambda values: tuple(st.median_interval(values)))
+    stores = pd.DataFrame(stores.tolist(), index=stores.index, columns=["low", "high", "level"])
+    stores = stores.reindex(frame.index)
+    multi = by_point.size().reindex(frame.index) > 1
+    lower = multi & (stores["low"] < frame["low"])
+    higher = multi & (stores["high"] > frame["high"])
+    widened = lower | higher
+    frame[f"{prefix}low"] = frame["low"].where(~lower, stores["low"])
+    frame[f"{prefix}high"] = frame["high"].where(~higher, stores["high"])
+    frame[f"{prefix}level"] = frame["level"].where(~widened, stores["level"])
+    frame[f"{prefix}widened"] = widened
     return frame[[f"{prefix}low", f"{prefix}high", f"{prefix}level", f"{prefix}widened"]]
 
 
@@ -644,8 +652,10 @@ def _interval_check(stats, threshold: float, out) -> None:
         "Intervals are distribution-free, from order statistics: the sorted timings at ranks "
         "j and n+1-j, the narrowest such pair that covers the median with at least 95 %. "
         "Below n = 6 no pair reaches 95 %: the interval is min–max, with its true coverage. "
-        "Each interval is then widened, where needed, to take in the median of every store "
-        "of the point (`ci_widened` in timings_stats.csv).\n\n"
+        "Each interval is then widened, where needed, to the same interval of the point's "
+        "store medians (the stores are the independent units: with 3 stores their min–max, "
+        "covering with 75 %; 6 stores reach 95 %), and then carries that coverage "
+        "(`ci_widened` in timings_stats.csv).\n\n"
     )
     full = stats["ci_level"] >= st.LEVEL
     narrow = stats["ci_halfwidth_rel"] <= threshold
@@ -675,23 +685,21 @@ def _interval_check(stats, threshold: float, out) -> None:
     widened = stats[stats["ci_widened"]]
     if len(widened):
         out.append(
-            f"\n{len(widened)} of these {len(stats)} intervals were widened to take in a "
-            "store whose own median lay outside the order-statistics interval: timings of "
-            "one store share its layout on disk, its process and its moment on the machine, "
-            "so they are not independent, and between fresh stores the median moves more "
-            "than within one (raise repeats for more stores).\n"
+            f"\n{len(widened)} of these {len(stats)} intervals were widened to the interval "
+            "of their store medians: a store's own median lay outside the interval of all "
+            "timings, so between fresh stores the median moves more than within one (raise "
+            "repeats for more stores; more repetitions inside a job do not help).\n"
         )
     few = stats[~full]
     if len(few):
         out.append(
-            f"\n{len(few)} point(s) have too few timed repetitions for a 95 % interval "
-            "(raise repeats or inner_repeats so that n >= 6):\n\n"
+            f"\n{len(few)} point(s) have an interval covering the median with less than "
+            "95 % (min–max of too few values: raise inner_repeats so a job's timings number "
+            "at least 6, and repeats so a point has at least 6 stores):\n\n"
         )
-        for n, group in few.groupby("n", sort=True):
-            out.append(
-                f"- n = {n}: {len(group)} point(s); min–max covers the median with "
-                f"{group['ci_level'].iloc[0]:.1%}\n"
-            )
+        for (widened, level), group in few.groupby(["ci_widened", "ci_level"], sort=True):
+            unit = "stores" if widened else "timings"
+            out.append(f"- {len(group)} point(s): min–max of their {unit}, {level:.1%}\n")
 
 
 def _all_missing(frame: pd.DataFrame, column: str) -> bool:

@@ -33,7 +33,11 @@ MARKERS = {"store": "o", "read": "s"}
 PATTERN_STYLE = {"whole": "-", "sequential": "-.", "shuffled": "--", "random_single": ":"}
 # plot.spread -> (low column, high column, what the error bars are)
 SPREADS = {
-    "ci": ("ci_low", "ci_high", "95 % interval of the median (order statistics)"),
+    "ci": (
+        "ci_low",
+        "ci_high",
+        "interval of the median (order statistics over timings and over stores)",
+    ),
     "range": ("min_s", "max_s", "min-max over the timed runs"),
     "iqr": ("q25_s", "q75_s", "interquartile range"),
 }
@@ -61,8 +65,8 @@ def _spread_name(stats: pd.DataFrame, spread: str) -> str:
     lowest = stats["ci_level"].min()
     if spread == "ci" and lowest < LEVEL:
         name += (
-            f"; where n < 6 no such interval exists and the bars are min-max, covering the "
-            f"median with as little as {lowest:.1%}"
+            f"; 95 % where 6 or more values allow it, else min-max, covering the median "
+            f"with as little as {lowest:.1%}"
         )
     return name
 

@@ -80,7 +80,9 @@ def setup(
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    log_file = logging.FileHandler(log_path, mode="w")
+    log_path.write_text("")  # a fresh log; then everyone appends (O_APPEND): the records of
+    # this process, of a forked child and faulthandler's report never overwrite each other
+    log_file = logging.FileHandler(log_path, mode="a")
     console = logging.StreamHandler(sys.stderr)
     for handler in (log_file, console):
         handler.setFormatter(formatter)
