@@ -29,6 +29,7 @@ HARNESS = [
         "atomic.py",
         "machine.py",
         "fsutil.py",
+        "space.py",
         "provenance.py",
         "access.py",
         "methods/__init__.py",
