@@ -802,34 +802,26 @@ def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
     assert not list(out.glob("*.part"))
 
 
+def warm_read(store: int, inner: int, seconds: float) -> dict:
+    """One timed warm read of 10 images (npy) from store ``store``."""
+    return row(
+        method="npy",
+        operation="read",
+        cache="warm",
+        cutoff=10,
+        images_read=10,
+        repeat=store,
+        inner_repeat=inner,
+        seconds=seconds,
+    )
+
+
 def test_interval_is_widened_to_the_interval_of_store_medians():
     """20 timings of one store at 1.0 s and one of another store at 5.0 s: the order
     statistics of the 21 pooled timings (ranks 6 and 16) give 1.0–1.0, which hides the
     second store; the interval of the two store medians is their min–max, 1.0–5.0."""
-    rows = [
-        row(
-            method="npy",
-            operation="read",
-            cache="warm",
-            cutoff=10,
-            images_read=10,
-            repeat=1,
-            inner_repeat=i + 1,
-            seconds=1.0,
-        )
-        for i in range(20)
-    ] + [
-        row(
-            method="npy",
-            operation="read",
-            cache="warm",
-            cutoff=10,
-            images_read=10,
-            repeat=2,
-            inner_repeat=1,
-            seconds=5.0,
-        )
-    ]
+    rows = [warm_read(store=1, inner=i + 1, seconds=1.0) for i in range(20)]
+    rows.append(warm_read(store=2, inner=1, seconds=5.0))
     (point,) = aggregate.summarise(pd.DataFrame(rows)).itertuples()
     assert (point.n, point.stores, point.median_s) == (21, 2, 1.0)
     assert (point.ci_low, point.ci_high) == (1.0, 5.0)
@@ -853,16 +845,7 @@ def test_six_stores_give_a_95_percent_interval_of_their_medians():
     and 18) gives 1.1–1.4, narrower than the stores' own interval: for 6 store medians
     the 95 % ranks are 1 and 6 (coverage 1 - 2 / 64), so 1.0–1.5."""
     rows = [
-        row(
-            method="npy",
-            operation="read",
-            cache="warm",
-            cutoff=10,
-            images_read=10,
-            repeat=store + 1,
-            inner_repeat=i + 1,
-            seconds=1.0 + 0.1 * store,
-        )
+        warm_read(store=store + 1, inner=i + 1, seconds=1.0 + 0.1 * store)
         for store in range(6)
         for i in range(4)
     ]

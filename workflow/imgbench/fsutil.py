@@ -201,13 +201,18 @@ def cached_fraction(store_dir: Path, files: list[Path] | None = None) -> float:
     return resident / total if total else 0.0
 
 
-def free_bytes(path: Path) -> int:
-    """Bytes an unprivileged process may still write on the file system of ``path`` (or of
-    its nearest existing ancestor)."""
+def existing_parent(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (absolute)."""
     path = Path(path).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
-    stat = os.statvfs(path)
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged process may still write on the file system of ``path`` (or of
+    its nearest existing ancestor)."""
+    stat = os.statvfs(existing_parent(path))
     return stat.f_bavail * stat.f_frsize
 
 
@@ -258,9 +263,7 @@ def mount_entry(path: Path) -> MountEntry | None:
     """The mount holding ``path`` (or its nearest existing parent): the longest mount point
     containing it, the last one listed when mounts are stacked. None when mountinfo is
     missing or unreadable (not Linux)."""
-    target = Path(path).resolve()
-    while not target.exists() and target != target.parent:
-        target = target.parent
+    target = existing_parent(Path(path).resolve())
     best: MountEntry | None = None
     try:
         with open(MOUNTINFO_PATH) as handle:

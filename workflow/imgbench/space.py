@@ -12,7 +12,7 @@ import errno
 import os
 from pathlib import Path
 
-from . import fsutil
+from . import fsutil, plan
 from .methods import get_method, resolve_options
 
 MARGIN_BYTES = 16 << 20  # the one-image warm-up store, logs and file-system slack
@@ -53,14 +53,6 @@ def human(count: float) -> str:
     return f"{count:,.1f} TB"  # pragma: no cover
 
 
-def existing_parent(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged process may still write on the file system of ``path``."""
     return fsutil.free_bytes(path)
@@ -74,7 +66,7 @@ def store_bytes(method: str, n_images: int, image_bytes: int, options: dict | No
 
 def store_dir_problem(path: Path) -> str | None:
     """Why stores cannot be written under ``path`` (one sentence naming store_dir), or None."""
-    parent = existing_parent(path)
+    parent = fsutil.existing_parent(path)
     fs_type, mount = fsutil.filesystem_of(parent)
     if fs_type in PSEUDO_FILE_SYSTEMS:
         return (
@@ -110,7 +102,7 @@ def check_store_fits(store: Path, label: str, need: int) -> None:
     if need + MARGIN_BYTES > free:
         raise StoreSpaceError(
             f"no space for the {label} store: it needs up to {human(need)} under store_dir "
-            f"({existing_parent(store)}), which has {human(free)} free; free space there, "
+            f"({fsutil.existing_parent(store)}), which has {human(free)} free; free space there, "
             "lower the cutoffs, or point store_dir at a larger file system"
         )
 
@@ -161,7 +153,9 @@ def largest_store(store_jobs: list[dict], variant_options) -> tuple[str, int]:
     best_label, best = "", 0
     for job in store_jobs:
         size = int(job["image_size"])
-        need = store_bytes(job["method"], int(job["cutoff"]), size * size * 3, variant_options(job))
+        need = store_bytes(
+            job["method"], int(job["cutoff"]), plan.image_bytes(size), variant_options(job)
+        )
         if need > best:
             best = need
             best_label = f"{job['method']}/{job['variant']} {size}px {int(job['cutoff']):,}-image"
@@ -173,7 +167,10 @@ def start_check(store_root: Path, label: str, store_need: int, data_need: int, d
     (one sentence) when it cannot fit. ``data_need`` counts data files still to be made."""
     check_store_dir(store_root)
     free = free_bytes(store_root)
-    same = os.stat(existing_parent(store_root)).st_dev == os.stat(existing_parent(data_dir)).st_dev
+    same = (
+        os.stat(fsutil.existing_parent(store_root)).st_dev
+        == os.stat(fsutil.existing_parent(data_dir)).st_dev
+    )
     need = store_need + (data_need if same else 0)
     line = (
         f"Disk: the largest store ({label}) needs up to {human(store_need)}"
