@@ -83,7 +83,7 @@ def remove(manifest: Path, keep: bool, root: Path | None = None) -> tuple[Path, 
 
 
 CLAIM_SUFFIX = ".imgbench"
-_SCRATCH = re.compile(r"\.(warmup)-(\d+)$")
+_SCRATCH = re.compile(r"\.warmup-(\d+)$")
 _RECYCLE = re.compile(r"^\.recycle-(\d+)$")
 
 
@@ -134,7 +134,7 @@ def _scratch_of(store: Path) -> list[Path]:
             match = warmup or _RECYCLE.match(entry.name)
             if match is None:
                 continue
-            pid = int(match.group(match.lastindex))
+            pid = int(match.group(1))
             if pid == os.getpid() or not _alive(pid):  # never another running job's
                 found.append(entry)
     return found
@@ -152,23 +152,19 @@ def prune_empty(directory: Path, root: Path) -> None:
         directory = directory.parent
 
 
-class writing:  # noqa: N801 (a context manager read as a phrase: `with writing(store)`)
+@contextlib.contextmanager
+def writing(store: Path, root: Path | None = None):
     """Claim ``store`` for this process; if the block fails for any reason it can see
     (an exception, SIGINT, SIGTERM turned into an exception), remove what was written."""
-
-    def __init__(self, store: Path, root: Path | None = None):
-        self.store, self.root = Path(store), root
-
-    def __enter__(self) -> Path:
-        claim(self.store)
-        return self.store
-
-    def __exit__(self, kind, value, traceback) -> bool:
-        if kind is not None:
-            with contextlib.suppress(OSError, AttributeError, TypeError):
-                value.free_at_failure = free_bytes(self.store)  # before the store goes
-            release(self.store, self.root)
-        return False
+    store = Path(store)
+    claim(store)
+    try:
+        yield store
+    except BaseException as error:
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            error.free_at_failure = free_bytes(store)  # before the store goes
+        release(store, root)
+        raise
 
 
 def release(store: Path, root: Path | None = None) -> None:
