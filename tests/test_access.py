@@ -77,7 +77,8 @@ def test_requests_dispatch():
     # The whole-store read is the method's own read, not a list of requests.
     with pytest.raises(ValueError, match="read pattern 'whole' has no requests"):
         access.requests("whole", 50, batch_size=8, reads=3, seed=2)
-    assert access.PATTERNS[0] == "whole" and access.PATTERNS[1:] == access.REQUEST_PATTERNS
+    assert access.ONE_PROCESS_PATTERNS == ("whole", "whole_array")
+    assert access.PATTERNS == access.ONE_PROCESS_PATTERNS + access.REQUEST_PATTERNS
     assert access.REQUEST_PATTERNS == ("sequential", "shuffled", "random_single")
 
 

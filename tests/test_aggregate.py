@@ -768,11 +768,19 @@ def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
         "stats": out / "timings_stats.csv",
         "disk_csv": out / "disk_usage.csv",
         "disk_md": out / "disk_usage.md",
+        "memory": out / "job_memory.csv",
         "summary": out / "summary.md",
         "environment": out / "environment.json",
     }
+    benchmark = (
+        tmp_path / "benchmarks" / "store" / "npy" / "default" / "32px" / "100" / "repeat1.tsv"
+    )
+    benchmark.parent.mkdir(parents=True)
+    benchmark.write_text("s\th:m:s\tmax_rss\tmax_vms\n1.5\t0:00:01\t123.4\t500.0\n")
     smk = SimpleNamespace(
-        input=SimpleNamespace(rows=[str(p) for p in rows], envs=[str(env_path)]),
+        input=SimpleNamespace(
+            rows=[str(p) for p in rows], envs=[str(env_path)], benchmarks=[str(benchmark)]
+        ),
         output=SimpleNamespace(**{k: str(v) for k, v in outputs.items()}),
         log=[str(tmp_path / "aggregate.log")],
         params=SimpleNamespace(interval_threshold=0.1, busy={"load_per_core": 0.1}),
@@ -792,6 +800,10 @@ def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
     disk = pd.read_csv(outputs["disk_csv"])
     assert sorted(disk["bytes_on_disk"]) == [36864, 40960, 311296, 409600]
     assert "| npy | 36.0 KiB (36,864 B)" in outputs["disk_md"].read_text()
+    memory = pd.read_csv(outputs["memory"])
+    sampled = memory.set_index(["method", "operation", "cutoff"])["snakemake_max_rss_mb"]
+    assert sampled[("npy", "store", 100)] == 123.4
+    assert sampled.drop(("npy", "store", 100)).isna().all()
     text = outputs["summary"].read_text()
     assert "1 of 12 points have a 95 % interval within ±10 % of the median." in text
     assert "12 of 12 points were measured on a busy machine" in text
@@ -853,3 +865,29 @@ def test_six_stores_give_a_95_percent_interval_of_their_medians():
     assert (point.ci_low, point.ci_high) == (1.0, pytest.approx(1.5))
     assert point.ci_widened
     assert point.ci_level == pytest.approx(1 - 2 / 64)
+
+
+def test_summary_shows_stores_against_memory(tables):
+    rows, stats, disk = tables
+    # 8 GiB of RAM: no store of this table comes near it, so no section.
+    assert "Stores against memory" not in summary(rows, stats, disk)
+    # With 600 KiB of RAM the 100-image stores (304 and 400 KiB) are at least half of it.
+    small_ram = {ENV_ID: {**ENVIRONMENT, "ram_bytes": 600 * 1024}}
+    text = aggregate.summary_markdown(rows, stats, disk, small_ram, 0.1)
+    section = markdown_section(text, "## Stores against memory (whole-store reads)")
+    assert "this machine's memory (600.0 KiB)" in section
+    lines = [
+        line
+        for line in section.splitlines()
+        if line.startswith("| npy") or line.startswith("| png")
+    ]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert {(c[0], c[2], c[5]) for c in cells} == {
+        ("npy", "100", "cold"),
+        ("npy", "100", "warm"),
+        ("png", "100", "cold"),
+        ("png", "100", "warm"),
+    }
+    npy_cold = next(c for c in cells if c[0] == "npy" and c[5] == "cold")
+    assert npy_cold[3] == "304.0 KiB" and npy_cold[4] == f"{311296 / (600 * 1024):.2f}"
+    assert npy_cold[6] == "1.0%"  # the median cached share before the cold reads

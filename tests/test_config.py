@@ -98,7 +98,8 @@ def test_minimal_config_gets_every_default():
     defaults = schema_defaults(load_schema(SCHEMA))
     assert set(minimal) == set(defaults)
     assert minimal["n_images"] == 10 and minimal["cutoffs"] == [1, 10]
-    assert minimal["image_sizes"] == [32] and minimal["max_job_bytes"] == 4_000_000_000
+    assert minimal["image_sizes"] == [32] and minimal["pool_bytes"] == 1_000_000_000
+    assert minimal["chunk_bytes"] == 64 << 20 and minimal["max_array_bytes"] == 4_000_000_000
 
 
 def test_defaults_do_not_leak_between_calls():
@@ -218,7 +219,8 @@ BAD_VALUES = [
     ("image_sizes", [0], r"config key image_sizes\[0\] has the bad value 0 .*between 8 and 4096"),
     ("image_sizes", [32, 8192], r"config key image_sizes\[1\] has the bad value 8192"),
     ("image_sizes", [32, 32], r"config key image_sizes has the bad value \[32, 32\]"),
-    ("max_job_bytes", 1000, r"config key max_job_bytes has the bad value 1000"),
+    ("pool_bytes", 1000, r"config key pool_bytes has the bad value 1000"),
+    ("chunk_bytes", 0, r"config key chunk_bytes has the bad value 0"),
     ("resize_chunk_bytes", 0, r"config key resize_chunk_bytes has the bad value 0"),
     (
         "read_patterns",
@@ -321,11 +323,9 @@ def test_unknown_variant_option(config, method, options, message):
         validate_config(config, SCHEMA)
 
 
-def test_image_size_where_no_cutoff_fits(config):
-    config.update(image_sizes=[32, 1024], cutoffs=[1000], n_images=1000, max_job_bytes=10**9)
-    with pytest.raises(
-        ConfigError, match=r"config key image_sizes\[1\] is 1024, but no cutoff fits in max_job"
-    ):
+def test_the_removed_max_job_bytes_is_refused(config):
+    config["max_job_bytes"] = 10**9
+    with pytest.raises(ConfigError, match=r"'max_job_bytes' was unexpected"):
         validate_config(config, SCHEMA)
 
 

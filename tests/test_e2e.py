@@ -351,7 +351,7 @@ def test_axes_rows_and_outputs(axes_run):
     stores = timings[timings["operation"] == "store"]
     assert len(stores) == len(series) * 2 * 2
 
-    resized = np.load(results / "data" / "dataset_64px_images.npy", mmap_mode="r")
+    resized = np.load(results / "data" / "pool_64px_images.npy", mmap_mode="r")
     assert resized.shape[1:] == (64, 64, 3) and resized.dtype == np.uint8
 
     disk = pd.read_csv(results / "disk_usage.csv")

@@ -18,7 +18,7 @@ import pytest
 from ci import unavailable
 from PIL import Image
 
-from imgbench import access, aggregate, fsutil, machine, measure, provenance
+from imgbench import access, aggregate, fsutil, machine, measure, pool, provenance
 from imgbench.methods import get_method
 from imgbench.methods import lmdb as lmdb_method
 
@@ -326,7 +326,7 @@ def test_whole_read(method, cache, stores, data, env):
 )
 def test_whole_read_is_one_process_with_readahead(kwargs, stores, data, env):
     store_dir, _ = stores["npy"]
-    with pytest.raises(ValueError, match="whole-store read runs in one process"):
+    with pytest.raises(ValueError, match="the whole read runs in one process"):
         read("npy", store_dir, data, env, pattern="whole", **kwargs)
 
 
@@ -514,9 +514,17 @@ def test_wrong_label_fails_verification(tmp_path, data, env):
 
 def test_verify_reports_shape_mismatch(data):
     images, labels = data
-    with pytest.raises(measure.VerificationError, match="expected"):
-        measure.verify("npy", (images[:-1], labels[:-1]), images, labels)
+    with pytest.raises(measure.VerificationError, match="19 images, expected 20"):
+        measure.verify_whole("npy", (images[:-1], labels[:-1]), images)
+    with pytest.raises(measure.VerificationError, match="expected uint8"):
+        measure.verify("npy", (images[:, :16], labels), images, labels)
+    with pytest.raises(measure.VerificationError, match="image 4 differs"):
+        measure.verify("npy", (images[[2, 3, 5]], labels[[2, 3, 4]]), images, labels, start=2)
+    with pytest.raises(measure.VerificationError, match="labels differ"):
+        measure.verify("npy", (images[[4, 0]], labels[[4, 1]]), images, labels, indices=[4, 0])
     measure.verify("npy", (images.copy(), labels.copy()), images, labels)  # equal: no error
+    measure.verify("npy", (images[5:9], labels[5:9]), images, labels, start=5)
+    measure.verify("npy", (images[[9, 2, 9]], labels[[9, 2, 9]]), images, labels, indices=[9, 2, 9])
 
 
 CHECK_S = 1.0
@@ -535,12 +543,16 @@ def test_verification_is_outside_the_clock(
     log = tmp_path / "checks.txt"
     real_verify = measure.verify
 
-    def slow_verify(method, got, images, labels):
-        if len(images) > 1:  # the warm-up's one-image check stays quick
+    checked_here = set()  # a forked reader starts with the parent's (empty) set
+
+    def slow_verify(method, got, source, *args, **kwargs):
+        # the warm-up's one-image store stays quick; one slow check per process
+        if len(source) > 1 and os.getpid() not in checked_here:
+            checked_here.add(os.getpid())
             busy_cpu(CHECK_S)
             with open(log, "a") as handle:
                 handle.write(f"{os.getpid()}\n")
-        real_verify(method, got, images, labels)
+        real_verify(method, got, source, *args, **kwargs)
 
     monkeypatch.setattr(measure, "verify", slow_verify)
     began = time.monotonic()
@@ -823,7 +835,14 @@ def test_warm_up_scratch_is_removed_when_it_fails(tmp_path, data, monkeypatch):
 
     monkeypatch.setattr(module, "read", failing_read)
     with pytest.raises(OSError, match="disk on fire"):
-        measure.warm_up(module, images, labels, scratch, options=None, flush="none", readahead="on")
+        measure.warm_up(
+            module,
+            pool.tile(images, labels, len(images)),
+            scratch,
+            options=None,
+            flush="none",
+            readahead="on",
+        )
     assert not scratch.exists()
 
 
@@ -932,18 +951,18 @@ def test_write_environment_records_env_id(tmp_path, env):
     assert environments[provenance.environment_id(env)]["host"] == env["host"]
 
 
-def test_load_source_copies_the_first_images(tmp_path, data):
+def test_load_source_holds_the_pool_tiled(tmp_path, data):
     images, labels = data
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "labels.npy", labels)
-    got_images, got_labels = measure.load_source(
-        tmp_path / "images.npy", tmp_path / "labels.npy", 7
-    )
-    assert not isinstance(got_images, np.memmap)
-    np.testing.assert_array_equal(got_images, images[:7])
-    np.testing.assert_array_equal(got_labels, labels[:7])
-    with pytest.raises(ValueError, match="cutoff 21 is larger than the 20 images"):
-        measure.load_source(tmp_path / "images.npy", tmp_path / "labels.npy", 21)
+    source = measure.load_source(tmp_path / "images.npy", tmp_path / "labels.npy", 7)
+    assert not isinstance(source.pool, np.memmap)
+    np.testing.assert_array_equal(source[0:7], images[:7])
+    np.testing.assert_array_equal(source.labels, labels[:7])
+    # More images than the pool holds: the pool tiled, image i = pool[i mod 20].
+    tiled = measure.load_source(tmp_path / "images.npy", tmp_path / "labels.npy", 45, 8)
+    np.testing.assert_array_equal(tiled[44], images[4])
+    assert tiled.labels[44] == labels[4] and tiled.chunk_images == 8
 
 
 def test_timed_disables_gc_only_inside():

@@ -17,6 +17,7 @@ from imgbench.methods import available_methods, get_method, resolve_options
 from imgbench.methods import hdf5 as hdf5_method
 from imgbench.methods import lmdb as lmdb_method
 from imgbench.methods import png as png_method
+from imgbench.pool import tile
 
 METHODS = ["png", "lmdb", "hdf5", "npy"]
 
@@ -429,10 +430,10 @@ def test_lmdb_grows_the_map_when_full(writemap, value_format, tmp_path, monkeypa
     attempts = []
     real_write = lmdb_method._write
 
-    def counting_write(env, images, labels, fmt):
+    def counting_write(env, items):
         attempts.append(env.info()["map_size"])
         try:
-            return real_write(env, images, labels, fmt)
+            return real_write(env, items)
         except lmdb.MapFullError:
             attempts.append("full")
             raise
@@ -446,27 +447,44 @@ def test_lmdb_grows_the_map_when_full(writemap, value_format, tmp_path, monkeypa
     assert "full" in attempts, "the tiny map did not overflow; the test proves nothing"
     sizes = [size for size in attempts if size != "full"]
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+    # One array in one piece: one images transaction (retried until it fit) + metadata.
+    assert attempts[-1] != "full" and attempts[-2] != "full"
+    assert len(sizes) == attempts.count("full") + 2
     assert_same(lmdb_method.read(store_dir), images, labels)
     indices = [36, 0, 18, 18]
     assert_same(reader_get("lmdb", store_dir, indices), images[indices], labels[indices])
 
 
 def test_lmdb_map_estimate_fits_without_growth(tmp_path, monkeypatch):
-    """The estimate itself is big enough: no MapFullError for a normal store."""
+    """The estimate itself is big enough: no MapFullError for a normal store, whether
+    written in one piece or chunk by chunk (one transaction per chunk)."""
     attempts = []
     real_write = lmdb_method._write
 
-    def counting_write(*args):
+    def counting_write(env, items):
+        try:
+            real_write(env, items)
+        except lmdb.MapFullError:
+            attempts.append("full")
+            raise
         attempts.append(1)
-        return real_write(*args)
 
     monkeypatch.setattr(lmdb_method, "_write", counting_write)
     for size in (32, 64):
         images, labels = random_set(40, size, seed=size)
         store_fresh("lmdb", tmp_path / f"s{size}", images, labels, options={"value_format": "raw"})
-    assert attempts == [1, 1]
+        stream = tile(images, labels, 200, chunk_images=9)
+        store_fresh(
+            "lmdb", tmp_path / f"t{size}", stream, stream.labels, options={"value_format": "raw"}
+        )
+    # In one piece: images + metadata; 200 images in chunks of 9: 23 + metadata.
+    assert attempts == [1] * 2 + [1] * 24 + [1] * 2 + [1] * 24
     images, labels = random_set(0)
     assert lmdb_method.estimate_map_size(images, labels) >= lmdb_method.MIN_MAP_SIZE
+    stream = tile(*random_set(3, 64), 1000)
+    assert lmdb_method.estimate_map_size(stream, stream.labels) == lmdb_method.map_bytes(
+        1000, 64 * 64 * 3, 1000
+    )
 
 
 def test_npy_store_files(tmp_path):

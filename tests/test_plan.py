@@ -21,8 +21,11 @@ def make_config(**changes) -> dict:
         "methods": ["png", "lmdb", "npy"],
         "variants": {"png": {"default": {}, "level1": {"compress_level": 1}}},
         "image_sizes": [32, 64],
-        # 64x64 images are 12,288 bytes; four copies of 100 fit, of 1000 do not.
-        "max_job_bytes": 4 * 12288 * 500,
+        # 64x64 images are 12,288 bytes: a pool of 500 of them, chunks of 10.
+        "pool_bytes": 12288 * 500,
+        "chunk_bytes": 12288 * 10,
+        # whole_array loads stores of up to 100 64x64 images.
+        "max_array_bytes": 12288 * 100,
         "repeats": 2,
         "read_cache": ["cold", "warm"],
         "read_patterns": ["sequential", "random_single"],
@@ -35,31 +38,27 @@ def make_config(**changes) -> dict:
     return config
 
 
-def test_max_images_is_four_copies_of_the_budget():
+def test_pool_and_chunk_sizes():
     config = make_config()
-    assert plan.COPIES_PER_JOB == 4
-    assert plan.max_images(config, 64) == 500
-    # Bounded by n_images too.
-    assert plan.max_images(config, 32) == 1000
-    assert plan.max_images(make_config(max_job_bytes=10), 32) == 0
+    assert plan.pool_bytes(config, 64) == 12288 * 500
+    # CIFAR's training set is smaller than pool_bytes at 32x32.
+    assert plan.pool_bytes(make_config(pool_bytes=10**12), 32) == 50_000 * 3072
+    assert plan.chunk_images(config, 64) == 10
+    assert plan.chunk_images(config, 32) == 40
+    # At least one image, whatever the chunk size.
+    assert plan.chunk_images(make_config(chunk_bytes=1), 64) == 1
 
 
-def test_allowed_cutoffs_bounded_by_max_job_bytes():
-    config = make_config()
-    assert plan.allowed_cutoffs(config, 32) == [1, 10, 100, 1000]
-    assert plan.allowed_cutoffs(config, 64) == [1, 10, 100]
-    # Exactly at the limit is allowed, one byte less is not.
-    at_limit = make_config(max_job_bytes=4 * 12288 * 100)
-    assert plan.allowed_cutoffs(at_limit, 64) == [1, 10, 100]
-    below = make_config(max_job_bytes=4 * 12288 * 100 - 1)
-    assert plan.allowed_cutoffs(below, 64) == [1, 10]
-
-
-def test_shipped_config_limits_match_its_comment():
+def test_shipped_config_pool_matches_its_comment():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["n_images"] = 10**9
-    assert plan.max_images(config, 256) == 5086
-    assert plan.max_images(config, 512) == 1271
+    assert plan.pool_bytes(config, 256) // plan.image_bytes(256) == 5086
+    assert plan.pool_bytes(config, 32) // plan.image_bytes(32) == 50_000
+
+
+def test_every_cutoff_runs_at_every_size():
+    config = make_config(image_sizes=[32, 512], cutoffs=[10, 10**6], n_images=10**6)
+    got = {(j["image_size"], j["cutoff"]) for j in plan.store_jobs(config)}
+    assert got == {(32, 10), (32, 10**6), (512, 10), (512, 10**6)}
 
 
 def test_method_variants():
@@ -79,13 +78,12 @@ def test_store_jobs_enumerate_every_combination():
         (method, variant, size, cutoff, repeat)
         for method, variant in plan.method_variants(config)
         for size in (32, 64)
-        for cutoff in plan.allowed_cutoffs(config, size)
+        for cutoff in config["cutoffs"]
         for repeat in (1, 2)
     ]
     assert sorted(keys) == sorted(expected)
-    assert len(keys) == len(set(keys)) == 4 * (4 + 3) * 2
+    assert len(keys) == len(set(keys)) == 4 * (4 + 4) * 2
     assert all(set(job) == {"method", "variant", "image_size", "cutoff", "repeat"} for job in jobs)
-    assert not any(j["image_size"] == 64 and j["cutoff"] == 1000 for j in jobs)
 
 
 def test_read_jobs_add_the_read_axes():
@@ -180,7 +178,7 @@ def test_random_single_only_on_stores_of_at_least_random_reads_images():
 def test_no_latency_figure_without_a_store_large_enough_for_random_reads():
     config = make_config(read_patterns=["whole", "random_single"], random_reads=100)
     stems = plan.plot_stems(config)
-    # 64x64 allows cutoffs up to 100 here (max_job_bytes), 32x32 up to 1000: both qualify.
+    # Stores of 1000 images at both sizes qualify.
     assert {"latency_random_single_32px", "latency_random_single_64px"} <= set(stems)
     config = make_config(read_patterns=["whole", "random_single"], random_reads=5000)
     assert not [stem for stem in plan.plot_stems(config) if stem.startswith("latency")]
@@ -248,14 +246,32 @@ def test_paths_fill_templates():
 
 
 def test_excluded_points_messages():
-    config = make_config()
-    notes = plan.excluded_points(config)
-    assert len(notes) == 1
-    (note,) = notes
-    assert note.startswith("image_size 64: cutoffs [1000] skipped, above 500 images")
-    assert f"max_job_bytes {config['max_job_bytes']:,}" in note
-    assert "4 copies x 12,288 bytes per image" in note
-    assert plan.excluded_points(make_config(max_job_bytes=10**12)) == []
+    assert plan.excluded_points(make_config()) == []
+    config = make_config(read_patterns=["whole", "whole_array"], max_array_bytes=3072 * 1000)
+    (note,) = plan.excluded_points(config)
+    assert note.startswith("read_patterns whole_array: image_size 64: cutoffs [1000] skipped")
+    assert f"max_array_bytes ({3072 * 1000:,} bytes)" in note
+    assert (
+        plan.excluded_points(make_config(read_patterns=["whole_array"], max_array_bytes=10**12))
+        == []
+    )
+
+
+def test_whole_array_reads_only_stores_that_fit():
+    config = make_config(read_patterns=["whole", "whole_array"], read_cache=["cold"])
+    assert [k["read_pattern"] for k in plan.read_kinds(config, 100, 64)] == ["whole", "whole_array"]
+    assert [k["read_pattern"] for k in plan.read_kinds(config, 101, 64)] == ["whole"]
+    assert [k["read_pattern"] for k in plan.read_kinds(config, 400, 32)] == ["whole", "whole_array"]
+    reads = plan.StoreReads(config, "{read_cache}_{read_pattern}")
+    got = reads(
+        SimpleNamespace(method="npy", variant="default", image_size="64", cutoff="1000", repeat="1")
+    )
+    assert got == ["cold_whole"]
+    jobs = plan.read_jobs(config)
+    assert not any(
+        j["read_pattern"] == "whole_array" and j["image_size"] == 64 and j["cutoff"] == 1000
+        for j in jobs
+    )
 
 
 def test_variant_options():
@@ -269,11 +285,11 @@ def test_variant_options():
     assert options(SimpleNamespace(method="png", variant="level1")) == {"compress_level": 1}
 
 
-def test_resize_count_and_sizes():
+def test_pool_count_and_sizes():
     config = make_config()
-    count = plan.ResizeCount(config)
+    count = plan.PoolCount(config)
     assert count(SimpleNamespace(image_size="64")) == 500
-    assert count(SimpleNamespace(image_size="32")) == 1000
+    assert count(SimpleNamespace(image_size="32")) == 2000
     assert plan.resized_sizes(config) == [64]
 
 
@@ -299,24 +315,28 @@ def test_plot_stems_follow_methods_patterns_and_limits():
     )
     stems = plan.plot_stems(config)
     assert not any("speed_vs_npy" in s or "latency" in s for s in stems)
-    # No cutoff fits 512x512 images, so that size has no figures.
-    assert not any(s.endswith("_512px") for s in stems)
     assert "throughput_32px" in stems and "store_time_loglog_32px" in stems
+    assert "throughput_512px" in stems
 
 
-def wildcards(cutoff, size=32, readers=1):
-    return SimpleNamespace(cutoff=str(cutoff), image_size=str(size), readers=str(readers))
+def wildcards(cutoff, size=32, readers=1, pattern="whole"):
+    return SimpleNamespace(
+        cutoff=str(cutoff), image_size=str(size), readers=str(readers), read_pattern=pattern
+    )
 
 
-def test_memory_scales_with_images():
-    assert job_resources.store_mem_mb(wildcards(1000)) == int(512 + 2 * 1000 * 3072 / 1e6)
-    assert job_resources.read_mem_mb(wildcards(100000)) == int(512 + 4 * 100000 * 3072 / 1e6)
-    for request in (job_resources.store_mem_mb, job_resources.read_mem_mb):
-        assert request(wildcards(100000)) > request(wildcards(1000))
-        assert request(wildcards(1000, size=256)) > request(wildcards(1000, size=32))
-        assert request(wildcards(1)) >= job_resources.BASE_MB
-    assert job_resources.read_mem_mb(wildcards(10000)) > job_resources.store_mem_mb(
-        wildcards(10000)
+def test_memory_follows_pool_and_chunks_not_the_cutoff():
+    config = make_config()
+    store, read = job_resources.StoreMemMb(config), job_resources.ReadMemMb(config)
+    pool_mb, chunk_mb = 12288 * 500 / 1e6, 12288 * 10 / 1e6
+    assert store(wildcards(1000, 64)) == int(512 + round(pool_mb) + 3 * round(chunk_mb))
+    for request in (store, read):
+        assert request(wildcards(10**9, 64)) == request(wildcards(10, 64))
+        assert request(wildcards(10, 64)) >= job_resources.BASE_MB
+    # The article's read into one array holds the store twice (array and check).
+    big = 10**6
+    assert read(wildcards(big, 64, pattern="whole_array")) == read(wildcards(big, 64)) + 2 * round(
+        big * 12288 / 1e6
     )
 
 
@@ -326,12 +346,7 @@ def test_runtime_scales_with_images():
     huge = job_resources.timing_runtime(wildcards(100000, size=256))
     assert small >= 10
     assert small < large < huge
-    assert large == 10 + int(100000 * 3072 / 1e6 / 15)
-
-
-def test_missing_image_size_means_cifar():
-    old_style = SimpleNamespace(cutoff="1000")
-    assert job_resources.store_mem_mb(old_style) == job_resources.store_mem_mb(wildcards(1000))
+    assert huge == 10 + int(100000 * 196608 / 1e6 / 3)
 
 
 @pytest.mark.parametrize("readers", [1, 2, 8])

@@ -130,7 +130,6 @@ def config_for(methods, sizes, patterns) -> dict:
         "cutoffs": CUTOFFS,
         "methods": methods,
         "image_sizes": sizes,
-        "max_job_bytes": 10**12,
         "read_patterns": patterns,
         # make_rows gives every cutoff random single reads
         "random_reads": min(CUTOFFS),

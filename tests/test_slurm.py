@@ -193,7 +193,7 @@ def test_every_non_local_job_ran_as_a_completed_slurm_job(slurm_run):
     groups = [name for name in rules if name.startswith(f"{GROUP}_")]
     assert len(groups) == 1, rules
     # Data preparation as one Slurm job each; store + reads + removal as one per store.
-    assert rules == Counter(unpickle_cifar=1, duplicate=1, **{groups[0]: stores}), rules
+    assert rules == Counter(unpickle_cifar=1, pool=1, **{groups[0]: stores}), rules
     assert not LOCAL_RULES & {name for name in rules}
     # Each Slurm job ran its rules as job steps (srun), all completed: one step for a
     # plain job; store, one per read, and remove_store for a group job.
@@ -205,7 +205,7 @@ def test_every_non_local_job_ran_as_a_completed_slurm_job(slurm_run):
             numbered[job_id] += 1
     per_job = {job["JobID"]: numbered[job["JobID"]] for job in jobs}
     expected = {
-        job["JobID"]: 1 if rule_of(job) in ("unpickle_cifar", "duplicate") else 2 + len(CACHES)
+        job["JobID"]: 1 if rule_of(job) in ("unpickle_cifar", "pool") else 2 + len(CACHES)
         for job in jobs
     }
     assert per_job == expected

@@ -1,18 +1,26 @@
 """Read access patterns: which images, in which order, split how among reader processes.
 
-``whole`` is the article's read: the method's own ``read`` returns the whole store as one
-array in one process (no requests). Every other pattern is a list of *requests*, each an
-array of image indices read (and gathered into one array) together through the method's
-reader, by 1 or more reader processes. Orders depend only on the seed and the number of
-images, so every method reads the same permutation.
+``whole`` is an epoch over the whole store in one process through the method's own
+streaming read (``read_batches``, chunks of ``chunk_bytes``), front to back: what a
+training loader that streams a store does, in memory a chunk at a time whatever the
+store's size. ``whole_array`` is the article's read: the method's own ``read`` returns
+the whole store as one array (only for stores that fit in memory). Every other pattern
+is a list of *requests*, each an array of image indices read (and gathered into one
+array) together through the method's reader, by 1 or more reader processes. Orders
+depend only on the seed and the number of images, so every method reads the same
+permutation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PATTERNS = ("whole", "sequential", "shuffled", "random_single")
-REQUEST_PATTERNS = PATTERNS[1:]
+WHOLE = "whole"
+WHOLE_ARRAY = "whole_array"
+PATTERNS = (WHOLE, WHOLE_ARRAY, "sequential", "shuffled", "random_single")
+# Patterns read by the method's own code in the job's process, with the kernel's readahead.
+ONE_PROCESS_PATTERNS = (WHOLE, WHOLE_ARRAY)
+REQUEST_PATTERNS = PATTERNS[2:]
 
 
 def sequential(count: int, batch_size: int) -> list[np.ndarray]:

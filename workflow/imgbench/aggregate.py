@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,9 +29,9 @@ POINT_KEYS = [
     "readers",
 ]
 GROUP_KEYS = [*POINT_KEYS, "cutoff"]
-WHOLE = "whole"  # the article's read: the whole store into one array by one reader
+WHOLE = "whole"  # an epoch over the whole store, streamed in chunks by one reader
 DEFAULT_BUSY = {"load_per_core": 1.0, "cpu_pressure_pct": 10.0}
-PATTERN_ORDER = {"whole": 0, "sequential": 1, "shuffled": 2, "random_single": 3}
+PATTERN_ORDER = {"whole": 0, "whole_array": 1, "sequential": 2, "shuffled": 3, "random_single": 4}
 SORT_KEYS = [
     "_order",
     "method",
@@ -806,6 +807,51 @@ def _device_bytes(stats, rows, out) -> None:
         out.append(markdown_table(header, body))
 
 
+def _ram_bytes(environments: dict) -> float | None:
+    sizes = [e.get("ram_bytes") for e in environments.values() if e.get("ram_bytes")]
+    return float(min(sizes)) if sizes else None
+
+
+def _store_vs_memory(stats, disk, environments, out) -> None:
+    """Whole-store reads of stores at least half the machine's memory: how much of the
+    store was cached before the read and how much came from the device."""
+    ram = _ram_bytes(environments)
+    reads = stats[(stats["operation"] == "read") & (stats["read_pattern"] == WHOLE)]
+    if ram is None or reads.empty:
+        return
+    on_disk = _keyed(disk, ["series", "image_size", "cutoff"])
+    body = []
+    for r in reads.sort_values(["image_size", "cutoff", "series", "cache"]).itertuples():
+        store = on_disk.get((r.series, r.image_size, r.cutoff))
+        if store is None or store.bytes_on_disk < ram / 2:
+            continue
+        body.append(
+            [
+                r.series,
+                f"{r.image_size}x{r.image_size}",
+                f"{r.cutoff:,}",
+                human_bytes(store.bytes_on_disk),
+                f"{store.bytes_on_disk / ram:.2f}",
+                r.cache,
+                _fmt_pct(r.median_cached_fraction),
+                human_bytes(r.median_device_read_bytes),
+                _fmt_seconds(r.median_s),
+                f"{r.median_images_per_s:,.0f}",
+            ]
+        )
+    if not body:
+        return
+    out.append("\n## Stores against memory (whole-store reads)\n\n")
+    out.append(
+        f"Stores of at least half this machine's memory ({human_bytes(ram)}). A warm read "
+        "of a store larger than the page cache can keep finds only part of it cached (the "
+        "share before the read is given) and reads the rest from the device; a cold read "
+        "of such a store comes from the device whatever the eviction.\n\n"
+    )
+    header = ["method", "size", "images", "on disk", "store / RAM", "cache", "cached before"]
+    out.append(markdown_table(header + ["from device", "time", "images/s"], body))
+
+
 def _hygiene(rows, out) -> None:
     out.append("\n## Measurement hygiene\n\n")
     clashes = overlapping_timings(rows)
@@ -867,14 +913,18 @@ def summary_markdown(
     environments: dict,
     interval_threshold: float,
     busy: dict | None = None,
+    memory: pd.DataFrame | None = None,
 ) -> str:
     """The short report: winners or ties per point, ratios to png and npy, patterns, device
-    bytes, interval check, quiet-machine check, hygiene, environment."""
+    bytes, memory, interval check, quiet-machine check, hygiene, environment."""
     out = ["# Image storage benchmark: summary\n\n", _introduction(rows, stats)]
     _point_tables(stats, disk, out)
     _cold_warm(stats, out)
     _patterns(stats, out)
     _device_bytes(stats, rows, out)
+    _store_vs_memory(stats, disk, environments, out)
+    if memory is not None and len(memory):
+        out.append("\n" + memory_markdown(memory))
     if disk["image_size"].nunique() > 1 or disk["variant"].nunique() > 1:
         out.append("\n" + bytes_per_image_markdown(disk))
     _interval_check(stats, interval_threshold, out)
@@ -891,3 +941,96 @@ def load_environments(paths: Iterable[Path]) -> dict[str, dict]:
         record = json.loads(Path(path).read_text())
         environments.setdefault(record["env_id"], record)
     return environments
+
+
+# --- memory -----------------------------------------------------------------------------
+
+_BENCHMARK_NAME = re.compile(
+    r"(?P<operation>store|read)/(?P<method>[^/]+)/(?P<variant>[^/]+)/(?P<image_size>\d+)px/"
+    r"(?P<cutoff>\d+)/repeat(?P<repeat>\d+)"
+    r"(?:_(?P<cache>cold|warm)_(?P<read_pattern>.+)_(?P<readers>\d+)readers_ra-(?P<readahead>on|off))?"
+    r"\.tsv$"
+)
+MEMORY_KEYS = ["method", "variant", "image_size", "cutoff", "operation"]
+
+
+def load_benchmarks(paths: Iterable[Path]) -> pd.DataFrame:
+    """Snakemake's benchmark files of the store and read jobs (``max_rss`` in MB, sampled
+    by Snakemake), one row per job, with the job's coordinates from its path."""
+    records = []
+    for path in paths:
+        match = _BENCHMARK_NAME.search(Path(path).as_posix())
+        if match is None:
+            raise ValueError(f"{path} is not a store or read benchmark file of this workflow")
+        frame = pd.read_csv(path, sep="\t")
+        record = {k: v for k, v in match.groupdict().items() if v is not None}
+        for key in ("image_size", "cutoff", "repeat", "readers"):
+            if key in record:
+                record[key] = int(record[key])
+        record["max_rss_mb"] = pd.to_numeric(frame["max_rss"], errors="coerce").max()
+        record["job_seconds"] = pd.to_numeric(frame["s"], errors="coerce").max()
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def memory_table(rows: pd.DataFrame, benchmarks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Peak memory per point and operation: the highest ``peak_rss_bytes`` of its jobs
+    (exact high-water marks, mapped store pages included), with the pool and chunk sizes
+    that bound it and, where given, the highest ``max_rss`` Snakemake sampled."""
+    table = (
+        rows.groupby(MEMORY_KEYS, sort=True)
+        .agg(
+            peak_rss_bytes=("peak_rss_bytes", "max"),
+            peak_anon_bytes=("peak_anon_bytes", "max"),
+            pool_images=("pool_images", "max"),
+            chunk_images=("chunk_images", "max"),
+            bytes_requested=("bytes_requested", "max"),
+        )
+        .reset_index()
+    )
+    if benchmarks is not None and len(benchmarks):
+        sampled = benchmarks.groupby(MEMORY_KEYS)["max_rss_mb"].max().rename("snakemake_max_rss_mb")
+        table = table.join(sampled, on=MEMORY_KEYS)
+    return table
+
+
+def _memory_cell(by_cutoff: pd.DataFrame, cutoff: int) -> str:
+    if cutoff not in by_cutoff.index or pd.isna(by_cutoff.at[cutoff, "peak_rss_bytes"]):
+        return ""
+    cell = f"{by_cutoff.at[cutoff, 'peak_rss_bytes'] / 2**20:,.0f}"
+    anon = by_cutoff.at[cutoff, "peak_anon_bytes"]
+    return cell if pd.isna(anon) else f"{cell} ({anon / 2**20:,.0f})"
+
+
+def memory_markdown(memory: pd.DataFrame) -> str:
+    """Peak resident memory of the jobs per image size: methods by cutoff, so a reader
+    sees whether memory grows with the store."""
+    out = ["## Peak memory per job (MiB)\n\n"]
+    out.append(
+        "Each cell: the highest resident set (`ru_maxrss`) of any store or read job of the "
+        "point, and in brackets the highest anonymous memory (`RssAnon` of the job and its "
+        "readers, sampled every 20 ms). The resident set also counts pages of "
+        "memory-mapped store files a job touched (LMDB reads, npy readers), page cache "
+        "the kernel drops whenever memory is short; the anonymous memory is what the job "
+        "holds itself (the image pool, chunks, library buffers).\n\n"
+    )
+    for size, here in memory.groupby("image_size"):
+        cutoffs = sorted(here["cutoff"].unique())
+        pool_images, chunk_images = here["pool_images"].max(), here["chunk_images"].max()
+        if pd.notna(pool_images) and pd.notna(chunk_images):
+            out.append(
+                f"**{size}x{size}** (pool of {int(pool_images):,} distinct images, chunks of "
+                f"{int(chunk_images):,}):\n\n"
+            )
+        else:
+            out.append(f"**{size}x{size}**:\n\n")
+        body = []
+        for (method, variant, operation), series in here.groupby(
+            ["method", "variant", "operation"], sort=True
+        ):
+            by_cutoff = series.set_index("cutoff")
+            cells = [_memory_cell(by_cutoff, c) for c in cutoffs]
+            body.append([series_name(method, variant), operation, *cells])
+        out.append(markdown_table(["method", "job", *[f"{c:,}" for c in cutoffs]], body))
+        out.append("\n")
+    return "".join(out)

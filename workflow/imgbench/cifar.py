@@ -162,15 +162,3 @@ def load_training_set(archive: Path) -> tuple[np.ndarray, np.ndarray]:
             "(a partial download looks like this)"
         ) from error
     return np.concatenate(images), np.concatenate(labels)
-
-
-def duplicate(
-    images: np.ndarray, labels: np.ndarray, n_images: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Tile the set to ``n_images`` (the article concatenates the set with itself)."""
-    if len(images) == 0:
-        raise DatasetError("the archive's training batches hold no images")
-    if n_images < 1:
-        raise ValueError("n_images must be at least 1")
-    index = np.arange(n_images) % len(images)
-    return images[index], labels[index]

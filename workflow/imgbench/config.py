@@ -12,7 +12,6 @@ import yaml
 
 from . import fsutil
 from .methods import available_methods, get_method, resolve_options
-from .plan import allowed_cutoffs, max_images
 
 
 class ConfigError(ValueError):
@@ -121,13 +120,6 @@ def validate_config(config: dict, schema_path: Path) -> dict:
                     f"config key variants.{method}.{variant} is invalid: {error}; "
                     "fix the option or remove it"
                 ) from None
-    for index, size in enumerate(config["image_sizes"]):
-        if not allowed_cutoffs(config, size):
-            raise ConfigError(
-                f"config key image_sizes[{index}] is {size}, but no cutoff fits in max_job_bytes "
-                f"(at most {max_images(config, size)} images of {size}x{size}); add a smaller "
-                "cutoff or raise max_job_bytes"
-            )
     if (
         config["cold"] == "drop_caches"
         and "cold" in config["read_cache"]

@@ -1,26 +1,53 @@
-"""Resource requests of the timing jobs, scaled with the cutoff and image size.
+"""Resource requests of the timing jobs, from the pool and chunk sizes, not the cutoff.
 
-Honest requests matter on a cluster: 100,000 CIFAR images are 0.3 GB of pixels per copy.
+A store or read job holds the image pool (at most ``pool_bytes``) and a few chunks
+(``chunk_bytes``), whatever its cutoff; only the article's ``whole_array`` read holds the
+whole store as one array. Each job records what it really used (``peak_rss_bytes`` in its
+rows, ``max_rss`` in its Snakemake benchmark file), so these requests can be checked.
 """
 
 from __future__ import annotations
 
-BASE_MB = 512
+from . import plan
+
+BASE_MB = 512  # Python, numpy, the format libraries, the warm-up store
 
 
-def _images_mb(wildcards) -> float:
-    size = int(getattr(wildcards, "image_size", 32))
-    return int(wildcards.cutoff) * size * size * 3 / 1e6
+def _mb(nbytes: float) -> int:
+    return int(nbytes / 1e6 + 0.5)
 
 
-def store_mem_mb(wildcards) -> int:
-    """The source images in memory, plus the library's own buffers (one more copy)."""
-    return int(BASE_MB + 2 * _images_mb(wildcards))
+class _PerJob:
+    def __init__(self, config: dict):
+        self.config = config
+
+    def _pool_mb(self, wildcards) -> int:
+        return _mb(plan.pool_bytes(self.config, int(wildcards.image_size)))
+
+    def _chunk_mb(self, wildcards) -> int:
+        size = int(wildcards.image_size)
+        return _mb(plan.chunk_images(self.config, size) * plan.image_bytes(size))
+
+    def _store_mb(self, wildcards) -> int:
+        return _mb(int(wildcards.cutoff) * plan.image_bytes(int(wildcards.image_size)))
 
 
-def read_mem_mb(wildcards) -> int:
-    """The source images, the array read back, and the untimed warm-up read."""
-    return int(BASE_MB + 4 * _images_mb(wildcards))
+class StoreMemMb(_PerJob):
+    """The pool, a chunk being produced, the library's copy of it, and slack."""
+
+    def __call__(self, wildcards) -> int:
+        return BASE_MB + self._pool_mb(wildcards) + 3 * self._chunk_mb(wildcards)
+
+
+class ReadMemMb(_PerJob):
+    """The pool and two chunks (a batch read and the check); the whole_array read adds
+    the store as one array and a copy for the check."""
+
+    def __call__(self, wildcards) -> int:
+        mb = BASE_MB + self._pool_mb(wildcards) + 2 * self._chunk_mb(wildcards)
+        if wildcards.read_pattern == "whole_array":
+            mb += 2 * self._store_mb(wildcards)
+        return mb
 
 
 def read_threads(wildcards) -> int:
@@ -29,5 +56,7 @@ def read_threads(wildcards) -> int:
 
 
 def timing_runtime(wildcards) -> int:
-    """Minutes: PNG stores 100,000 CIFAR images in about a minute on an SSD; 30x headroom."""
-    return 10 + int(_images_mb(wildcards) / 15)
+    """Minutes: PNG stores 100,000 CIFAR images in about a minute on an SSD, and 256x256
+    ones at about 10 MB/s of pixels here; 30x headroom on the first, 3x on the second."""
+    pixels_mb = int(wildcards.cutoff) * plan.image_bytes(int(wildcards.image_size)) / 1e6
+    return 10 + int(pixels_mb / 3)

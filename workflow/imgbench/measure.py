@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from . import access, fsutil, machine, space
+from . import access, fsutil, machine, memory, pool, space
 from .methods import get_method
 from .rows import ROW_FIELDS, new_row, write_environment, write_rows
 
@@ -95,16 +95,28 @@ class VerificationError(RuntimeError):
     """A store read back something other than what was stored."""
 
 
-def load_source(images_path: Path, labels_path: Path, cutoff: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``cutoff`` images and labels, fully in memory (no lazy mapping)."""
-    images = np.load(images_path, mmap_mode="r", allow_pickle=False)
-    labels = np.load(labels_path, mmap_mode="r", allow_pickle=False)
-    if cutoff > len(images):
-        raise ValueError(
-            f"cutoff {cutoff} is larger than the {len(images)} images in {images_path}; "
-            "lower the cutoff or raise n_images in config.yaml"
-        )
-    return np.array(images[:cutoff]), np.array(labels[:cutoff])
+def load_source(
+    images_path: Path, labels_path: Path, cutoff: int, chunk_images: int | None = None
+) -> pool.TiledImages:
+    """The pool in memory (no lazy mapping), tiled to ``cutoff`` images in chunks of
+    ``chunk_images``: never an N-sized copy."""
+    return pool.load(images_path, labels_path, cutoff, chunk_images)
+
+
+def as_source(images, labels=None) -> pool.TiledImages:
+    """A ``TiledImages`` as it is, or arrays of images and labels as a one-chunk source."""
+    if isinstance(images, pool.TiledImages):
+        return images
+    return pool.tile(images, labels, len(images), max(1, len(images)))
+
+
+def source_seconds(source: pool.TiledImages) -> float:
+    """What producing every chunk of ``source`` costs (views of the pool, copies where a
+    chunk wraps around it), measured once outside the clock: the timed store pays it."""
+    start = time.perf_counter_ns()
+    for chunk in source.iter_chunks():
+        chunk.ravel()[::4096].sum()  # touch each chunk's pages, as a writer would
+    return (time.perf_counter_ns() - start) / 1e9
 
 
 def flush_strategy(fsync) -> str:
@@ -191,19 +203,20 @@ def _scratch(store_dir: Path, purpose: str) -> Path:
     return store_dir.with_name(f"{store_dir.name}.{purpose}-{os.getpid()}")
 
 
-def warm_up(
-    module, images: np.ndarray, labels: np.ndarray, scratch: Path, *, options, flush, readahead
-) -> None:
+def warm_up(module, source: pool.TiledImages, scratch: Path, *, options, flush, readahead) -> None:
     """Exercise the method's whole code path once on a one-image store in ``scratch``
     (then removed): imports, plugin loading and a library's first-use costs are paid here,
     outside every timed region."""
     fsutil.remove_tree(scratch)
     scratch.mkdir(parents=True)
     try:
-        module.store(scratch, images[:1], labels[:1], options=options)
+        one = pool.tile(source.batch(0, 1), source.labels[:1], 1)
+        module.store(scratch, one, one.labels, options=options)
         fsutil.flush(scratch, flush)
-        verify(module.__name__, module.read(scratch), images[:1], labels[:1])
-        _read_requests(module, scratch, [np.array([0])], readahead == "on")
+        verify(module.__name__, module.read(scratch), one)
+        for images, labels in module.read_batches(scratch, 1):
+            verify(module.__name__, (images, labels), one)
+        _read_requests(module, scratch, [np.array([0])], readahead == "on", one)
         fsutil.cached_fraction(scratch)
         machine.io_read_bytes()
         machine.pressure_some_avg10("cpu")
@@ -258,19 +271,23 @@ def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int
     return recycled + fsutil.prefault(int(anonymous_bytes))
 
 
-def _image_bytes(images: np.ndarray) -> int:
-    return int(np.prod(images.shape[1:], dtype=np.int64)) if images.ndim > 1 else 0
+# The page cache a recycle step frees before a timed operation, at most: enough to
+# decide where the operation's first pages come from; beyond it a store far larger than
+# memory evicts pages as it goes in any case.
+RECYCLE_MAX_BYTES = 2 << 30
 
 
-def _common(images, method: str, variant: str, repeat: int, repetitions) -> dict:
+def _common(source: pool.TiledImages, method: str, variant: str, repeat: int, repetitions) -> dict:
     """The coordinates every row of a job shares."""
     return {
-        "image_size": int(images.shape[1]),
-        "cutoff": len(images),
+        "image_size": int(source.shape[1]),
+        "cutoff": len(source),
         "method": method,
         "variant": variant,
         "repeat": repeat,
         "inner_repeat": repetitions.next_number,
+        "pool_images": source.pool_size,
+        "chunk_images": source.chunk_images,
     }
 
 
@@ -312,8 +329,8 @@ def _keep_going(done: int, started_ns: int, inner_repeats: int, inner_budget_s: 
 
 def run_store(
     method: str,
-    images: np.ndarray,
-    labels: np.ndarray,
+    images,
+    labels,
     store_dir: Path,
     *,
     fsync="syncfs",
@@ -323,33 +340,40 @@ def run_store(
     options: dict | None = None,
     inner_repeats: int = 1,
     inner_budget_s: float = 0.0,
+    memory_watch: memory.AnonWatch | None = None,
 ) -> list[dict]:
     """Write a fresh store ``inner_repeats`` times at most (each timed: write, then flush);
-    the last one stays in ``store_dir`` for the reads. One row per repetition."""
+    the last one stays in ``store_dir`` for the reads. One row per repetition.
+
+    ``images`` is a ``pool.TiledImages`` (written chunk by chunk) or an array (written in
+    one piece, with ``labels``)."""
     module = get_method(method)
+    source = as_source(images, labels)
     strategy = flush_strategy(fsync)
     store_dir = Path(store_dir)
     store_dir.parent.mkdir(parents=True, exist_ok=True)
     device = machine.block_device(store_dir.parent)
     warm_up(
         module,
-        images,
-        labels,
+        source,
         _scratch(store_dir, "warmup"),
         options=options,
         flush=strategy,
         readahead="on",
     )
+    producing = source_seconds(source)
     # The page cache of the store: 1.5x the pixels covers LMDB's pages and PNG's worst case.
-    need = int(1.5 * images.nbytes) + (16 << 20)
+    need = min(int(1.5 * source.nbytes) + (16 << 20), RECYCLE_MAX_BYTES)
     repetitions = _Repetitions(inner_repeats, inner_budget_s)
     while repetitions.more():
         fsutil.remove_tree(store_dir)  # never append to an older store
         store_dir.mkdir(parents=True)
-        prefaulted = prepare_machine(store_dir.parent, need)
+        prefaulted = prepare_machine(
+            store_dir.parent, need, 2 * source.chunk_images * source.image_bytes
+        )
         _, region = timed(
             [
-                lambda: module.store(store_dir, images, labels, options=options),
+                lambda: module.store(store_dir, source, source.labels, options=options),
                 lambda: fsutil.flush(store_dir, strategy),
             ],
             device,
@@ -358,7 +382,7 @@ def run_store(
         repetitions.add(
             new_row(
                 env,
-                **_common(images, method, variant, repeat, repetitions),
+                **_common(source, method, variant, repeat, repetitions),
                 operation="store",
                 cache="n/a",
                 eviction="n/a",
@@ -367,19 +391,22 @@ def run_store(
                 readers=1,
                 batch_size="",
                 seed="",
-                images_read=len(images),
-                bytes_requested=len(images) * _image_bytes(images),
+                images_read=len(source),
+                bytes_requested=source.nbytes,
                 fsync=strategy,
                 seconds=region.elapsed_ns / 1e9,
                 write_seconds=region.marks_ns[0] / 1e9,
                 flush_seconds=(region.marks_ns[1] - region.marks_ns[0]) / 1e9,
-                **_region_fields(region, prefaulted, usage),
+                source_seconds=producing,
+                **_region_fields(region, prefaulted, usage, memory_watch),
             )
         )
     return repetitions.result()
 
 
-def _region_fields(region: Region, prefaulted: int, usage: fsutil.DiskUsage) -> dict:
+def _region_fields(
+    region: Region, prefaulted: int, usage: fsutil.DiskUsage, watch: memory.AnonWatch | None
+) -> dict:
     return {
         "device_read_bytes": region.device_read_bytes,
         "disk_read_bytes": region.disk_read_bytes,
@@ -393,66 +420,160 @@ def _region_fields(region: Region, prefaulted: int, usage: fsutil.DiskUsage) -> 
         "n_files": usage.n_files,
         "t_start_unix": region.start_unix,
         "t_end_unix": region.end_unix,
+        "peak_rss_bytes": memory.peak_rss_bytes(_READERS_PEAK_RSS[0]),
+        "peak_anon_bytes": float("nan") if watch is None else watch.peak(),
     }
 
 
 def verify(
-    method: str, got: tuple[np.ndarray, np.ndarray], images: np.ndarray, labels: np.ndarray
+    method: str,
+    got: tuple[np.ndarray, np.ndarray],
+    source,
+    labels=None,
+    *,
+    start: int = 0,
+    indices=None,
 ) -> None:
+    """Check images and labels read back against the source: images ``start``.. of it, or
+    the images at ``indices``. ``source`` is a ``pool.TiledImages`` (compared piece by
+    piece with the pool) or an array of the expected images with ``labels``."""
     got_images, got_labels = got
+    if not isinstance(source, pool.TiledImages):
+        source = as_source(source, labels)
+    if indices is not None:
+        indices = np.asarray(indices)
+        count = len(indices)
+        expected_labels = source.labels[indices]
+    else:
+        count = len(got_images)
+        expected_labels = source.labels[start : start + count]
+    expected_shape = (count, *source.shape[1:])
     problems = []
-    if got_images.shape != images.shape or got_images.dtype != images.dtype:
+    if indices is None and start + count > len(source):
+        problems.append(f"{start + count} images, the store holds {len(source)}")
+    elif got_images.shape != expected_shape or got_images.dtype != source.dtype:
         problems.append(
-            f"images {got_images.dtype}{got_images.shape}, expected {images.dtype}{images.shape}"
+            f"images {got_images.dtype}{got_images.shape}, expected {source.dtype}{expected_shape}"
         )
-    elif not np.array_equal(got_images, images):
-        differs = (got_images != images).reshape(len(images), -1).any(axis=1)
-        problems.append(f"image {int(np.flatnonzero(differs)[0])} differs from the source")
-    if got_labels.shape != labels.shape or not np.array_equal(got_labels, labels):
-        problems.append(f"labels differ (got shape {got_labels.shape}, expected {labels.shape})")
+    elif indices is not None:
+        expected = source.take(indices)
+        if not np.array_equal(got_images, expected):
+            differs = (got_images != expected).reshape(count, -1).any(axis=1)
+            position = int(np.flatnonzero(differs)[0])
+            problems.append(f"image {int(indices[position])} differs from the source")
+    else:
+        first = source.matches(start, got_images)
+        if first is not None:
+            problems.append(f"image {first} differs from the source")
+    if got_labels.shape != expected_labels.shape or not np.array_equal(got_labels, expected_labels):
+        problems.append(
+            f"labels differ (got shape {got_labels.shape}, expected {expected_labels.shape})"
+        )
     if problems:
         name = method.rsplit(".", 1)[-1]
         raise VerificationError(f"{name} store read back wrong data: " + "; ".join(problems))
 
 
-def _read_requests(module, store_dir: Path, requests: list, readahead: bool):
-    """Open a reader, serve every request (one gathered batch each), close; returns the
-    batches and each request's latency in ns."""
+def verify_whole(method: str, got: tuple[np.ndarray, np.ndarray], source) -> None:
+    """A whole store read back into one array: every image, no more."""
+    if len(got[0]) != len(source):
+        name = method.rsplit(".", 1)[-1]
+        raise VerificationError(
+            f"{name} store read back wrong data: {len(got[0])} images, expected {len(source)}"
+        )
+    verify(method, got, source)
+
+
+def read_epoch(
+    module, store_dir: Path, source: pool.TiledImages, device: str | None = None
+) -> Region:
+    """Time one epoch over the store through the method's ``read_batches``, in chunks of
+    ``source.chunk_images``. The clock runs only while the method produces a batch: each
+    batch is checked against the pool between batches, outside the clock, and dropped, so
+    memory stays a chunk or two whatever the store's size."""
+    region = Region()
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    position = 0
+    try:
+        io_before = machine.io_read_bytes()
+        disk_before = machine.disk_read_bytes(device)
+        region.start_unix = time.time()
+        batches = module.read_batches(store_dir, source.chunk_images)
+        cpu = 0.0
+        while True:
+            cpu_before = machine.cpu_seconds()
+            start = time.perf_counter_ns()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                region.elapsed_ns += time.perf_counter_ns() - start
+                cpu += machine.cpu_seconds() - cpu_before
+                break
+            region.elapsed_ns += time.perf_counter_ns() - start
+            cpu += machine.cpu_seconds() - cpu_before
+            verify(module.__name__, batch, source, start=position)
+            position += len(batch[0])
+            del batch
+        region.cpu_seconds = cpu
+        region.device_read_bytes = _delta(machine.io_read_bytes(), io_before)
+        region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before)
+        region.note_machine()
+    finally:
+        if was_enabled:
+            gc.enable()
+    if position != len(source):
+        name = module.__name__.rsplit(".", 1)[-1]
+        raise VerificationError(
+            f"{name} store read back wrong data: {position} images, expected {len(source)}"
+        )
+    region.marks_ns[0] = region.elapsed_ns
+    return region
+
+
+def _read_requests(module, store_dir: Path, requests: list, readahead: bool, source):
+    """Open a reader, serve every request (one gathered batch each), close; each batch is
+    checked against ``source`` right after its request, outside the request's clock, and
+    dropped. Returns each request's latency and the reading time (open, requests, close;
+    the checks left out), in ns."""
     latencies = np.empty(len(requests), dtype=np.int64)
-    batches = []
+    checking_ns = 0
+    started = time.perf_counter_ns()
     reader = module.open_reader(store_dir, readahead=readahead)
     try:
         for position, request in enumerate(requests):
             start = time.perf_counter_ns()
-            batches.append(reader.get(request))
-            latencies[position] = time.perf_counter_ns() - start
+            batch = reader.get(request)
+            end = time.perf_counter_ns()
+            latencies[position] = end - start
+            verify(module.__name__, batch, source, indices=request)
+            del batch
+            checking_ns += time.perf_counter_ns() - end
     finally:
         reader.close()
-    return batches, latencies
+    return latencies, time.perf_counter_ns() - started - checking_ns
 
 
-def _verify_batches(method, batches, requests, images, labels) -> None:
-    if not requests:
-        return
-    order = np.concatenate(requests)
-    got = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
-    verify(method, got, images[order], labels[order])
+# The highest resident set any reader process of this job reported.
+_READERS_PEAK_RSS = [0]
 
 
 @dataclass
 class _Outcome:
     read_start_ns: int | None = None
-    read_end_ns: int | None = None
+    reading_ns: int | None = None
     latencies: np.ndarray | None = None
     device_read_bytes: int | None = None
     cpu_seconds: float = 0.0
+    peak_rss_bytes: int = 0
     error: str | None = None
 
 
-def _worker(method, store_dir, share, readahead, images, labels, ready, done, results) -> None:
-    """One reader process: signal ready and wait for everyone, read its share, note when
-    its reads ended, wait until every reader has ended, then check its share (outside the
-    clock) and report."""
+def _worker(method, store_dir, share, readahead, source, ready, done, results) -> None:
+    """One reader process: signal ready and wait for everyone, read its share (each batch
+    checked between requests, outside its clock), note its reading time, wait until every
+    reader has ended, and report."""
     outcome = _Outcome()
     try:
         module = get_method(method)
@@ -460,14 +581,17 @@ def _worker(method, store_dir, share, readahead, images, labels, ready, done, re
         outcome.read_start_ns = time.perf_counter_ns()
         gc.disable()
         io_before, cpu_before = machine.io_read_bytes(), machine.cpu_seconds()
-        batches, outcome.latencies = _read_requests(module, store_dir, share, readahead)
-        outcome.read_end_ns = time.perf_counter_ns()
+        outcome.latencies, outcome.reading_ns = _read_requests(
+            module, store_dir, share, readahead, source
+        )
+        # CPU and device bytes include the checks: they read only memory, and their CPU
+        # is a small share next to decoding (a compare per byte read)
         outcome.cpu_seconds = machine.cpu_seconds() - cpu_before
         io_after = machine.io_read_bytes()
         outcome.device_read_bytes = None if io_before is None else io_after - io_before
+        outcome.peak_rss_bytes = memory.own_peak_rss_bytes()
         done.wait()
         gc.enable()
-        _verify_batches(method, batches, share, images, labels)
     except BaseException as error:  # reported to the parent, which fails the job
         ready.abort()  # a reader that fails before the start releases everyone waiting
         done.abort()
@@ -526,15 +650,17 @@ def read_in_workers(
     method: str,
     store_dir: Path,
     shares: list[list],
-    images: np.ndarray,
-    labels: np.ndarray,
+    source,
+    labels=None,
     *,
     readahead: bool,
     device: str | None = None,
     timeout_s: float = 600.0,
 ) -> tuple[np.ndarray, Region]:
-    """Fork one reader per share; the clock runs from the moment every reader is ready
-    to the end of the slowest reader's reads. Checks happen after the end barrier."""
+    """Fork one reader per share, all released at once; each reader times its own
+    reading (open, requests, close), leaving out the checks it makes between requests;
+    the read's time is the slowest reader's."""
+    source = as_source(source, labels)
     context = multiprocessing.get_context("fork")
     ready = context.Barrier(len(shares) + 1)
     done = context.Barrier(len(shares) + 1)
@@ -542,7 +668,7 @@ def read_in_workers(
     workers = [
         context.Process(
             target=_worker,
-            args=(method, store_dir, share, readahead, images, labels, ready, done, results),
+            args=(method, store_dir, share, readahead, source, ready, done, results),
         )
         for share in shares
     ]
@@ -566,9 +692,9 @@ def read_in_workers(
     errors = [o.error for o in outcomes if o.error]
     if errors:
         raise VerificationError(f"{method} reader failed: {errors[0]}")
-    start = min(o.read_start_ns for o in outcomes)
-    region.elapsed_ns = max(o.read_end_ns for o in outcomes) - start
+    region.elapsed_ns = max(o.reading_ns for o in outcomes)
     region.cpu_seconds = sum(o.cpu_seconds for o in outcomes)
+    _READERS_PEAK_RSS[0] = max(_READERS_PEAK_RSS[0], *(o.peak_rss_bytes for o in outcomes))
     device_bytes = [o.device_read_bytes for o in outcomes]
     region.device_read_bytes = float("nan") if None in device_bytes else float(sum(device_bytes))
     return np.concatenate([o.latencies for o in outcomes]), region
@@ -577,8 +703,8 @@ def read_in_workers(
 def run_read(
     method: str,
     store_dir: Path,
-    images: np.ndarray,
-    labels: np.ndarray,
+    images,
+    labels=None,
     *,
     cache: str,
     repeat: int,
@@ -595,6 +721,7 @@ def run_read(
     fsync="syncfs",
     inner_repeats: int = 1,
     inner_budget_s: float = 0.0,
+    memory_watch: memory.AnonWatch | None = None,
 ) -> list[dict]:
     """Time reads of a store in the given cache state and pattern, checking each one
     after its clock stopped; one row per timed repetition."""
@@ -604,24 +731,24 @@ def run_read(
         raise ValueError(f"readahead must be one of {READAHEAD}, not {readahead!r}")
     if cache == "cold" and eviction not in EVICTIONS:
         raise ValueError(f"cold must be one of {', '.join(EVICTIONS)}, not {eviction!r}")
-    if pattern == "whole" and (readers != 1 or readahead != "on"):
-        raise ValueError("the whole-store read runs in one process with readahead on")
+    if pattern in access.ONE_PROCESS_PATTERNS and (readers != 1 or readahead != "on"):
+        raise ValueError(f"the {pattern} read runs in one process with readahead on")
     module = get_method(method)
+    source = as_source(images, labels)
     store_dir = Path(store_dir)
-    whole = pattern == "whole"
+    one_process = pattern in access.ONE_PROCESS_PATTERNS
     requests = (
         []
-        if whole
+        if one_process
         else access.requests(
-            pattern, len(images), batch_size=batch_size, reads=random_reads, seed=seed
+            pattern, len(source), batch_size=batch_size, reads=random_reads, seed=seed
         )
     )
-    images_read = len(images) if whole else int(sum(len(r) for r in requests))
+    images_read = len(source) if one_process else int(sum(len(r) for r in requests))
     device = machine.block_device(store_dir)
     warm_up(
         module,
-        images,
-        labels,
+        source,
         _scratch(store_dir, "warmup"),
         options=options,
         flush=flush_strategy(fsync),
@@ -629,9 +756,17 @@ def run_read(
     )
     files = fsutil.store_files(store_dir)  # a read job never changes the store
     usage = fsutil.disk_usage(store_dir, files)
-    returned_bytes = images_read * _image_bytes(images) + (16 << 20)
+    # What the read returns at once: the whole store into one array, a chunk or two of an
+    # epoch, or a request's batch per reader.
+    if pattern == access.WHOLE_ARRAY:
+        returned_bytes = source.nbytes
+    elif pattern == access.WHOLE:
+        returned_bytes = 2 * source.chunk_images * source.image_bytes
+    else:
+        returned_bytes = max(len(r) for r in requests) * source.image_bytes
+    returned_bytes += 16 << 20
     # A cold read fills as much page cache as the store takes; a warm one fills none.
-    page_cache_bytes = usage.bytes_on_disk if cache == "cold" else 0
+    page_cache_bytes = min(usage.bytes_on_disk, RECYCLE_MAX_BYTES) if cache == "cold" else 0
     repetitions = _Repetitions(inner_repeats, inner_budget_s)
     while repetitions.more():
         prefaulted = prepare_machine(store_dir.parent, page_cache_bytes, returned_bytes)
@@ -643,24 +778,25 @@ def run_read(
         if cache == "cold" and eviction == "drop_caches":
             fsutil.drop_caches()  # the residency walk above brought inodes back
         latencies = np.empty(0)
-        if whole:
+        if pattern == access.WHOLE_ARRAY:
             (result,), region = timed([lambda: module.read(store_dir)], device)
-            verify(method, result, images, labels)
+            verify_whole(method, result, source)
             del result
+        elif pattern == access.WHOLE:
+            region = read_epoch(module, store_dir, source, device)
         else:
             latencies, region = read_in_workers(
                 method,
                 store_dir,
                 access.split(requests, readers),
-                images,
-                labels,
+                source,
                 readahead=readahead == "on",
                 device=device,
             )
         repetitions.add(
             new_row(
                 env,
-                **_common(images, method, variant, repeat, repetitions),
+                **_common(source, method, variant, repeat, repetitions),
                 operation="read",
                 cache=cache,
                 eviction=eviction if cache == "cold" else "none",
@@ -670,11 +806,11 @@ def run_read(
                 batch_size=batch_size if pattern in ("sequential", "shuffled") else "",
                 seed=seed if pattern in ("shuffled", "random_single") else "",
                 images_read=images_read,
-                bytes_requested=images_read * _image_bytes(images),
+                bytes_requested=images_read * source.image_bytes,
                 fsync=flush_strategy(fsync),
                 seconds=region.elapsed_ns / 1e9,
                 cached_fraction=cached,
-                **_region_fields(region, prefaulted, usage),
+                **_region_fields(region, prefaulted, usage, memory_watch),
                 **access.latency_percentiles(latencies),
             )
         )

@@ -2,9 +2,10 @@
 
 Axes (named after their config keys, and so are the wildcards): ``method`` and its
 ``variant``, ``image_size``, ``cutoff``, ``repeat``; reads add ``read_cache``,
-``read_pattern``, ``readers`` and ``readahead``. Cutoffs are bounded per image size by
-``max_job_bytes`` (a read job holds about four copies of its images), so 512x512 images
-do not try to put 100,000 x 0.8 MB into one job.
+``read_pattern``, ``readers`` and ``readahead``. Every cutoff runs at every image size:
+a job holds the image pool (at most ``pool_bytes``) and a few chunks (``chunk_bytes``),
+not its cutoff, so a store may be larger than memory. Only the article's ``whole_array``
+read, which returns the whole store as one array, is bounded (``max_array_bytes``).
 """
 
 from __future__ import annotations
@@ -13,33 +14,40 @@ import hashlib
 from itertools import product
 
 CIFAR_SIZE = 32
-COPIES_PER_JOB = 4  # source, array read back, warm-up read, verification slack
+CIFAR_TRAINING_IMAGES = 50_000
 
 
 def image_bytes(size: int) -> int:
     return size * size * 3
 
 
-def max_images(config: dict, size: int) -> int:
-    """Most images of ``size`` a job may hold within ``max_job_bytes`` (at most n_images)."""
-    budget = int(config["max_job_bytes"]) // (COPIES_PER_JOB * image_bytes(size))
-    return max(0, min(int(config["n_images"]), budget))
+def pool_bytes(config: dict, size: int) -> int:
+    """The most bytes the pool of ``size`` holds: ``pool_bytes``, or CIFAR's training set
+    where that is smaller (the archive may hold fewer images still)."""
+    return min(int(config["pool_bytes"]), CIFAR_TRAINING_IMAGES * image_bytes(size))
 
 
-def allowed_cutoffs(config: dict, size: int) -> list[int]:
-    return [c for c in config["cutoffs"] if c <= max_images(config, size)]
+def chunk_images(config: dict, size: int) -> int:
+    """Images per chunk of a store or a whole-store read (at least one)."""
+    return max(1, int(config["chunk_bytes"]) // image_bytes(size))
+
+
+def array_read_fits(config: dict, size: int, cutoff: int) -> bool:
+    """Whether the article's whole_array read of a store may load it into one array."""
+    return cutoff * image_bytes(size) <= int(config["max_array_bytes"])
 
 
 def excluded_points(config: dict) -> list[str]:
     notes = []
-    for size in config["image_sizes"]:
-        dropped = [c for c in config["cutoffs"] if c not in allowed_cutoffs(config, size)]
-        if dropped:
-            notes.append(
-                f"image_size {size}: cutoffs {dropped} skipped, above {max_images(config, size)} "
-                f"images (max_job_bytes {config['max_job_bytes']:,} / "
-                f"({COPIES_PER_JOB} copies x {image_bytes(size):,} bytes per image))"
-            )
+    if "whole_array" in config["read_patterns"]:
+        for size in config["image_sizes"]:
+            big = [c for c in config["cutoffs"] if not array_read_fits(config, size, c)]
+            if big:
+                notes.append(
+                    f"read_patterns whole_array: image_size {size}: cutoffs {big} skipped, "
+                    f"larger than max_array_bytes ({int(config['max_array_bytes']):,} bytes) "
+                    "in one array; their whole read streams (pattern whole)"
+                )
     if "random_single" in config["read_patterns"]:
         small = sorted(c for c in config["cutoffs"] if c < config["random_reads"])
         if small:
@@ -66,9 +74,7 @@ STORE_WILDCARDS = ("method", "variant", "image_size", "cutoff", "repeat")
 def store_jobs(config: dict) -> list[dict]:
     jobs = []
     for (method, variant), size in product(method_variants(config), config["image_sizes"]):
-        for cutoff, repeat in product(
-            allowed_cutoffs(config, size), range(1, config["repeats"] + 1)
-        ):
+        for cutoff, repeat in product(config["cutoffs"], range(1, config["repeats"] + 1)):
             jobs.append(
                 {
                     "method": method,
@@ -81,12 +87,15 @@ def store_jobs(config: dict) -> list[dict]:
     return jobs
 
 
-def read_kinds(config: dict, cutoff: int | None = None) -> list[dict]:
-    """The reads of a store of ``cutoff`` images: cache state x pattern x readers x
-    readahead (every kind when ``cutoff`` is None).
+def read_kinds(
+    config: dict, cutoff: int | None = None, image_size: int | None = None
+) -> list[dict]:
+    """The reads of a store of ``cutoff`` images of ``image_size``: cache state x pattern
+    x readers x readahead (every kind when ``cutoff`` is None).
 
-    ``whole`` (the article's read) runs once per cache state, in one process with the
-    kernel's readahead. Readahead ``off`` is read only cold: a warm read fetches nothing
+    ``whole`` (an epoch streamed in chunks) and ``whole_array`` (the article's read into
+    one array; only up to ``max_array_bytes``) run once per cache state, in one process
+    with the kernel's readahead. Readahead ``off`` is read only cold: a warm read fetches nothing
     from the device, so it would repeat the ``on`` figure. ``random_single`` runs only on
     stores of at least ``random_reads`` images (fewer would mostly re-read images).
     """
@@ -94,7 +103,14 @@ def read_kinds(config: dict, cutoff: int | None = None) -> list[dict]:
     for cache, pattern in product(config["read_cache"], config["read_patterns"]):
         if pattern == "random_single" and cutoff is not None and cutoff < config["random_reads"]:
             continue
-        if pattern == "whole":
+        if (
+            pattern == "whole_array"
+            and cutoff is not None
+            and image_size is not None
+            and not array_read_fits(config, image_size, cutoff)
+        ):
+            continue
+        if pattern in ("whole", "whole_array"):
             kinds.append((cache, pattern, 1, "on"))
             continue
         for readers, readahead in product(config["readers"], config["readahead"]):
@@ -107,7 +123,9 @@ def read_kinds(config: dict, cutoff: int | None = None) -> list[dict]:
 
 def read_jobs(config: dict) -> list[dict]:
     return [
-        {**job, **kind} for job in store_jobs(config) for kind in read_kinds(config, job["cutoff"])
+        {**job, **kind}
+        for job in store_jobs(config)
+        for kind in read_kinds(config, job["cutoff"], job["image_size"])
     ]
 
 
@@ -122,7 +140,7 @@ class StoreReads:
         fields = {name: getattr(wildcards, name) for name in STORE_WILDCARDS}
         return [
             self.template.format(**fields, **kind)
-            for kind in read_kinds(self.config, int(wildcards.cutoff))
+            for kind in read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
         ]
 
 
@@ -176,21 +194,20 @@ class StorePriority:
         return (block + within_block) / self.repeats
 
 
-class ResizeCount:
-    """Rule ``params`` callable: how many images to resize for the job's image_size."""
+class PoolCount:
+    """Rule ``params`` callable: the most images of the pool of the job's image_size."""
 
     def __init__(self, config: dict):
         self.config = config
 
     def __call__(self, wildcards) -> int:
-        return max_images(self.config, int(wildcards.image_size))
+        size = int(wildcards.image_size)
+        return pool_bytes(self.config, size) // image_bytes(size)
 
 
 def plot_stems(config: dict) -> list[str]:
     stems = ["disk_usage", "disk_per_image_by_size"]
     for size in config["image_sizes"]:
-        if not allowed_cutoffs(config, size):
-            continue
         for figure, scale in product(
             ("store_time", "read_time", "store_and_read_time"), ("linear", "loglog")
         ):
@@ -199,7 +216,7 @@ def plot_stems(config: dict) -> list[str]:
         if "npy" in config["methods"]:
             stems.append(f"speed_vs_npy_{size}px")
         if "random_single" in config["read_patterns"] and any(
-            cutoff >= config["random_reads"] for cutoff in allowed_cutoffs(config, size)
+            cutoff >= config["random_reads"] for cutoff in config["cutoffs"]
         ):
             stems.append(f"latency_random_single_{size}px")
     return stems

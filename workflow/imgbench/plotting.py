@@ -30,7 +30,13 @@ CACHE_STYLE = {
 }
 CACHE_HATCH = {"warm": "//", "cold (drop_caches)": ".."}
 MARKERS = {"store": "o", "read": "s"}
-PATTERN_STYLE = {"whole": "-", "sequential": "-.", "shuffled": "--", "random_single": ":"}
+PATTERN_STYLE = {
+    "whole": "-",
+    "whole_array": (0, (5, 1, 1, 1)),
+    "sequential": "-.",
+    "shuffled": "--",
+    "random_single": ":",
+}
 # plot.spread -> (low column, high column, what the error bars are)
 SPREADS = {
     "ci": (

@@ -4,6 +4,15 @@ A store or read job writes one file of rows, one row per timed repetition inside
 (``inner_repeat``); ``repeat`` numbers the independent stores of a point. Empty cells are
 values that do not apply (a store has no cache state) or could not be read on this
 machine (no pressure stall information).
+
+Streaming: ``pool_images`` distinct images are tiled to ``cutoff`` (image i is pool[i mod
+pool_images]); stores are written and whole stores read in chunks of ``chunk_images``.
+``source_seconds`` is what producing the store's chunks from the in-memory pool costs
+(one untimed pass; the timed store pays it too). ``peak_rss_bytes`` is the job's
+resident-memory high-water mark so far (``ru_maxrss`` of the job process and of its
+reader processes, whichever is larger): it counts pages of memory-mapped store files
+(LMDB, npy readers) as well as the job's own memory; ``peak_anon_bytes`` is the job's
+own memory alone, sampled (see ``memory``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ ROW_FIELDS = [
     "readahead",
     "readers",
     "batch_size",
+    "chunk_images",
+    "pool_images",
     "seed",
     "images_read",
     "bytes_requested",
@@ -50,6 +61,9 @@ ROW_FIELDS = [
     "cpu_pressure_pct",
     "io_pressure_pct",
     "prefault_bytes",
+    "source_seconds",
+    "peak_rss_bytes",
+    "peak_anon_bytes",
     "bytes_on_disk",
     "bytes_apparent",
     "n_files",

@@ -19,8 +19,9 @@ STORE = (
 POINT = Path("{method}") / "{variant}" / "{image_size}px" / "{cutoff}"
 ROWS_DIR = Path("results") / "rows"
 READ_NAME = "repeat{repeat}_{read_cache}_{read_pattern}_{readers}readers_ra-{readahead}"
-DATASET = DATA_DIR / "dataset_{image_size}px_images.npy"
-DATASET_LABELS = DATA_DIR / "dataset_{image_size}px_labels.npy"
+POOL = rules.pool.output.images
+POOL_LABELS = rules.pool.output.labels
+BENCHMARKS_DIR = Path("results") / "benchmarks"
 HARNESS = [
     PACKAGE_DIR / name
     for name in (
@@ -30,6 +31,8 @@ HARNESS = [
         "machine.py",
         "fsutil.py",
         "space.py",
+        "pool.py",
+        "memory.py",
         "provenance.py",
         "access.py",
         "methods/__init__.py",
@@ -44,14 +47,14 @@ wildcard_constraints:
     repeat=r"\d+",
     readers=r"\d+",
     read_cache="cold|warm",
-    read_pattern="whole|sequential|shuffled|random_single",
+    read_pattern="whole|whole_array|sequential|shuffled|random_single",
     readahead="on|off",
 
 
 rule store:
     input:
-        images=DATASET,
-        labels=DATASET_LABELS,
+        images=POOL,
+        labels=POOL_LABELS,
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
         harness=HARNESS,
     output:
@@ -60,12 +63,15 @@ rule store:
         env=ROWS_DIR / "store" / POINT / "repeat{repeat}.env.json",
     log:
         Path("logs") / "store" / POINT / "repeat{repeat}.log",
+    # Snakemake's own record of the job: wall time, max_rss and more (results/job_memory.csv).
+    benchmark:
+        BENCHMARKS_DIR / "store" / POINT / "repeat{repeat}.tsv"
     priority: plan.StorePriority(config)
     conda:
         "../../envs/bench.yaml"
     threads: 1
     resources:
-        mem_mb=job_resources.store_mem_mb,
+        mem_mb=job_resources.StoreMemMb(config),
         runtime=job_resources.timing_runtime,
         timing_slot=1,
     params:
@@ -73,6 +79,7 @@ rule store:
         options=plan.VariantOptions(config),
         store_path=str(STORE),
         store_root=config["store_dir"],
+        chunk_bytes=config["chunk_bytes"],
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
     script:
@@ -82,8 +89,8 @@ rule store:
 rule read:
     input:
         manifest=rules.store.output.manifest,
-        images=DATASET,
-        labels=DATASET_LABELS,
+        images=POOL,
+        labels=POOL_LABELS,
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
         harness=HARNESS,
     output:
@@ -91,6 +98,8 @@ rule read:
         env=ROWS_DIR / "read" / POINT / f"{READ_NAME}.env.json",
     log:
         Path("logs") / "read" / POINT / f"{READ_NAME}.log",
+    benchmark:
+        BENCHMARKS_DIR / "read" / POINT / f"{READ_NAME}.tsv"
     # Read a store as soon as it exists, so few stores sit on disk at once; warm reads
     # first, while the store just written is still in the page cache.
     priority: plan.read_priority
@@ -99,7 +108,7 @@ rule read:
     # Reader processes run at once; the scheduler (and Slurm) should know.
     threads: job_resources.read_threads
     resources:
-        mem_mb=job_resources.read_mem_mb,
+        mem_mb=job_resources.ReadMemMb(config),
         runtime=job_resources.timing_runtime,
         timing_slot=1,
     params:
@@ -107,6 +116,7 @@ rule read:
         cold=config["cold"],
         options=plan.VariantOptions(config),
         batch_size=config["batch_size"],
+        chunk_bytes=config["chunk_bytes"],
         random_reads=config["random_reads"],
         seed=config["seed"],
         inner_repeats=config["inner_repeats"],

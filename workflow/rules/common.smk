@@ -51,11 +51,9 @@ def check_disk_space():
     missing = [
         size
         for size in config["image_sizes"]
-        if not Path(str(DATASET).format(image_size=size)).exists()
+        if not Path(str(POOL).format(image_size=size)).exists()
     ]
-    data_need = sum(
-        int(config["n_images"]) * (plan.image_bytes(size) + 1) for size in missing
-    )
+    data_need = sum(plan.pool_bytes(config, size) for size in missing)
     try:
         line = space.start_check(root, label, need, data_need, DATA_DIR)
     except space.StoreSpaceError as error:

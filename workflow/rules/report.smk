@@ -18,12 +18,17 @@ rule aggregate:
         envs=plan.paths(rules.store.output.env, STORE_JOBS)
         + plan.paths(rules.read.output.env, READ_JOBS),
         removed=plan.paths(rules.remove_store.output.marker, STORE_JOBS),
+        benchmarks=plan.paths(
+            BENCHMARKS_DIR / "store" / POINT / "repeat{repeat}.tsv", STORE_JOBS
+        )
+        + plan.paths(BENCHMARKS_DIR / "read" / POINT / f"{READ_NAME}.tsv", READ_JOBS),
         code=[PACKAGE_DIR / "aggregate.py", PACKAGE_DIR / "stats.py"],
     output:
         timings=RESULTS_DIR / "timings.csv",
         stats=RESULTS_DIR / "timings_stats.csv",
         disk_csv=RESULTS_DIR / "disk_usage.csv",
         disk_md=RESULTS_DIR / "disk_usage.md",
+        memory=RESULTS_DIR / "job_memory.csv",
         summary=RESULTS_DIR / "summary.md",
         environment=RESULTS_DIR / "environment.json",
     log:

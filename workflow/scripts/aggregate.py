@@ -15,15 +15,17 @@ rows = aggregate.load_rows(smk.input.rows)
 busy = aggregate.busy_thresholds(smk.params.busy)
 stats = aggregate.summarise(rows, busy=busy)
 disk = aggregate.disk_usage_table(rows)
+memory = aggregate.memory_table(rows, aggregate.load_benchmarks(smk.input.benchmarks))
 environments = aggregate.load_environments(smk.input.envs)
 write_text(rows.to_csv(index=False), smk.output.timings)
 write_text(stats.to_csv(index=False), smk.output.stats)
 write_text(disk.to_csv(index=False), smk.output.disk_csv)
+write_text(memory.to_csv(index=False), smk.output.memory)
 write_text(aggregate.disk_usage_markdown(disk), smk.output.disk_md)
 write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n", smk.output.environment)
 write_text(
     aggregate.summary_markdown(
-        rows, stats, disk, environments, smk.params.interval_threshold, busy=busy
+        rows, stats, disk, environments, smk.params.interval_threshold, busy=busy, memory=memory
     ),
     smk.output.summary,
 )

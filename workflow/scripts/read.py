@@ -7,7 +7,7 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "workflow"))
 
-from imgbench import measure, provenance, scriptlog, space, storeref  # noqa: E402
+from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref  # noqa: E402
 
 smk = snakemake  # noqa: F821
 store_dir = None
@@ -38,14 +38,24 @@ def on_signal(signum):
 
 
 def main():
+    with memory.AnonWatch() as watch:
+        measure_reads(watch)
+
+
+def measure_reads(watch):
     cutoff = int(smk.wildcards.cutoff)
-    images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
+    size = int(smk.wildcards.image_size)
+    source = measure.load_source(
+        Path(smk.input.images),
+        Path(smk.input.labels),
+        cutoff,
+        plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
+    )
     env = provenance.collect(store_dir, REPO_DIR)
     rows = measure.run_read(
         smk.wildcards.method,
         store_dir,
-        images,
-        labels,
+        source,
         cache=smk.wildcards.read_cache,
         eviction=smk.params.cold,
         fsync=smk.params.fsync,
@@ -61,11 +71,13 @@ def main():
         seed=smk.params.seed,
         inner_repeats=smk.params.inner_repeats,
         inner_budget_s=smk.params.inner_budget_seconds,
+        memory_watch=watch,
     )
     for row in rows:
         logger.info(
             "read %d images from %s/%s (%s/%s, %s, %d readers, readahead %s) in %.6f s; "
-            "%.1f%% cached before, %s bytes from the device; verified",
+            "%.1f%% cached before, %s bytes from the device; verified; peak RSS %.0f MiB, "
+            "of it anonymous %.0f MiB",
             row["images_read"],
             row["method"],
             row["variant"],
@@ -77,6 +89,8 @@ def main():
             row["seconds"],
             100 * row["cached_fraction"],
             row["device_read_bytes"],
+            row["peak_rss_bytes"] / 2**20,
+            row["peak_anon_bytes"] / 2**20,
         )
     measure.write_environment(env, smk.output.env)
     measure.write_rows(rows, smk.output.row)

@@ -12,7 +12,7 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "workflow"))
 
-from imgbench import measure, plan, provenance, scriptlog, space, storeref  # noqa: E402
+from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref  # noqa: E402
 
 smk = snakemake  # noqa: F821
 wildcards = smk.wildcards
@@ -71,13 +71,18 @@ def main():
         space.human(need),
         space.human(space.free_bytes(store_dir)),
     )
-    with storeref.writing(store_dir, store_root):
-        images, labels = measure.load_source(Path(smk.input.images), Path(smk.input.labels), cutoff)
+    with storeref.writing(store_dir, store_root), memory.AnonWatch() as watch:
+        source = measure.load_source(
+            Path(smk.input.images),
+            Path(smk.input.labels),
+            cutoff,
+            plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, int(wildcards.image_size)),
+        )
         env = provenance.collect(store_dir, REPO_DIR)
         rows = measure.run_store(
             wildcards.method,
-            images,
-            labels,
+            source,
+            source.labels,
             store_dir,
             fsync=smk.params.fsync,
             repeat=int(wildcards.repeat),
@@ -86,11 +91,13 @@ def main():
             options=smk.params.options,
             inner_repeats=smk.params.inner_repeats,
             inner_budget_s=smk.params.inner_budget_seconds,
+            memory_watch=watch,
         )
         for row in rows:
             logger.info(
                 "stored %d images of %dpx with %s/%s in %.6f s (write %.6f s + %s flush %.6f s) "
-                "at %s (%d bytes on disk, %d files)",
+                "at %s (%d bytes on disk, %d files; pool of %d images, chunks of %d; "
+                "peak RSS %.0f MiB, of it anonymous %.0f MiB)",
                 cutoff,
                 row["image_size"],
                 row["method"],
@@ -102,6 +109,10 @@ def main():
                 store_dir,
                 row["bytes_on_disk"],
                 row["n_files"],
+                row["pool_images"],
+                row["chunk_images"],
+                row["peak_rss_bytes"] / 2**20,
+                row["peak_anon_bytes"] / 2**20,
             )
         measure.write_environment(env, smk.output.env)
         measure.write_rows(rows, smk.output.row)

@@ -15,13 +15,26 @@ A method module defines
     takes on disk (files rounded up to whole blocks with ``blocks``); the space check
     refuses a store above the free space of ``store_dir`` before writing anything.
 ``store(store_dir, images, labels, *, options=None)``
-    write ``images`` (N, H, W, C) uint8 and ``labels`` (N,) into the directory
-    ``store_dir`` (which exists and is empty; everything in it belongs to the store),
-    including the library's own close or commit. Making the store durable is the
-    harness's flush step (``fsync: per_file | syncfs | none``), timed apart as
-    ``flush_seconds``; a method calls its library's own sync only when an option asks.
+    write ``images`` and ``labels`` (N,) uint8 into the directory ``store_dir`` (which
+    exists and is empty; everything in it belongs to the store), including the library's
+    own close or commit. ``images`` is an (N, H, W, C) uint8 array or a stream of chunks
+    of one (an object with ``shape``, ``dtype``, ``len()`` and ``iter_chunks()``, such as
+    ``pool.TiledImages``; a dataset may be larger than memory). A method writes chunk by
+    chunk from ``chunks(images)`` / ``indexed_chunks(images)`` and takes its metadata from
+    ``images.shape`` and ``images.dtype``; it never builds an N-sized array, so a store
+    holds a few chunks in memory whatever N is. ``labels`` is always a full array.
+    Making the store durable is the harness's flush step (``fsync: per_file | syncfs |
+    none``), timed apart as ``flush_seconds``; a method calls its library's own sync only
+    when an option asks.
 ``read(store_dir) -> (images, labels)``
-    read the whole store back into a numpy array and a label array (front to back).
+    the article's read: the whole store back into one numpy array and a label array
+    (front to back). Only for stores that fit in memory.
+``read_batches(store_dir, batch_images) -> iterator of (images, labels)``
+    a generator over one epoch of the whole store, front to back, in batches of at most
+    ``batch_images`` images: (k, H, W, C) uint8 images and (k,) labels, each a fresh
+    array (not a buffer the next batch overwrites). The store is opened in the first
+    ``next()`` and closed when the epoch ends (or the generator is closed). Memory is
+    O(batch), never the whole store.
 ``open_reader(store_dir, *, readahead=True) -> reader``
     random access: ``reader.get(indices) -> (images, labels)`` returns the images at
     ``indices`` in that order, gathered into one array; ``reader.close()``. With
@@ -39,6 +52,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
 
 METHODS_DIR = Path(__file__).resolve().parent
 
@@ -90,3 +105,40 @@ def resolve_options(module: ModuleType, options: dict | None) -> dict:
 def module_path(name: str) -> Path:
     """Path of the module implementing ``name`` (declared as a rule input)."""
     return METHODS_DIR / f"{name}.py"
+
+
+def chunks(images):
+    """What ``store`` writes, front to back: the chunks of an image stream (an object with
+    ``iter_chunks()``, such as ``pool.TiledImages``), or a plain array in one piece."""
+    if hasattr(images, "iter_chunks"):
+        yield from images.iter_chunks()
+    else:
+        yield images
+
+
+def indexed_chunks(images):
+    """``(start, chunk)`` for each chunk of ``chunks(images)``, ``chunk`` C-contiguous.
+    Checks that every chunk has the stream's image shape and dtype and that the chunks add
+    up to ``len(images)`` images (a store's metadata is written from ``images.shape``)."""
+    shape = tuple(images.shape[1:])
+    dtype = np.dtype(images.dtype)
+    start = 0
+    for chunk in chunks(images):
+        if tuple(chunk.shape[1:]) != shape or chunk.dtype != dtype:
+            raise ValueError(
+                f"chunk at image {start} is {chunk.shape} {chunk.dtype}, "
+                f"the stream's images are {shape} {dtype}"
+            )
+        yield start, np.ascontiguousarray(chunk)
+        start += len(chunk)
+    if start != len(images):
+        raise ValueError(f"the stream yielded {start} images, its length is {len(images)}")
+
+
+def batch_bounds(count: int, batch_images: int):
+    """``(start, stop)`` of each batch of at most ``batch_images`` of ``count`` images."""
+    batch_images = int(batch_images)
+    if batch_images < 1:
+        raise ValueError(f"batch_images must be at least 1, not {batch_images}")
+    for start in range(0, int(count), batch_images):
+        yield start, min(start + batch_images, int(count))

@@ -4,18 +4,22 @@ Options: ``chunks`` (``none``: contiguous, the fastest layout for whole-array re
 the article's; ``image``: one chunk per image, for random access and compression) and
 ``compression`` (``none``, ``gzip``, ``lzf``; compression needs chunks, so it implies
 per-image chunks) with ``compression_opts`` (gzip level).
+
+``store`` creates the ``images`` dataset from the stream's shape and writes it chunk by
+chunk; ``read_batches`` reads each batch with ``read_direct`` into a fresh array.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from . import blocks, resolve_options
+from . import batch_bounds, blocks, indexed_chunks, resolve_options
 
 DESCRIPTION = "HDF5 (one file, images + labels datasets)"
 FILE_NAME = "images.h5"
@@ -36,7 +40,7 @@ def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
 
 def store(
     store_dir: Path,
-    images: np.ndarray,
+    images,
     labels: np.ndarray,
     *,
     options: dict | None = None,
@@ -52,7 +56,12 @@ def store(
     # Native uint8 (the article's STD_U8BE is the same bytes for one-byte integers).
     # HDF5 has no fsync of its own (H5Fflush stops at the OS); the harness flushes.
     with h5py.File(store_dir / FILE_NAME, "w", libver="latest") as handle:
-        handle.create_dataset("images", data=images, **layout)
+        images_ds = handle.create_dataset(
+            "images", shape=tuple(images.shape), dtype=images.dtype, **layout
+        )
+        for start, chunk in indexed_chunks(images):
+            if chunk.size:
+                images_ds.write_direct(chunk, dest_sel=np.s_[start : start + len(chunk)])
         handle.create_dataset("labels", data=labels)
 
 
@@ -64,6 +73,18 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
             images_ds.read_direct(images)
         labels = handle["labels"][()]
     return images, labels
+
+
+def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch front to back: ``read_direct`` of each batch into a fresh array."""
+    with h5py.File(Path(store_dir) / FILE_NAME, "r") as handle:
+        images_ds = handle["images"]
+        labels = handle["labels"][()]
+        for start, stop in batch_bounds(images_ds.shape[0], batch_images):
+            out = np.empty((stop - start, *images_ds.shape[1:]), dtype=images_ds.dtype)
+            if out.size:
+                images_ds.read_direct(out, source_sel=np.s_[start:stop])
+            yield out, labels[start:stop].copy()
 
 
 class Reader:

@@ -1,8 +1,17 @@
-"""LMDB: one environment per store, one key per image, written in one transaction.
+"""LMDB: one environment per store, one key per image, one write transaction per chunk.
 
 Keys are ``f"{index:08}"`` as in the article, so they arrive in sorted order and are
 written with ``MDB_APPEND`` (the fastest insert path). Labels and the array shape are
 stored under two metadata keys that sort after every image key.
+
+One transaction per chunk of the image stream (``methods.chunks``), never one for the
+whole store: without ``writemap`` a write transaction keeps every dirty page in malloc'd
+memory until it commits (LMDB spills only past 131,072 dirty page runs), so a single
+transaction of 100,000 values of 196 KB would hold 19.7 GB. Each chunk's transaction
+appends its keys with ``putmulti(append=True)`` on a cursor and commits; the labels and
+metadata keys follow in a final transaction, so a store without its ``~meta`` key is an
+incomplete one. The map is sized from ``map_bytes``; when a transaction finds it full,
+the map is doubled and only that transaction is retried (the earlier ones are committed).
 
 Options: ``value_format`` ``raw`` (the pixel bytes; the default) or ``pickle`` (the
 article's pickled ``CIFAR_Image`` object holding bytes and label, to show what that
@@ -17,12 +26,13 @@ import json
 import math
 import pickle
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
 import numpy as np
 
-from . import resolve_options
+from . import batch_bounds, indexed_chunks, resolve_options
 
 DESCRIPTION = "LMDB (one key per image)"
 LABELS_KEY = b"~labels"
@@ -71,9 +81,11 @@ def map_bytes(n_images: int, image_bytes: int, label_bytes: int, page_size: int 
     return max(int(total * HEADROOM), MIN_MAP_SIZE)
 
 
-def estimate_map_size(images: np.ndarray, labels: np.ndarray, page_size: int = 4096) -> int:
-    """Bytes of map needed for ``images`` and ``labels`` (see ``map_bytes``)."""
-    image_bytes = images[0].nbytes if len(images) else 0
+def estimate_map_size(images, labels: np.ndarray, page_size: int = 4096) -> int:
+    """Bytes of map needed for ``images`` (an array or a stream) and ``labels`` (see
+    ``map_bytes``); from the shape and dtype only."""
+    image_bytes = math.prod(images.shape[1:]) * np.dtype(images.dtype).itemsize
+    image_bytes = image_bytes if len(images) else 0
     return map_bytes(len(images), image_bytes, labels.nbytes, page_size)
 
 
@@ -83,43 +95,62 @@ def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
     return map_bytes(n_images, image_bytes, n_images)
 
 
-def _values(images: np.ndarray, labels: np.ndarray, value_format: str):
+def _values(start: int, chunk: np.ndarray, labels: np.ndarray, value_format: str):
     if value_format == "raw":
-        for index, image in enumerate(images):
+        for index, image in enumerate(chunk, start=start):
             yield image_key(index), image.tobytes()
     else:
-        for index, image in enumerate(images):
+        for index, image in enumerate(chunk, start=start):
             yield image_key(index), pickle.dumps(CIFAR_Image(image, int(labels[index])))
 
 
-def _write(env: lmdb.Environment, images: np.ndarray, labels: np.ndarray, value_format: str):
+def _write(env: lmdb.Environment, items) -> None:
+    """One write transaction: ``items()`` (a fresh iterable of key, value pairs in key
+    order each call) appended through a cursor, then committed."""
+    with env.begin(write=True) as txn, txn.cursor() as cursor:
+        cursor.putmulti(items(), append=True)
+
+
+def _commit(env: lmdb.Environment, items) -> None:
+    """``_write`` the transaction; when the map is full, double it and retry only this
+    transaction (the context manager aborted it; earlier ones stay committed)."""
+    while True:
+        try:
+            _write(env, items)
+            return
+        except lmdb.MapFullError:
+            env.set_mapsize(env.info()["map_size"] * 2)
+
+
+def _meta_items(images, labels: np.ndarray, value_format: str):
     meta = {
         "count": len(images),
         "shape": list(images.shape[1:]),
-        "dtype": str(images.dtype),
+        "dtype": str(np.dtype(images.dtype)),
         "labels_dtype": str(labels.dtype),
         "value_format": value_format,
     }
-    with env.begin(write=True) as txn:
-        with txn.cursor() as cursor:
-            cursor.putmulti(_values(images, labels, value_format), append=True)
-        txn.put(LABELS_KEY, np.ascontiguousarray(labels).tobytes(), append=True)
-        txn.put(META_KEY, json.dumps(meta).encode(), append=True)
+    return [
+        (LABELS_KEY, np.ascontiguousarray(labels).tobytes()),
+        (META_KEY, json.dumps(meta).encode()),
+    ]
 
 
 def store(
     store_dir: Path,
-    images: np.ndarray,
+    images,
     labels: np.ndarray,
     *,
     options: dict | None = None,
 ) -> None:
     options = resolve_options(sys.modules[__name__], options)
+    value_format = options["value_format"]
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
     sync = bool(options["sync"])
-    map_size = estimate_map_size(images, labels)
     env = lmdb.open(
         str(store_dir),
-        map_size=map_size,
+        map_size=estimate_map_size(images, labels),
         subdir=True,
         sync=sync,
         metasync=sync,
@@ -128,14 +159,11 @@ def store(
         max_dbs=0,
     )
     try:
-        while True:
-            try:
-                _write(env, images, labels, options["value_format"])
-                break
-            except lmdb.MapFullError:
-                # The transaction was aborted by the context manager; grow and retry.
-                map_size *= 2
-                env.set_mapsize(map_size)
+        for start, chunk in indexed_chunks(images):
+            if len(chunk):
+                _commit(env, lambda s=start, c=chunk: _values(s, c, labels, value_format))
+        meta_items = _meta_items(images, labels, value_format)
+        _commit(env, lambda: meta_items)
         if sync:
             env.sync(True)
     finally:
@@ -186,12 +214,40 @@ class Reader:
             raise ValueError(f"LMDB store holds {index} images, its metadata says {count}")
         return images
 
+    def batches(self, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One read transaction, a cursor walking the image keys in order, each batch
+        decoded into a fresh array."""
+        count = self.meta["count"]
+        bounds = list(batch_bounds(count, batch_images))
+        with self.env.begin(buffers=True) as txn, txn.cursor() as cursor:
+            walk = iter(cursor)
+            for start, stop in bounds:
+                images = np.empty((stop - start, *self.shape), dtype=self.meta["dtype"])
+                for position in range(stop - start):
+                    item = next(walk, None)
+                    if item is None or bytes(item[0]) != image_key(start + position):
+                        raise ValueError(
+                            f"LMDB store has no image {start + position}, its metadata says {count}"
+                        )
+                    images[position] = self._decode(item[1])
+                yield images, self.labels[start:stop].copy()
+
     def close(self) -> None:
         self.env.close()
 
 
 def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
     return Reader(store_dir, readahead=readahead)
+
+
+def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch front to back in batches of at most ``batch_images`` (see
+    ``Reader.batches``); the environment is opened on the first ``next()``."""
+    reader = Reader(store_dir)
+    try:
+        yield from reader.batches(batch_images)
+    finally:
+        reader.close()
 
 
 def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:

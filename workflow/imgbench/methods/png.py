@@ -1,4 +1,8 @@
-"""PNG files plus a CSV of labels, as in the article: one ``{i}.png`` per image."""
+"""PNG files plus a CSV of labels, as in the article: one ``{i}.png`` per image.
+
+``store`` encodes the images chunk by chunk; ``read_batches`` decodes the files of one
+batch at a time.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import csv
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from . import blocks, resolve_options
+from . import batch_bounds, blocks, indexed_chunks, resolve_options
 
 DESCRIPTION = "PNG files + labels.csv"
 LABELS_FILE = "labels.csv"
@@ -37,16 +42,17 @@ def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
 
 def store(
     store_dir: Path,
-    images: np.ndarray,
+    images,
     labels: np.ndarray,
     *,
     options: dict | None = None,
 ) -> None:
     level = resolve_options(sys.modules[__name__], options)["compress_level"]
-    for index, image in enumerate(images):
-        Image.fromarray(image).save(
-            _image_path(store_dir, index), format="PNG", compress_level=level
-        )
+    for start, chunk in indexed_chunks(images):
+        for index, image in enumerate(chunk, start=start):
+            Image.fromarray(image).save(
+                _image_path(store_dir, index), format="PNG", compress_level=level
+            )
     with open(store_dir / LABELS_FILE, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "label"])
@@ -83,6 +89,13 @@ def _read_images(store_dir: Path, indices, readahead: bool = True) -> np.ndarray
 def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     labels = _read_labels(store_dir)
     return _read_images(store_dir, range(len(labels))), labels
+
+
+def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch front to back: the files of each batch decoded into a fresh array."""
+    labels = _read_labels(Path(store_dir))
+    for start, stop in batch_bounds(len(labels), batch_images):
+        yield _read_images(Path(store_dir), range(start, stop)), labels[start:stop].copy()
 
 
 class Reader:

@@ -1,0 +1,122 @@
+"""memory: a job's resident high-water mark and its sampled anonymous memory; and the
+bound the streaming harness keeps: a job's memory follows the pool and the chunk size,
+not the cutoff."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgbench import memory
+from imgbench.methods import available_methods
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+
+
+def test_anon_watch_sees_memory_this_process_holds():
+    with memory.AnonWatch(interval_s=0.01) as watch:
+        before = watch.peak()
+        block = np.ones(200 * MIB, dtype=np.uint8)  # written, so resident
+        time.sleep(0.1)
+        during = watch.peak()
+        del block
+        time.sleep(0.05)
+        after = watch.peak()
+    assert during - before >= 190 * MIB
+    assert after == during  # a peak, not the current value
+
+
+def _hold_in_child(megabytes: int, ready, release) -> None:
+    block = np.ones(megabytes * MIB, dtype=np.uint8)
+    ready.set()
+    release.wait(10)
+    del block
+
+
+def test_anon_watch_counts_reader_processes():
+    context = multiprocessing.get_context("fork")
+    with memory.AnonWatch(interval_s=0.01) as watch:
+        before = watch.peak()
+        ready, release = context.Event(), context.Event()
+        child = context.Process(target=_hold_in_child, args=(150, ready, release))
+        child.start()
+        assert ready.wait(10)
+        time.sleep(0.1)
+        during = watch.peak()
+        release.set()
+        child.join()
+    assert during - before >= 140 * MIB
+
+
+def test_peak_rss_is_at_least_what_was_touched():
+    block = np.ones(64 * MIB, dtype=np.uint8)
+    assert memory.peak_rss_bytes() >= block.nbytes
+    del block
+
+
+PROBE = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {workflow!r})
+import numpy as np
+from imgbench import measure, memory, pool, provenance
+
+method, count, store = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, size=(20, 64, 64, 3), dtype=np.uint8)
+labels = rng.integers(0, 10, size=20, dtype=np.uint8)
+with memory.AnonWatch(interval_s=0.005) as watch:
+    source = pool.tile(images, labels, count, 32)
+    env = provenance.collect(store.parent, Path({repo!r}))
+    base = watch.peak()
+    rows = measure.run_store(method, source, source.labels, store, fsync="none", repeat=1,
+                             env=env, memory_watch=watch)
+    rows += measure.run_read(method, store, source, cache="warm", repeat=1, env=env,
+                             pattern="whole", memory_watch=watch)
+print(json.dumps({{"base": base, "anon": max(r["peak_anon_bytes"] for r in rows),
+                  "rss": max(r["peak_rss_bytes"] for r in rows)}}))
+"""
+
+
+def probe(method: str, count: int, store: Path) -> dict:
+    script = PROBE.format(workflow=str(REPO / "workflow"), repo=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-c", script, method, str(count), str(store)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("method", available_methods())
+def test_job_memory_follows_pool_and_chunks_not_the_cutoff(method, tmp_path):
+    """A store and a whole-store read (in one process here) of 2,000 and of 20,000 images
+    of 64x64 (24.6 and 246 MB) from a pool of 20 images in chunks of 32 (393 KB): the
+    job's own memory stays within what the pool and a few chunks explain, at both sizes."""
+    image_bytes = 64 * 64 * 3
+    small = probe(method, 2_000, tmp_path / "small")
+    large = probe(method, 20_000, tmp_path / "large")
+    chunk = 32 * image_bytes
+    # pool, the chunk being written and a library copy of it, a batch read and its check,
+    # labels (one byte per image), the harness's prefault of what a read returns (two
+    # chunks and 16 MiB, touched on purpose before each timed read) and allocator slack
+    prefault = 2 * chunk + 16 * MIB
+    bound = 20 * image_bytes + 8 * chunk + 20_000 + prefault + 16 * MIB
+    for measured in (small, large):
+        assert measured["anon"] - measured["base"] <= bound, (measured, bound)
+    # tenfold more images (221 MB more store) move the job's own memory by under a chunk's
+    # worth of slack, not by the store
+    assert large["anon"] - small["anon"] <= prefault + 8 * chunk + 8 * MIB, (small, large)
+    if method in ("npy", "hdf5", "png"):  # no memory map: the resident set is bounded too
+        assert large["rss"] - small["rss"] <= prefault + 8 * chunk + 16 * MIB, (small, large)
