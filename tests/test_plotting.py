@@ -235,7 +235,7 @@ def test_time_figure_note_names_n_the_interval_and_the_reads(tmp_path):
         note
     )
     assert "bars: interval of the median (order statistics over timings and over stores)" in note
-    assert "Reads: the whole store into one array by one reader; readahead on." in note
+    assert "Reads: the whole store, streamed in chunks by one reader; readahead on." in note
     fig = plotting._time_figure(
         base,
         [("read", "cold"), ("read", "warm")],

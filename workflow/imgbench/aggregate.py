@@ -175,7 +175,7 @@ def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
 
 
 def baseline(stats: pd.DataFrame) -> pd.DataFrame:
-    """Stores, and the article's read: the whole store into one array by one reader (with
+    """Stores, and the whole-store read: an epoch streamed in chunks by one reader (with
     readahead on, where whole reads were measured both ways)."""
     whole = (
         (stats["operation"] == "read") & (stats["read_pattern"] == WHOLE) & (stats["readers"] == 1)

@@ -7,10 +7,13 @@ pages are page cache the kernel drops whenever memory is short, so a job reading
 LMDB store shows an RSS near 20 GB without ever needing it.
 
 ``peak_anon_bytes`` is the memory the job itself holds (the image pool, chunks, library
-buffers): the highest sum of ``RssAnon`` over the job process and its reader processes,
-sampled by a watcher process every ``interval_s`` (a separate process, so the timed code
-shares no lock with it). Pages a reader shares with the job after ``fork`` count once per
-process, so the sum is an upper bound; a peak shorter than the interval can be missed.
+buffers): ``RssAnon`` of the job process plus what each of its reader processes added
+since it was first seen, sampled by a watcher process every ``interval_s`` (a separate
+process, so the timed code shares no lock with it). A reader forked from the job shares
+the job's pages (the pool) until it writes them, so counting its whole ``RssAnon`` would
+count the pool once per reader; a reader's memory is therefore its ``RssAnon`` less its
+first sample (taken within ``interval_s`` of its start). A peak shorter than the
+interval can be missed.
 """
 
 from __future__ import annotations
@@ -54,22 +57,26 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def anon_bytes(pid: int, skip: int | None = None) -> int:
-    """``RssAnon`` of ``pid`` and its descendants (all but ``skip``), in bytes."""
-    total, pending = 0, [pid]
+def anon_bytes(pid: int, skip: int | None = None, first_seen: dict | None = None) -> int:
+    """``RssAnon`` of ``pid`` plus, for each descendant (all but ``skip``), what it added
+    since its first sample (kept in ``first_seen``, by pid), in bytes."""
+    first_seen = {} if first_seen is None else first_seen
+    total = _status_kib(pid, "RssAnon")
+    pending = _children(pid)
     while pending:
         current = pending.pop()
         if current == skip:
             continue
-        total += _status_kib(current, "RssAnon")
+        now = _status_kib(current, "RssAnon")
+        total += max(0, now - first_seen.setdefault(current, now))
         pending.extend(_children(current))
     return 1024 * total
 
 
 def _watch(pid: int, peak, stop, interval_s: float) -> None:
-    me = os.getpid()
+    me, first_seen = os.getpid(), {}
     while True:
-        current = anon_bytes(pid, skip=me)
+        current = anon_bytes(pid, skip=me, first_seen=first_seen)
         if current > peak.value:
             peak.value = current
         if stop.wait(interval_s):
@@ -84,6 +91,7 @@ class AnonWatch:
         self.interval_s = interval_s
         context = multiprocessing.get_context("fork")
         self._peak = context.Value("q", 0, lock=False)
+        self._first_seen: dict[int, int] = {}
         self._stop = context.Event()
         self._process = context.Process(
             target=_watch,
@@ -100,7 +108,7 @@ class AnonWatch:
 
     def peak(self) -> int:
         """The highest anonymous memory seen so far, with one fresh sample taken now."""
-        current = anon_bytes(os.getpid(), skip=self._process.pid)
+        current = anon_bytes(os.getpid(), skip=self._process.pid, first_seen=self._first_seen)
         if current > self._peak.value:
             self._peak.value = current
         return int(self._peak.value)

@@ -105,7 +105,7 @@ def _note(base: pd.DataFrame, spread: str) -> str:
         f"Median of n = {n_text} timed runs per point ({int(base['stores'].max())} store(s) "
         f"x up to {int(base['inner_repeats'].max())} timed repetition(s));\n"
         f"bars: {_spread_name(base, spread)}.\n"
-        f"Reads: the whole store into one array by one reader{what}."
+        f"Reads: the whole store, streamed in chunks by one reader{what}."
     )
 
 
