@@ -35,6 +35,18 @@ def test_repo_config_validates_unchanged(config):
     assert config == BASE
 
 
+@pytest.mark.parametrize(
+    "overlay", sorted((REPO / "docs" / "configs").glob("*.yaml")), ids=lambda path: path.name
+)
+def test_documented_configs_validate_over_the_repo_config(config, overlay):
+    """Each config the docs tell users to pass with --configfile, on top of config.yaml
+    (as Snakemake merges them: top-level keys replaced)."""
+    changes = yaml.safe_load(overlay.read_text())
+    config.update(changes)
+    result = validate_config(config, SCHEMA)
+    assert all(result[key] == value for key, value in changes.items())
+
+
 def test_repo_config_states_the_schema_defaults():
     """config.yaml documents the defaults: each top-level value equals the schema's."""
     defaults = schema_defaults(load_schema(SCHEMA))

@@ -346,7 +346,7 @@ def test_runtime_scales_with_images():
     huge = job_resources.timing_runtime(wildcards(100000, size=256))
     assert small >= 10
     assert small < large < huge
-    assert huge == 10 + int(100000 * 196608 / 1e6 / 3)
+    assert huge == 10 + int(100000 * 196608 / 1e6 / 200)
 
 
 @pytest.mark.parametrize("readers", [1, 2, 8])
