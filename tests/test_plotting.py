@@ -201,18 +201,21 @@ def test_spread_is_interval_range_or_interquartile():
 
 
 def test_spread_name_says_what_the_bars_are():
-    enough = pd.DataFrame({"ci_level": [0.9609375, 0.96875]})
+    enough = pd.DataFrame({"ci_level": [0.9609375, 0.96875], "n": [9, 10]})
     assert plotting._spread_name(enough, "ci") == (
         "interval of the median (order statistics over timings and over stores)"
     )
     # n = 3 somewhere: no 95 % interval exists there; the bars are min-max at 75 %
-    few = pd.DataFrame({"ci_level": [0.9609375, 0.75]})
+    few = pd.DataFrame({"ci_level": [0.9609375, 0.75, 0.0], "n": [9, 3, 1]})
     name = plotting._spread_name(few, "ci")
     assert name.startswith("interval of the median (order statistics over timings and over")
     assert "; 95 % where 6 or more values allow it, else min-max" in name
     assert "min-max, covering the median with as little as 75.0%" in name
     assert plotting._spread_name(few, "range") == "min-max over the timed runs"
     assert plotting._spread_name(few, "iqr") == "interquartile range"
+    # one timing everywhere: no bars at all, said so
+    single = pd.DataFrame({"ci_level": [0.0, 0.0], "n": [1, 1]})
+    assert plotting._spread_name(single, "ci").startswith("none: one timing per point")
 
 
 def figure_texts(fig) -> str:

@@ -698,7 +698,11 @@ def _interval_check(stats, threshold: float, out) -> None:
             "95 % (min–max of too few values: raise inner_repeats so a job's timings number "
             "at least 6, and repeats so a point has at least 6 stores):\n\n"
         )
-        for (widened, level), group in few.groupby(["ci_widened", "ci_level"], sort=True):
+        single = few[few["n"] <= 1]
+        if len(single):
+            out.append(f"- {len(single)} point(s): one timing each, so no interval at all\n")
+        several = few[few["n"] > 1]
+        for (widened, level), group in several.groupby(["ci_widened", "ci_level"], sort=True):
             unit = "stores" if widened else "timings"
             out.append(f"- {len(group)} point(s): min–max of their {unit}, {level:.1%}\n")
 

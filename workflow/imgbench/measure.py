@@ -10,9 +10,10 @@ every timed repetition, outside the clock, the job brings the machine to the sam
 2. **dirty pages written back** (``os.sync``), so no earlier job's writeback lands in the
    timed region;
 3. **memory recycled**: a scratch file as large as the page cache the operation will fill
-   (the store, for a store or a cold read; none for a warm read) is written beside the
-   store and deleted, and as much anonymous memory as a
-   read returns is touched and freed (``fsutil.prefault``). The operation then fills pages
+   (the store, for a store or a cold read, at most ``RECYCLE_MAX_BYTES``; none for a warm
+   read) is written beside the store and deleted, and as much anonymous memory as the
+   operation holds at once (a chunk or two, a request's batch, or the whole store for
+   ``whole_array``) is touched and freed (``fsutil.prefault``). The operation then fills pages
    just freed, whatever ran before: on a 2-core VM, 92 MB written into page cache that had
    never held a file took 0.14-0.20 s, into pages a deleted file had just freed 0.02-0.03 s
    (pre-faulting anonymous memory alone did not close that gap);
@@ -27,14 +28,18 @@ including the library's own close or commit) and ``flush_seconds`` (making it du
 the ``fsync`` strategy: ``per_file`` fsyncs every file and directory, ``syncfs`` flushes the
 file system once, ``none`` does nothing); ``seconds`` is their sum.
 
-Reads follow a pattern (``access``). ``whole`` is the article's read: the method's
-``read`` returns the whole store as one array, in this process. Every other pattern goes
-through the method's reader in forked worker processes, the same code for 1 or N readers
-(so the ratio between reader counts is a speed-up of one thing): the workers signal that
-they are ready, and the clock starts when all are; each then opens the store (inside the
-clock, as the whole read does), reads its share, notes when its reads ended and waits at
-an end barrier, so no worker checks its share while another is still timed; the time runs
-from the earliest reader's start to the end of the slowest reader.
+The images come from a ``pool.TiledImages``: the pool in memory, tiled to the cutoff. A
+store is written from its chunks; nothing N-sized is ever built, so a store may be
+larger than memory. Reads follow a pattern (``access``). ``whole`` is an epoch through
+the method's ``read_batches`` in this process: the clock runs only while the method
+produces a chunk, and each chunk is checked against the pool between chunks and dropped.
+``whole_array`` is the article's read: the method's ``read`` returns the whole store as
+one array. Every other pattern goes through the method's reader in forked worker
+processes, the same code for 1 or N readers (so the ratio between reader counts is a
+speed-up of one thing): the workers signal that they are ready and start together; each
+opens the store, serves its share of requests and closes it, checking each request's
+images right after it with its own clock stopped; a read's time is the slowest reader's
+reading time (open, requests, close).
 
 Every row records the bytes read from the storage device during the timed region
 (``device_read_bytes``: ``read_bytes`` of ``/proc/self/io``, summed over the reader

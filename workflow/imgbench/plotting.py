@@ -68,7 +68,9 @@ def _spread(points: pd.DataFrame, spread: str) -> np.ndarray:
 def _spread_name(stats: pd.DataFrame, spread: str) -> str:
     """What the error bars are; for ``ci``, also where too few runs gave only min-max."""
     name = SPREADS[spread][2]
-    lowest = stats["ci_level"].min()
+    if int(stats["n"].max()) <= 1:
+        return "none: one timing per point, so no spread (raise repeats and inner_repeats)"
+    lowest = stats.loc[stats["n"] > 1, "ci_level"].min()
     if spread == "ci" and lowest < LEVEL:
         name += (
             f"; 95 % where 6 or more values allow it, else min-max, covering the median "
