@@ -86,7 +86,7 @@ def test_gathering_returns_requested_images_in_order(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(30, 4, 4, 3), dtype=np.uint8)
     labels = np.arange(30, dtype=np.uint8)
-    npy.store(tmp_path, images, labels)
+    npy.store(tmp_path, images, labels, options={})
     reader = npy.open_reader(tmp_path)
     try:
         for request in access.shuffled(30, 8, seed=9):

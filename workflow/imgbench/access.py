@@ -8,19 +8,23 @@ the whole store as one array (only for stores that fit in memory). Every other p
 is a list of *requests*, each an array of image indices read (and gathered into one
 array) together through the method's reader, by 1 or more reader processes. Orders
 depend only on the seed and the number of images, so every method reads the same
-permutation.
+permutation. The patterns' names, kinds and parameters are in ``vocabulary``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-WHOLE = "whole"
-WHOLE_ARRAY = "whole_array"
-PATTERNS = (WHOLE, WHOLE_ARRAY, "sequential", "shuffled", "random_single")
-# Patterns read by the method's own code in the job's process, with the kernel's readahead.
-ONE_PROCESS_PATTERNS = (WHOLE, WHOLE_ARRAY)
-REQUEST_PATTERNS = PATTERNS[2:]
+from .vocabulary import (  # noqa: F401  (re-exported: the patterns' names and kinds)
+    ONE_PROCESS_PATTERNS,
+    PATTERNS,
+    RANDOM_SINGLE,
+    REQUEST_PATTERNS,
+    SEQUENTIAL,
+    SHUFFLED,
+    WHOLE,
+    WHOLE_ARRAY,
+)
 
 
 def sequential(count: int, batch_size: int) -> list[np.ndarray]:
@@ -42,14 +46,21 @@ def random_single(count: int, reads: int, seed: int) -> list[np.ndarray]:
     return [positions[i : i + 1] for i in range(reads)]
 
 
+# The request list of each request pattern of the vocabulary (tests/test_vocabulary.py
+# checks that none is missing).
+REQUESTS = {
+    SEQUENTIAL: lambda count, batch_size, reads, seed: sequential(count, batch_size),
+    SHUFFLED: lambda count, batch_size, reads, seed: shuffled(count, batch_size, seed),
+    RANDOM_SINGLE: lambda count, batch_size, reads, seed: random_single(count, reads, seed),
+}
+
+
 def requests(pattern: str, count: int, *, batch_size: int, reads: int, seed: int):
-    if pattern == "sequential":
-        return sequential(count, batch_size)
-    if pattern == "shuffled":
-        return shuffled(count, batch_size, seed)
-    if pattern == "random_single":
-        return random_single(count, reads, seed)
-    raise ValueError(f"read pattern {pattern!r} has no requests; choose one of {REQUEST_PATTERNS}")
+    if pattern not in REQUESTS:
+        raise ValueError(
+            f"read pattern {pattern!r} has no requests; choose one of {REQUEST_PATTERNS}"
+        )
+    return REQUESTS[pattern](count, batch_size, reads, seed)
 
 
 def split(items: list, workers: int) -> list[list]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .vocabulary import image_bytes
+
 FILTER = Image.Resampling.BICUBIC
 
 
@@ -25,7 +27,7 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def chunk_length(size: int, chunk_bytes: int) -> int:
-    return max(1, chunk_bytes // (size * size * 3))
+    return max(1, chunk_bytes // image_bytes(size))
 
 
 def resize_file(source: Path, destination: Path, size: int, count: int, chunk_bytes: int) -> None:
