@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -333,6 +338,79 @@ def test_unknown_variant_option(config, method, options, message):
     config["variants"] = {method: {"default": {}, "fast": options}}
     with pytest.raises(ConfigError, match=message):
         validate_config(config, SCHEMA)
+
+
+def test_a_method_module_that_breaks_the_contract_is_named(config, monkeypatch):
+    real = config_module.get_method
+    half = types.ModuleType("imgbench.methods.npy")
+    half.__dict__.update(
+        {k: v for k, v in vars(real("npy")).items() if k not in ("PACKAGES", "read_batches")}
+    )
+    monkeypatch.setattr(
+        config_module, "get_method", lambda name: half if name == "npy" else real(name)
+    )
+    config["methods"] = ["png", "npy"]
+    with pytest.raises(
+        ConfigError,
+        match=r"config key methods\[1\] names npy, whose module workflow/imgbench/methods/"
+        r"npy\.py lacks PACKAGES .*; read_batches\(\); add them",
+    ):
+        validate_config(config, SCHEMA)
+
+
+# Options for a variant of each shipped method; any other method gets its defaults.
+VARIANT_OPTIONS = {
+    "png": {"compress_level": 1},
+    "lmdb": {"value_format": "pickle", "writemap": True, "sync": True},
+    "hdf5": {"chunks": "image", "compression": "gzip", "compression_opts": 4},
+    "npy": {},
+}
+
+NO_FORMAT_LIBRARY = """
+import json, sys
+import yaml
+from imgbench import config, measure, plan, provenance, space
+from imgbench.methods import available_methods, get_method
+
+settings = yaml.safe_load(open(sys.argv[1]))
+options = json.loads(sys.argv[2])
+settings["methods"] = available_methods()
+settings["variants"] = {
+    name: {"default": {}, "custom": options.get(name, dict(get_method(name).OPTIONS))}
+    for name in available_methods()
+}
+config.validate_config(settings, sys.argv[3])
+for name in available_methods():
+    module = get_method(name)
+    module.DESCRIPTION, module.OPTIONS, module.PACKAGES
+    space.store_bytes(name, 100, 3072, settings["variants"][name]["custom"])
+plan.store_jobs(settings)
+print(json.dumps(sorted(m for m in ("h5py", "lmdb", "PIL") if m in sys.modules)))
+"""
+
+
+def test_validating_variants_of_every_method_loads_no_format_library(tmp_path):
+    """The Snakemake process validates the config (variants of every method), checks the
+    space every store needs and plans the jobs; none of that may import h5py, lmdb or
+    Pillow, which only the jobs of a method load (in a fresh interpreter: this test
+    process has them loaded already)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_FORMAT_LIBRARY,
+            str(REPO / "config.yaml"),
+            json.dumps(VARIANT_OPTIONS),
+            str(SCHEMA),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
 
 
 def test_the_removed_max_job_bytes_is_refused(config):

@@ -46,9 +46,9 @@ def test_disk_bytes_is_an_upper_bound_of_the_store(tmp_path, method, count, size
     images, labels = noise_images(count, size)
     store = tmp_path / "store"
     store.mkdir()
-    from imgbench.methods import get_method
+    from imgbench import methods
 
-    get_method(method).store(store, images, labels)
+    methods.store(method, store, images, labels)
     used = fsutil.disk_usage(store).bytes_on_disk
     estimate = space.store_bytes(method, count, size * size * 3)
     assert used <= estimate

@@ -83,6 +83,7 @@ def busy_cpu(seconds: float) -> None:
 
 def check_common(row, env):
     assert list(row) == measure.ROW_FIELDS
+    assert row["method_description"] == get_method(row["method"]).DESCRIPTION
     assert row["seconds"] > 0
     assert row["images_per_s"] == pytest.approx(row["images_read"] / row["seconds"])
     assert row["host"] == env["host"]
@@ -949,6 +950,71 @@ def test_write_environment_records_env_id(tmp_path, env):
     environments = aggregate.load_environments([path])
     assert list(environments) == [provenance.environment_id(env)]
     assert environments[provenance.environment_id(env)]["host"] == env["host"]
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial(tmp_path, env, monkeypatch):
+    """Rows and environment records go through atomic.replacing: a write that fails
+    (a full disk) leaves the earlier file as it was and no partial file beside it."""
+    path = tmp_path / "job.env.json"
+    measure.write_environment(env, path)
+    before = path.read_text()
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", no_space)
+    with pytest.raises(OSError, match="No space"):
+        measure.write_environment({**env, "host": "elsewhere"}, path)
+    with pytest.raises(OSError, match="No space"):
+        measure.write_rows([], tmp_path / "rows.csv")
+    monkeypatch.undo()
+    assert path.read_text() == before
+    assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("operation", ["store", "read"])
+def test_the_harness_resolves_the_variant_options_once(operation, tmp_path, data, env, monkeypatch):
+    """A job resolves its variant's options once; the method's store (the warm-up's and
+    every timed one) gets the complete dict and resolves nothing itself."""
+    images, labels = data[0][:3], data[1][:3]
+    store_dir = tmp_path / "store"
+    options = {"chunks": "image"}
+    if operation == "read":
+        measure.run_store("hdf5", images, labels, store_dir, repeat=1, env=env, options=options)
+    resolved = []
+    real_resolve = measure.resolve_options
+    monkeypatch.setattr(
+        measure,
+        "resolve_options",
+        lambda module, given: resolved.append(given) or real_resolve(module, given),
+    )
+    module = get_method("hdf5")
+    received = []
+    real_store = module.store
+    monkeypatch.setattr(
+        module,
+        "store",
+        lambda *args, options: received.append(options) or real_store(*args, options=options),
+    )
+    common = {"repeat": 1, "env": env, "options": options, "inner_repeats": 2}
+    if operation == "store":
+        measure.run_store("hdf5", images, labels, store_dir, **common)
+    else:
+        measure.run_read("hdf5", store_dir, images, labels, cache="warm", **common)
+    assert resolved == [options]
+    complete = {"chunks": "image", "compression": "none", "compression_opts": None}
+    # The warm-up's one-image store, and for a store job each timed store.
+    assert received == [complete] * len(received)
+    assert len(received) >= (2 if operation == "store" else 1)
+
+
+def test_unknown_options_stop_a_store_before_anything_is_written(tmp_path, data, env):
+    images, labels = data
+    with pytest.raises(ValueError, match="method png has no option level"):
+        measure.run_store(
+            "png", images, labels, tmp_path / "store", repeat=1, env=env, options={"level": 1}
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_load_source_holds_the_pool_tiled(tmp_path, data):

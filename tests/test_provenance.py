@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,38 @@ def test_environment_id_is_stable_across_collections(record, tmp_path_factory, m
     assert provenance.environment_id({**record, "slurm_job_id": "42"}) == provenance.environment_id(
         record
     )
+
+
+def test_a_job_without_a_method_records_the_core_packages_only(record):
+    for name in provenance.CORE_PACKAGES:
+        assert record[name.lower()] == metadata.version(name), name
+    assert record["methods"] == {}
+    for key in ("pillow", "lmdb", "h5py", "lmdb_c", "hdf5_c", "zlib"):
+        assert key not in record, key
+
+
+def test_a_method_job_records_its_packages_and_c_libraries(record, tmp_path_factory, monkeypatch):
+    """A store or read job records the versions of what its own method runs on, from the
+    method's PACKAGES and library_versions(); the env_id stays the machine's, so the jobs of
+    every method on it share one environment record."""
+    import h5py
+
+    monkeypatch.setattr(provenance, "git_commit", lambda repo_dir: record["git_commit"])
+    base = tmp_path_factory.getbasetemp()
+    hdf5 = provenance.collect(base, REPO, "hdf5")
+    assert hdf5["methods"] == {
+        "hdf5": {"h5py": metadata.version("h5py"), "hdf5_c": h5py.version.hdf5_version}
+    }
+    assert {k: v for k, v in hdf5.items() if k != "methods"} == {
+        k: v for k, v in record.items() if k != "methods"
+    }
+    npy = provenance.collect(base, REPO, "npy")
+    assert npy["methods"] == {"npy": {}}
+    png = provenance.collect(base, REPO, "png")
+    assert set(png["methods"]["png"]) == {"pillow", "zlib"}
+    assert png["methods"]["png"]["pillow"] == metadata.version("Pillow")
+    ids = {provenance.environment_id(r) for r in (record, hdf5, npy, png)}
+    assert len(ids) == 1
 
 
 def test_missing_sysfs_and_procfs_files_give_none(tmp_path, monkeypatch):

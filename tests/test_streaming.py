@@ -10,6 +10,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from imgbench import methods
 from imgbench.methods import available_methods, get_method
 from imgbench.methods import lmdb as lmdb_method
 from imgbench.methods import npy as npy_method
@@ -29,7 +30,7 @@ def pool_set(count: int = POOL, size: int = 8, seed: int = 0):
 
 def store_fresh(method: str, store_dir: Path, images, labels, *, options=None) -> Path:
     store_dir.mkdir(parents=True)
-    get_method(method).store(store_dir, images, labels, options=options)
+    methods.store(method, store_dir, images, labels, options)
     return store_dir
 
 
@@ -320,7 +321,7 @@ def test_lmdb_commits_one_transaction_per_chunk(tmp_path, monkeypatch):
         def __getattr__(self, name):
             return getattr(self.env, name)
 
-    monkeypatch.setattr(lmdb_method.lmdb, "open", lambda *a, **k: CountingEnv(real_open(*a, **k)))
+    monkeypatch.setattr(lmdb, "open", lambda *a, **k: CountingEnv(real_open(*a, **k)))
     pool_images, pool_labels = pool_set(seed=10)
     stream = tile(pool_images, pool_labels, COUNT, chunk_images=4)
     store_dir = store_fresh("lmdb", tmp_path / "store", stream, stream.labels)

@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 from . import fsutil
-from .methods import available_methods, get_method, resolve_options
+from .methods import available_methods, contract_problems, get_method, resolve_options
 
 
 class ConfigError(ValueError):
@@ -105,6 +105,13 @@ def validate_config(config: dict, schema_path: Path) -> dict:
             raise ConfigError(
                 f"config key methods[{index}] names the unknown method {method!r}; "
                 f"use one of {', '.join(known)} (or add workflow/imgbench/methods/{method}.py)"
+            )
+        problems = contract_problems(get_method(method))
+        if problems:
+            raise ConfigError(
+                f"config key methods[{index}] names {method}, whose module "
+                f"workflow/imgbench/methods/{method}.py lacks {'; '.join(problems)}; "
+                "add them (the method contract is in workflow/imgbench/methods/__init__.py)"
             )
     for method, variants in config["variants"].items():
         if method not in known:

@@ -77,8 +77,8 @@ from typing import Any
 
 import numpy as np
 
-from . import access, fsutil, machine, memory, pool, space
-from .methods import get_method
+from . import access, fsutil, machine, memory, pool, space, vocabulary
+from .methods import get_method, resolve_options
 from .rows import ROW_FIELDS, new_row, write_environment, write_rows
 
 __all__ = [
@@ -90,9 +90,9 @@ __all__ = [
     "VerificationError",
 ]
 
-CACHE_STATES = ("cold", "warm")
+CACHE_STATES = vocabulary.CACHE_STATES
 EVICTIONS = ("fadvise", "drop_caches")
-READAHEAD = ("on", "off")
+READAHEAD = vocabulary.READAHEAD
 LEGACY_FSYNC = {True: "per_file", False: "none"}
 
 
@@ -210,8 +210,9 @@ def _scratch(store_dir: Path, purpose: str) -> Path:
 
 def warm_up(module, source: pool.TiledImages, scratch: Path, *, options, flush, readahead) -> None:
     """Exercise the method's whole code path once on a one-image store in ``scratch``
-    (then removed): imports, plugin loading and a library's first-use costs are paid here,
-    outside every timed region."""
+    (then removed), with the job's resolved ``options``: imports (a method imports its
+    format library in the functions that use it), plugin loading and a library's
+    first-use costs are paid here, outside every timed region."""
     fsutil.remove_tree(scratch)
     scratch.mkdir(parents=True)
     try:
@@ -282,12 +283,16 @@ def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int
 RECYCLE_MAX_BYTES = 2 << 30
 
 
-def _common(source: pool.TiledImages, method: str, variant: str, repeat: int, repetitions) -> dict:
-    """The coordinates every row of a job shares."""
+def _common(
+    source: pool.TiledImages, method: str, module, variant: str, repeat: int, repetitions
+) -> dict:
+    """The coordinates every row of a job shares, and the method's ``DESCRIPTION`` (what
+    legends and tables name it by)."""
     return {
         "image_size": int(source.shape[1]),
         "cutoff": len(source),
         "method": method,
+        "method_description": module.DESCRIPTION,
         "variant": variant,
         "repeat": repeat,
         "inner_repeat": repetitions.next_number,
@@ -351,8 +356,10 @@ def run_store(
     the last one stays in ``store_dir`` for the reads. One row per repetition.
 
     ``images`` is a ``pool.TiledImages`` (written chunk by chunk) or an array (written in
-    one piece, with ``labels``)."""
+    one piece, with ``labels``). ``options`` are the variant's (``None``: the defaults),
+    resolved here once; the warm-up and every timed store get the complete dict."""
     module = get_method(method)
+    options = resolve_options(module, options)
     source = as_source(images, labels)
     strategy = flush_strategy(fsync)
     store_dir = Path(store_dir)
@@ -387,7 +394,7 @@ def run_store(
         repetitions.add(
             new_row(
                 env,
-                **_common(source, method, variant, repeat, repetitions),
+                **_common(source, method, module, variant, repeat, repetitions),
                 operation="store",
                 cache="n/a",
                 eviction="n/a",
@@ -736,12 +743,13 @@ def run_read(
         raise ValueError(f"readahead must be one of {READAHEAD}, not {readahead!r}")
     if cache == "cold" and eviction not in EVICTIONS:
         raise ValueError(f"cold must be one of {', '.join(EVICTIONS)}, not {eviction!r}")
-    if pattern in access.ONE_PROCESS_PATTERNS and (readers != 1 or readahead != "on"):
+    one_process = vocabulary.is_one_process(pattern)
+    if one_process and (readers != 1 or readahead != vocabulary.READAHEAD_ON):
         raise ValueError(f"the {pattern} read runs in one process with readahead on")
     module = get_method(method)
+    options = resolve_options(module, options)  # for the warm-up's one-image store
     source = as_source(images, labels)
     store_dir = Path(store_dir)
-    one_process = pattern in access.ONE_PROCESS_PATTERNS
     requests = (
         []
         if one_process
@@ -801,15 +809,15 @@ def run_read(
         repetitions.add(
             new_row(
                 env,
-                **_common(source, method, variant, repeat, repetitions),
+                **_common(source, method, module, variant, repeat, repetitions),
                 operation="read",
                 cache=cache,
                 eviction=eviction if cache == "cold" else "none",
                 read_pattern=pattern,
                 readahead=readahead,
                 readers=readers,
-                batch_size=batch_size if pattern in ("sequential", "shuffled") else "",
-                seed=seed if pattern in ("shuffled", "random_single") else "",
+                batch_size=batch_size if vocabulary.uses(pattern, "batch_size") else "",
+                seed=seed if vocabulary.uses(pattern, "seed") else "",
                 images_read=images_read,
                 bytes_requested=images_read * source.image_bytes,
                 fsync=flush_strategy(fsync),

@@ -1,4 +1,15 @@
-"""Where a measurement was taken: machine, file system, software versions, git commit."""
+"""Where a measurement was taken: machine, file system, software versions, git commit.
+
+A record (``collect``) has the same keys in every job: the machine and its settings, the
+store's file system, Python, the project's core packages (``CORE_PACKAGES``, keyed by
+their names in lower case, None when not installed), the git commit, and ``methods``: for
+a store or read job, ``{method: versions}`` with the versions of what that method runs on
+(its ``PACKAGES``, keyed like the core ones, and its ``library_versions()``, e.g.
+``{"h5py": "3.16.0", "hdf5_c": "1.14.6"}``); ``{}`` for any other job. The ``env_id``
+(``environment_id``) hashes everything but ``methods`` and the Slurm job id, so the jobs of
+all methods on one machine share one id, and ``aggregate.load_environments`` joins their
+``methods`` into one record per id (results/environment.json).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +27,10 @@ from pathlib import Path
 
 from . import machine
 from .fsutil import filesystem_of, mount_entry
+from .methods import get_method
 
-PACKAGES = ("numpy", "Pillow", "lmdb", "h5py", "pandas", "matplotlib", "snakemake")
+# Recorded for every job; a method's own packages come from its module (PACKAGES).
+CORE_PACKAGES = ("numpy", "pandas", "matplotlib", "snakemake")
 SYS_ROOT = Path("/sys")
 PROC_ROOT = Path("/proc")
 CONTAINER_MARKERS = {"docker": Path("/.dockerenv"), "podman": Path("/run/.containerenv")}
@@ -48,20 +61,15 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _c_library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"lmdb_c": None, "hdf5_c": None}
-    try:
-        import lmdb
-
-        versions["lmdb_c"] = ".".join(map(str, lmdb.version()))
-    except ImportError:
-        pass
-    try:
-        import h5py
-
-        versions["hdf5_c"] = h5py.version.hdf5_version
-    except ImportError:
-        pass
+def method_versions(method: str) -> dict[str, str | None]:
+    """Versions of what ``method`` runs on: each of its ``PACKAGES`` (keyed by the name in
+    lower case; None when not installed) and its ``library_versions()`` (this imports the
+    method's format library: for the jobs that run the method only)."""
+    module = get_method(method)
+    versions = {name.lower(): _package_version(name) for name in module.PACKAGES}
+    library_versions = getattr(module, "library_versions", None)
+    if library_versions is not None:
+        versions.update(library_versions())
     return versions
 
 
@@ -202,10 +210,11 @@ def git_commit(repo_dir: Path) -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def collect(store_path: Path, repo_dir: Path) -> dict:
+def collect(store_path: Path, repo_dir: Path, method: str | None = None) -> dict:
     """Everything that describes the conditions of a measurement, except its time.
 
-    ``store_path`` is any path on the disk being measured (its file system is recorded).
+    ``store_path`` is any path on the disk being measured (its file system is recorded);
+    ``method`` is the storage method the job runs, whose versions go under ``methods``.
     """
     fs_type, mount = filesystem_of(store_path)
     uname = platform.uname()
@@ -227,14 +236,15 @@ def collect(store_path: Path, repo_dir: Path) -> dict:
         "hdf5_use_file_locking": os.environ.get("HDF5_USE_FILE_LOCKING"),
     }
     record.update(storage_and_kernel(store_path))
-    record.update({name.lower(): _package_version(name) for name in PACKAGES})
-    record.update(_c_library_versions())
+    record.update({name.lower(): _package_version(name) for name in CORE_PACKAGES})
+    record["methods"] = {} if method is None else {method: method_versions(method)}
     return record
 
 
 def environment_id(record: dict) -> str:
-    """Short stable key of a provenance record (rows carry it; environment.json maps it)."""
-    stable = {key: value for key, value in record.items() if key != "slurm_job_id"}
+    """Short stable key of a provenance record (rows carry it; environment.json maps it):
+    the same for the jobs of every method on one machine, software and settings."""
+    stable = {key: value for key, value in record.items() if key not in ("slurm_job_id", "methods")}
     digest = hashlib.sha1(json.dumps(stable, sort_keys=True).encode()).hexdigest()
     return digest[:12]
 

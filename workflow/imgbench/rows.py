@@ -12,7 +12,9 @@ pool_images]); stores are written and whole stores read in chunks of ``chunk_ima
 resident-memory high-water mark so far (``ru_maxrss`` of the job process and of its
 reader processes, whichever is larger): it counts pages of memory-mapped store files
 (LMDB, npy readers) as well as the job's own memory; ``peak_anon_bytes`` is the job's
-own memory alone, sampled (see ``memory``).
+own memory alone, sampled (see ``memory``). ``method_description`` is the method
+module's ``DESCRIPTION``, carried into the statistics and disk tables, which name the
+method by it in legends and the summary.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .atomic import write_text
 ROW_FIELDS = [
     "method",
     "variant",
+    "method_description",
     "image_size",
     "operation",
     "cutoff",

@@ -1,31 +1,52 @@
 """Storage methods: one module per method, all with the same small interface.
 
+Adding a format is this one module plus its name in ``config.yaml``'s ``methods`` (and,
+only when it needs a library the project does not have yet, that library in
+``pyproject.toml``, ``envs/requirements.lock`` and ``envs/bench.yaml``). Nothing else
+names the methods: ``available_methods`` finds the modules here, the config validation
+checks names and options against them, the rows carry each method's ``DESCRIPTION``
+into the tables and legends, and the provenance asks the method for its versions.
+
 A method module defines
 
 ``DESCRIPTION``
-    one line for legends and tables.
+    one line naming the method in figure legends and in the summary (the store and read
+    jobs write it into every row, column ``method_description``; the figures and tables
+    take it from there).
 ``OPTIONS``
     the method's format options and their defaults (the tuned default variant); a
     variant in ``config.yaml`` overrides some of them, e.g. PNG ``compress_level: 1``.
 ``CHOICES`` (optional)
     the allowed values of those options that have a fixed set, checked together with
     the names when the config is validated, before any job runs.
+``PACKAGES``
+    the distributions (pip names, e.g. ``("h5py",)``) the method imports beyond the
+    project's core (numpy); the provenance records their versions for the method's jobs.
+    ``()`` when it needs none.
+``library_versions() -> dict`` (optional)
+    versions of the C libraries under those packages that the package versions do not pin
+    (``{"hdf5_c": "1.14.6"}``), recorded with them.
 ``disk_bytes(n_images, image_bytes, options) -> int``
     an upper bound of the bytes a store of ``n_images`` images of ``image_bytes`` each
     takes on disk (files rounded up to whole blocks with ``blocks``); the space check
     refuses a store above the free space of ``store_dir`` before writing anything.
-``store(store_dir, images, labels, *, options=None)``
+``store(store_dir, images, labels, *, options)``
     write ``images`` and ``labels`` (N,) uint8 into the directory ``store_dir`` (which
     exists and is empty; everything in it belongs to the store), including the library's
-    own close or commit. ``images`` is an (N, H, W, C) uint8 array or a stream of chunks
-    of one (an object with ``shape``, ``dtype``, ``len()`` and ``iter_chunks()``, such as
-    ``pool.TiledImages``; a dataset may be larger than memory). A method writes chunk by
-    chunk from ``chunks(images)`` / ``indexed_chunks(images)`` and takes its metadata from
-    ``images.shape`` and ``images.dtype``; it never builds an N-sized array, so a store
-    holds a few chunks in memory whatever N is. ``labels`` is always a full array.
-    Making the store durable is the harness's flush step (``fsync: per_file | syncfs |
-    none``), timed apart as ``flush_seconds``; a method calls its library's own sync only
-    when an option asks.
+    own close or commit. ``options`` is always the complete dict: the harness resolves
+    the variant's options once (``resolve_options``: defaults filled in, names and
+    ``CHOICES`` checked) and passes the result, so a method reads ``options[name]`` and
+    never resolves them itself. Everyone else calls ``methods.store(name, store_dir,
+    images, labels, options)``, which resolves a variant's options (``None``: the
+    defaults) and calls the method's ``store``. ``images`` is an (N, H, W, C) uint8 array
+    or a stream of chunks of one (an object with ``shape``, ``dtype``, ``len()`` and
+    ``iter_chunks()``, such as ``pool.TiledImages``; a dataset may be larger than
+    memory). A method writes chunk by chunk from ``chunks(images)`` /
+    ``indexed_chunks(images)`` and takes its metadata from ``images.shape`` and
+    ``images.dtype``; it never builds an N-sized array, so a store holds a few chunks in
+    memory whatever N is. ``labels`` is always a full array. Making the store durable is
+    the harness's flush step (``fsync: per_file | syncfs | none``), timed apart as
+    ``flush_seconds``; a method calls its library's own sync only when an option asks.
 ``read(store_dir) -> (images, labels)``
     the article's read: the whole store back into one numpy array and a label array
     (front to back). Only for stores that fit in memory.
@@ -43,8 +64,13 @@ A method module defines
     descriptor), so a single-image read fetches its own pages, not a readahead window.
 
 A store records whatever its reader needs (e.g. LMDB's value format), so ``read`` and
-``open_reader`` take no options. Adding a format is one new module here plus its name in
-``config.yaml``'s ``methods``.
+``open_reader`` take no options.
+
+Format libraries are imported inside the functions that use them, never at the top of
+the module: importing a method module for its names, options and packages (the config
+validation and the space check in the Snakemake process) loads only numpy, so the
+Snakemake process never loads h5py, lmdb or Pillow, whatever environment a rule's jobs
+run in. A job pays the import in its untimed warm-up, before any timed region.
 """
 
 from __future__ import annotations
@@ -78,6 +104,28 @@ def get_method(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
+FUNCTIONS = ("disk_bytes", "store", "read", "read_batches", "open_reader")
+
+
+def contract_problems(module: ModuleType) -> list[str]:
+    """What ``module`` lacks of the method contract above, one phrase each (none: it
+    keeps it). Checked for every configured method when the config is validated."""
+    problems = []
+    description = getattr(module, "DESCRIPTION", None)
+    if not isinstance(description, str) or not description.strip() or "\n" in description:
+        problems.append("DESCRIPTION (one line of text for legends and tables)")
+    if not isinstance(getattr(module, "OPTIONS", None), dict):
+        problems.append("OPTIONS (a dict of its options and their defaults; {} for none)")
+    packages = getattr(module, "PACKAGES", None)
+    if not isinstance(packages, tuple) or not all(isinstance(p, str) for p in packages):
+        problems.append('PACKAGES (a tuple of the pip names it imports, e.g. ("h5py",))')
+    problems += [f"{name}()" for name in FUNCTIONS if not callable(getattr(module, name, None))]
+    versions = getattr(module, "library_versions", None)
+    if versions is not None and not callable(versions):
+        problems.append("library_versions() (a function, if defined)")
+    return problems
+
+
 def resolve_options(module: ModuleType, options: dict | None) -> dict:
     """The module's default options updated with ``options``; unknown names are an error."""
     defaults = dict(getattr(module, "OPTIONS", {}))
@@ -102,9 +150,12 @@ def resolve_options(module: ModuleType, options: dict | None) -> dict:
     return defaults
 
 
-def module_path(name: str) -> Path:
-    """Path of the module implementing ``name`` (declared as a rule input)."""
-    return METHODS_DIR / f"{name}.py"
+def store(method: str | ModuleType, store_dir, images, labels, options: dict | None = None) -> None:
+    """Write a store with ``method`` (a name or a module) and a variant's ``options``
+    (``None``: the defaults), resolved here. The harness resolves a job's options once
+    itself and calls the module's ``store``; this is the call for everyone else."""
+    module = get_method(method) if isinstance(method, str) else method
+    module.store(Path(store_dir), images, labels, options=resolve_options(module, options))
 
 
 def chunks(images):

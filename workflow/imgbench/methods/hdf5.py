@@ -12,16 +12,15 @@ chunk; ``read_batches`` reads each batch with ``read_direct`` into a fresh array
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from . import batch_bounds, blocks, indexed_chunks, resolve_options
+from . import batch_bounds, blocks, indexed_chunks
 
 DESCRIPTION = "HDF5 (one file, images + labels datasets)"
+PACKAGES = ("h5py",)
 FILE_NAME = "images.h5"
 OPTIONS = {"chunks": "none", "compression": "none", "compression_opts": None}
 CHOICES = {
@@ -29,6 +28,12 @@ CHOICES = {
     "compression": ("none", "gzip", "lzf"),
     "compression_opts": (None, *range(10)),
 }
+
+
+def library_versions() -> dict:
+    import h5py
+
+    return {"hdf5_c": h5py.version.hdf5_version}
 
 
 def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
@@ -43,9 +48,10 @@ def store(
     images,
     labels: np.ndarray,
     *,
-    options: dict | None = None,
+    options: dict,
 ) -> None:
-    options = resolve_options(sys.modules[__name__], options)
+    import h5py
+
     layout = {}
     if options["chunks"] == "image" or options["compression"] != "none":
         layout["chunks"] = (1, *images.shape[1:])
@@ -66,6 +72,8 @@ def store(
 
 
 def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    import h5py
+
     with h5py.File(store_dir / FILE_NAME, "r") as handle:
         images_ds = handle["images"]
         images = np.empty(images_ds.shape, dtype=images_ds.dtype)
@@ -77,6 +85,8 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch front to back: ``read_direct`` of each batch into a fresh array."""
+    import h5py
+
     with h5py.File(Path(store_dir) / FILE_NAME, "r") as handle:
         images_ds = handle["images"]
         labels = handle["labels"][()]
@@ -92,6 +102,8 @@ class Reader:
     the file descriptor of HDF5's own (sec2) driver is advised ``POSIX_FADV_RANDOM``."""
 
     def __init__(self, store_dir: Path, *, readahead: bool = True):
+        import h5py
+
         self.handle = h5py.File(Path(store_dir) / FILE_NAME, "r")
         if not readahead:
             os.posix_fadvise(self.handle.id.get_vfd_handle(), 0, 0, os.POSIX_FADV_RANDOM)

@@ -25,16 +25,15 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import lmdb
 import numpy as np
 
-from . import batch_bounds, indexed_chunks, resolve_options
+from . import batch_bounds, indexed_chunks
 
 DESCRIPTION = "LMDB (one key per image)"
+PACKAGES = ("lmdb",)
 LABELS_KEY = b"~labels"
 META_KEY = b"~meta"
 OPTIONS = {"value_format": "raw", "writemap": False, "sync": None}
@@ -46,6 +45,13 @@ CHOICES = {
 # Room for B-tree branch/leaf pages, page headers and free-list churn.
 HEADROOM = 1.5
 MIN_MAP_SIZE = 1 << 20
+
+
+def library_versions() -> dict:
+    """The LMDB C library py-lmdb was built with."""
+    import lmdb
+
+    return {"lmdb_c": ".".join(map(str, lmdb.version()))}
 
 
 class CIFAR_Image:  # noqa: N801 - the article's class name, kept for its pickles
@@ -104,16 +110,18 @@ def _values(start: int, chunk: np.ndarray, labels: np.ndarray, value_format: str
             yield image_key(index), pickle.dumps(CIFAR_Image(image, int(labels[index])))
 
 
-def _write(env: lmdb.Environment, items) -> None:
+def _write(env, items) -> None:
     """One write transaction: ``items()`` (a fresh iterable of key, value pairs in key
     order each call) appended through a cursor, then committed."""
     with env.begin(write=True) as txn, txn.cursor() as cursor:
         cursor.putmulti(items(), append=True)
 
 
-def _commit(env: lmdb.Environment, items) -> None:
+def _commit(env, items) -> None:
     """``_write`` the transaction; when the map is full, double it and retry only this
     transaction (the context manager aborted it; earlier ones stay committed)."""
+    import lmdb
+
     while True:
         try:
             _write(env, items)
@@ -141,9 +149,10 @@ def store(
     images,
     labels: np.ndarray,
     *,
-    options: dict | None = None,
+    options: dict,
 ) -> None:
-    options = resolve_options(sys.modules[__name__], options)
+    import lmdb
+
     value_format = options["value_format"]
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -175,6 +184,8 @@ class Reader:
     Without readahead py-lmdb advises the map ``MADV_RANDOM`` (``readahead=False``)."""
 
     def __init__(self, store_dir: Path, *, readahead: bool = True):
+        import lmdb
+
         self.env = lmdb.open(
             str(store_dir), readonly=True, lock=False, subdir=True, readahead=readahead
         )

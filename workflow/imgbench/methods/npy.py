@@ -9,16 +9,16 @@ into a fresh array (no memory map), so only one batch is resident.
 from __future__ import annotations
 
 import mmap
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from . import batch_bounds, blocks, indexed_chunks, resolve_options
+from . import batch_bounds, blocks, indexed_chunks
 
 DESCRIPTION = "raw .npy array (baseline)"
 OPTIONS: dict = {}
+PACKAGES: tuple = ()  # numpy only, which every job has
 
 
 def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
@@ -62,9 +62,8 @@ def store(
     images,
     labels: np.ndarray,
     *,
-    options: dict | None = None,
+    options: dict,
 ) -> None:
-    resolve_options(sys.modules[__name__], options)  # no options; refuses unknown names
     with open(store_dir / "images.npy", "wb") as handle:
         write_header(handle, images.shape, images.dtype)
         for _start, chunk in indexed_chunks(images):

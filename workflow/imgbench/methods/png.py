@@ -9,20 +9,26 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from . import batch_bounds, blocks, indexed_chunks, resolve_options
+from . import batch_bounds, blocks, indexed_chunks
 
 DESCRIPTION = "PNG files + labels.csv"
+PACKAGES = ("Pillow",)
 LABELS_FILE = "labels.csv"
 # Pillow's default zlib level is 6, which is also what the article used.
 OPTIONS = {"compress_level": 6}
 CHOICES = {"compress_level": tuple(range(10))}
+
+
+def library_versions() -> dict:
+    """zlib, which does the deflate of Pillow's PNG encoder and decoder."""
+    from PIL import features
+
+    return {"zlib": features.version("zlib")}
 
 
 def _image_path(store_dir: Path, index: int) -> Path:
@@ -45,9 +51,11 @@ def store(
     images,
     labels: np.ndarray,
     *,
-    options: dict | None = None,
+    options: dict,
 ) -> None:
-    level = resolve_options(sys.modules[__name__], options)["compress_level"]
+    from PIL import Image
+
+    level = options["compress_level"]
     for start, chunk in indexed_chunks(images):
         for index, image in enumerate(chunk, start=start):
             Image.fromarray(image).save(
@@ -66,23 +74,27 @@ def _read_labels(store_dir: Path) -> np.ndarray:
         return np.array([int(row[1]) for row in reader], dtype=np.uint8)
 
 
-def _decode(path: Path, readahead: bool) -> np.ndarray:
+def _decode(open_image, path: Path, readahead: bool) -> np.ndarray:
+    """The pixels of one file, opened with ``open_image`` (``PIL.Image.open``, imported
+    once per call of the caller, not per image)."""
     if readahead:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return np.asarray(image)
     with open(path, "rb") as handle:
         os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
-        with Image.open(handle) as image:
+        with open_image(handle) as image:
             return np.asarray(image)
 
 
 def _read_images(store_dir: Path, indices, readahead: bool = True) -> np.ndarray:
+    from PIL import Image
+
     indices = list(indices)
-    first_array = _decode(_image_path(store_dir, indices[0]), readahead)
+    first_array = _decode(Image.open, _image_path(store_dir, indices[0]), readahead)
     images = np.empty((len(indices), *first_array.shape), dtype=first_array.dtype)
     images[0] = first_array
     for position, index in enumerate(indices[1:], start=1):
-        images[position] = _decode(_image_path(store_dir, index), readahead)
+        images[position] = _decode(Image.open, _image_path(store_dir, index), readahead)
     return images
 
 
