@@ -1,33 +1,28 @@
-"""Storing and reading lots of images in Python: PNG, LMDB, HDF5 and npy, timed."""
+"""Storing and reading lots of images in Python: PNG, LMDB, HDF5 and npy, timed.
 
-import sys
-from pathlib import Path
+Table of contents: the config and its validation, the shared paths and helpers
+(rules/common.smk), the stages (data, benchmark, aggregation and figures) and the targets.
+`snakemake --report report.html` after a run gathers every figure and table in one page.
+"""
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-PACKAGE_DIR = Path(workflow.basedir) / "workflow" / "imgbench"
-sys.path.insert(0, str(PACKAGE_DIR.parent))
-
-from imgbench import job_resources, plan
-from imgbench.config import validate_config
-
 
 configfile: "config.yaml"
 
 
-validate_config(config, PACKAGE_DIR.parent / "schemas" / "config.schema.yaml")
-# Timed jobs take one timing_slot each: one at a time unless --resources says otherwise.
-# Set here as well as in profiles/default because Snakemake passes no --resources to the
-# Snakemake running inside a Slurm job, which runs a store and its reads (a group job).
-if "timing_slot" not in workflow.global_resources:
-    workflow.register_resource("timing_slot", 1)
-for note in plan.excluded_points(config):
-    print(f"Note: {note}", file=sys.stderr)
-
-
 include: "workflow/rules/common.smk"
+
+
+validate_config(config, SCHEMA)
+announce_plan()
+
+
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/report.smk"
@@ -37,4 +32,5 @@ rule all:
     default_target: True
     input:
         rules.aggregate.output,
-        rules.plot.output,
+        expand(rules.html_page.output.page, page=REPORT_PAGES),
+        figure_files(),

@@ -369,7 +369,7 @@ def test_summary_ratios_to_png_and_npy(tables):
         "fastest store: **npy** (2 s, 75.0% interval 1.96–2.04 s); "
         "fastest cold read: **npy** (1.5 s, 75.0% interval 1.47–1.53 s); "
         "fastest warm read: **npy** (0.25 s, 75.0% interval 0.245–0.255 s); "
-        "smallest on disk: **npy** (36.0 KiB)."
+        "smallest on disk: **npy** (36.0 KiB; next png, 4.0 KiB or 11.1% more)."
     ) in small
     header = next(line for line in small.splitlines() if line.startswith("| method"))
     assert header.startswith("| method | store | vs png | vs npy | of which flush | cold read |")
@@ -461,7 +461,7 @@ def test_winner_only_when_intervals_are_clear(tmp_path):
     )
     assert verdict == (
         "fastest store: **npy** (1.1 s, 75.0% interval 1–1.2 s); "
-        "smallest on disk: **npy** (36.0 KiB)."
+        "smallest on disk: **npy** (36.0 KiB; next hdf5, 4.0 KiB or 11.1% more)."
     )
 
 
@@ -483,8 +483,49 @@ def test_overlapping_intervals_are_a_tie(tmp_path):
     assert verdict == (
         "store: no clear difference between npy and png; "
         "fastest cold read: **npy** (1.1 s, 75.0% interval 1–1.2 s); "
-        "on disk: no clear difference between hdf5 and npy."
+        "smallest on disk: hdf5 and npy, the same 36.0 KiB each."
     )
+
+
+def test_same_bytes_on_disk_are_named_together_never_one_smallest(tmp_path):
+    """One image: hdf5, npy and png each take the same 8 KiB (a block or two), lmdb more.
+    The sentence names the three as a tie, not one of them (sorted first) as smallest."""
+    stores = {(m, "store", "n/a"): [1.0, 1.1, 1.2] for m in ("hdf5", "lmdb", "npy", "png")}
+    disk = {"hdf5": [8192] * 3, "npy": [8192] * 3, "png": [8192] * 3, "lmdb": [28672] * 3}
+    verdict = point_summary(tmp_path, stores, disk)
+    assert "smallest on disk: hdf5, npy and png, the same 8.0 KiB each." in verdict
+    assert "**hdf5**" not in verdict
+
+
+def test_a_clear_smallest_on_disk_gives_its_margin(tmp_path):
+    """hdf5 one 4 KiB block below npy, both 5.9 MiB in the table: the sentence says by
+    how much, so it does not contradict the rounded table."""
+    stores = {(m, "store", "n/a"): [1.0, 1.1, 1.2] for m in ("hdf5", "npy", "png")}
+    hdf5 = 6_180_864
+    disk = {"hdf5": [hdf5] * 3, "npy": [hdf5 + 4096] * 3, "png": [8_200_000] * 3}
+    verdict = point_summary(tmp_path, stores, disk)
+    assert "smallest on disk: **hdf5** (5.9 MiB; next npy, 4.0 KiB or 0.1% more)." in verdict
+
+
+def test_one_timing_names_no_winner(tmp_path):
+    """One store with one timing each: the 'intervals' are points, clear of each other by
+    chance; the summary names the best median without calling it fastest."""
+    verdict = point_summary(
+        tmp_path,
+        {("npy", "store", "n/a"): [1.0], ("png", "store", "n/a"): [1.3]},
+        {"npy": [36864], "png": [49152]},
+    )
+    assert verdict.startswith(
+        "store: best median npy, but npy and png had one timing (no interval), so no clear winner; "
+    )
+    assert "fastest" not in verdict
+
+
+def test_one_method_is_no_winner(tmp_path):
+    verdict = point_summary(
+        tmp_path, {("npy", "store", "n/a"): [1.0, 1.1, 1.2]}, {"npy": [36864] * 3}
+    )
+    assert verdict == "store: only npy measured; on disk: only npy measured."
 
 
 def test_summary_interval_check(tables):
@@ -892,3 +933,77 @@ def test_summary_shows_stores_against_memory(tables):
     npy_cold = next(c for c in cells if c[0] == "npy" and c[5] == "cold")
     assert npy_cold[3] == "304.0 KiB" and npy_cold[4] == f"{311296 / (600 * 1024):.2f}"
     assert npy_cold[6] == "1.0%"  # the median cached share before the cold reads
+
+
+# --- method descriptions and joined environments -------------------------------------------
+
+DESCRIPTIONS = {"png": "PNG files + labels.csv", "npy": "raw .npy array (baseline)"}
+
+
+def test_descriptions_from_the_rows_reach_the_tables_and_the_summary(tmp_path):
+    """The rows carry each method's DESCRIPTION; the statistics and disk tables keep it
+    per method and the summary and disk_usage.md say what each method name stands for."""
+    rows = [
+        {**r, "method_description": DESCRIPTIONS[r["method"]], "variant": variant}
+        for r in make_rows()
+        for variant in (("default", "level1") if r["method"] == "png" else ("default",))
+    ]
+    loaded = aggregate.load_rows(write_rows(rows, tmp_path))
+    stats = aggregate.summarise(loaded)
+    disk = aggregate.disk_usage_table(loaded)
+    for table in (stats, disk):
+        assert dict(zip(table["method"], table["method_description"], strict=True)) == DESCRIPTIONS
+    assert aggregate.method_descriptions(stats) == DESCRIPTIONS
+    summary = aggregate.summary_markdown(loaded, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1)
+    methods_table = (
+        "## Methods\n\n| method | description |\n|---|---|\n"
+        "| npy | raw .npy array (baseline) |\n| png | PNG files + labels.csv |\n"
+    )
+    assert methods_table in summary
+    assert methods_table in aggregate.disk_usage_markdown(disk)
+    assert aggregate.series_label("png:level1", DESCRIPTIONS) == "PNG files + labels.csv [level1]"
+    assert aggregate.series_label("npy", DESCRIPTIONS) == "raw .npy array (baseline)"
+
+
+def test_rows_without_a_description_name_the_method(tables):
+    _, stats, disk = tables[:3]
+    assert aggregate.method_descriptions(stats) == {"npy": "npy", "png": "png"}
+    assert aggregate.method_descriptions(disk.drop(columns="method_description")) == {
+        "npy": "npy",
+        "png": "png",
+    }
+    assert aggregate.series_label("zarr:fast", {}) == "zarr [fast]"
+
+
+def test_environment_json_joins_the_methods_of_one_environment(tmp_path):
+    """Each job records its own method's versions; the jobs of one machine share an env_id
+    and environment.json holds one record with every method's versions, under ``methods``
+    and at the top level; a version reported two ways is kept as both."""
+    jobs = [
+        ("hdf5", {"h5py": "3.16.0", "hdf5_c": "1.14.6"}),
+        ("hdf5", {"h5py": "3.16.0", "hdf5_c": "1.14.6"}),
+        ("lmdb", {"lmdb": "3.0.0", "lmdb_c": "0.9.33"}),
+        ("npy", {}),
+        ("png", {"pillow": "13.0.0", "zlib": "1.3.1"}),
+        ("png", {"pillow": "13.0.1", "zlib": "1.3.1"}),
+    ]
+    paths = []
+    for index, (method, versions) in enumerate(jobs):
+        path = tmp_path / f"job{index}.env.json"
+        path.write_text(json.dumps({**ENVIRONMENT, "methods": {method: versions}}))
+        paths.append(path)
+    old = tmp_path / "old.env.json"  # written before the methods reported versions
+    old_record = {**ENVIRONMENT, "env_id": "fedcba987654", "lmdb_c": "0.9.31"}
+    old.write_text(json.dumps(old_record))
+    environments = aggregate.load_environments([*paths, old])
+    assert environments["fedcba987654"] == old_record
+    joined = environments[ENV_ID]
+    assert joined["methods"] == {
+        "hdf5": {"h5py": "3.16.0", "hdf5_c": "1.14.6"},
+        "lmdb": {"lmdb": "3.0.0", "lmdb_c": "0.9.33"},
+        "npy": {},
+        "png": {"pillow": ["13.0.0", "13.0.1"], "zlib": "1.3.1"},
+    }
+    assert {k: joined[k] for k in ENVIRONMENT} == ENVIRONMENT
+    assert (joined["h5py"], joined["hdf5_c"], joined["lmdb_c"]) == ("3.16.0", "1.14.6", "0.9.33")
+    assert joined["pillow"] == ["13.0.0", "13.0.1"]

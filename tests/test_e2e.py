@@ -19,7 +19,7 @@ import yaml
 from cifar_fixtures import make_archive
 from PIL import Image
 
-from imgbench import plan
+from imgbench import figures, plan
 from imgbench.aggregate import overlapping_timings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +76,11 @@ def overlay(workdir: Path, name: str, changes: dict) -> list[str]:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(changes))
     return ["--configfile", "config.yaml", str(path)]
+
+
+def figure_stems(workdir: Path) -> list[str]:
+    """The figures the copy's config asks for, from the registry."""
+    return figures.stems(yaml.safe_load((workdir / "config.yaml").read_text()))
 
 
 def write_config(workdir: Path, **changes) -> None:
@@ -231,7 +236,8 @@ def test_new_cutoff_runs_only_that_cutoff(workflow_run):
         read=len(METHODS) * REPEATS * len(read_kinds(5)),
         remove_store=len(METHODS) * REPEATS,
         aggregate=1,
-        plot=1,
+        html_page=2,
+        plot=len(figure_stems(workdir)),
         all=1,
     )
     assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read", "remove_store")} == {"5"}
@@ -240,7 +246,33 @@ def test_new_cutoff_runs_only_that_cutoff(workflow_run):
 def test_plot_option_reruns_only_plotting(workflow_run):
     workdir, _, _, _ = workflow_run
     jobs = planned_jobs(workdir, *overlay(workdir, "dpi", {"plot": {"dpi": 99}}))
-    assert Counter(rule for rule, _ in jobs) == Counter(plot=1, all=1)
+    assert Counter(rule for rule, _ in jobs) == Counter(plot=len(figure_stems(workdir)), all=1)
+    assert {w["figure"] for rule, w in jobs if rule == "plot"} == set(figure_stems(workdir))
+
+
+def test_report_holds_every_figure_and_table_with_captions(workflow_run):
+    workdir, _, _, _ = workflow_run
+    snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text()
+    figures_made = sorted((workdir / "results" / "plots").glob("*.png"))
+    assert [path.stem for path in figures_made] == sorted(figure_stems(workdir))
+    for path in figures_made:
+        assert path.name in html, path.name
+    for table in (
+        "summary.html",
+        "disk_usage.html",
+        "timings.csv",
+        "timings_stats.csv",
+        "job_memory.csv",
+        "environment.json",
+    ):
+        assert table in html, table
+    for category in ("Summary", "Time", "Throughput", "Latency", "Disk usage", "Tables"):
+        assert category in html, category
+    # Captions, and the front page rendered from this run's config.
+    assert "interval of the median" in html
+    assert "page cache" in html
+    assert "Methods: png, lmdb, hdf5, npy" in html
 
 
 def test_editing_one_method_reruns_only_its_jobs(workflow_run):
@@ -258,7 +290,8 @@ def test_editing_one_method_reruns_only_its_jobs(workflow_run):
         read=REPEATS * sum(len(read_kinds(cutoff)) for cutoff in CUTOFFS),
         remove_store=len(CUTOFFS) * REPEATS,
         aggregate=1,
-        plot=1,
+        html_page=2,
+        plot=len(figure_stems(workdir)),
         all=1,
     )
 

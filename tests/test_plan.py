@@ -175,15 +175,6 @@ def test_random_single_only_on_stores_of_at_least_random_reads_images():
     assert "png/1000/random_single_cold.csv" in large
 
 
-def test_no_latency_figure_without_a_store_large_enough_for_random_reads():
-    config = make_config(read_patterns=["whole", "random_single"], random_reads=100)
-    stems = plan.plot_stems(config)
-    # Stores of 1000 images at both sizes qualify.
-    assert {"latency_random_single_32px", "latency_random_single_64px"} <= set(stems)
-    config = make_config(read_patterns=["whole", "random_single"], random_reads=5000)
-    assert not [stem for stem in plan.plot_stems(config) if stem.startswith("latency")]
-
-
 def store_wildcards(method, cutoff, repeat, variant="default", size=32):
     # Snakemake hands wildcards over as strings.
     return SimpleNamespace(
@@ -290,33 +281,6 @@ def test_pool_count_and_sizes():
     count = plan.PoolCount(config)
     assert count(SimpleNamespace(image_size="64")) == 500
     assert count(SimpleNamespace(image_size="32")) == 2000
-    assert plan.resized_sizes(config) == [64]
-
-
-def test_plot_stems_per_size():
-    stems = plan.plot_stems(make_config())
-    expected = ["disk_usage", "disk_per_image_by_size"]
-    for size in (32, 64):
-        for figure in ("store_time", "read_time", "store_and_read_time"):
-            for scale in ("linear", "loglog"):
-                expected.append(f"{figure}_{scale}_{size}px")
-        expected += [
-            f"throughput_{size}px",
-            f"speed_vs_npy_{size}px",
-            f"latency_random_single_{size}px",
-        ]
-    assert sorted(stems) == sorted(expected)
-    assert len(stems) == len(set(stems))
-
-
-def test_plot_stems_follow_methods_patterns_and_limits():
-    config = make_config(
-        methods=["png"], read_patterns=["sequential"], image_sizes=[32, 512], cutoffs=[100, 1000]
-    )
-    stems = plan.plot_stems(config)
-    assert not any("speed_vs_npy" in s or "latency" in s for s in stems)
-    assert "throughput_32px" in stems and "store_time_loglog_32px" in stems
-    assert "throughput_512px" in stems
 
 
 def wildcards(cutoff, size=32, readers=1, pattern="whole"):
@@ -352,10 +316,6 @@ def test_runtime_scales_with_images():
 @pytest.mark.parametrize("readers", [1, 2, 8])
 def test_read_threads_equal_readers(readers):
     assert job_resources.read_threads(wildcards(10, readers=readers)) == readers
-
-
-def test_read_threads_default_one():
-    assert job_resources.read_threads(SimpleNamespace(cutoff="10")) == 1
 
 
 def test_reads_run_before_removals_and_stores_warm_first():

@@ -1,23 +1,25 @@
-"""plotting: every figure plan.plot_stems promises is written, as real PNG and SVG files."""
+"""plotting: every figure the registry (figures.stems) promises is written, as PNG and SVG."""
 
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
-
 from itertools import product  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import matplotlib.lines  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from imgbench import aggregate, measure, plan, plotting  # noqa: E402
+from imgbench import aggregate, figures, measure, plotting, vocabulary  # noqa: E402
 
 CUTOFFS = [10, 100]
 REPEAT_FACTORS = (0.9, 1.0, 1.2)
+# What the rows say each method is (its DESCRIPTION): legends name the methods by it.
+DESCRIPTIONS = {"png": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "npy": "npy (baseline)"}
 
 
 def read_kinds(patterns, readaheads=("on",)):
@@ -49,6 +51,7 @@ def make_rows(methods, sizes, patterns, readaheads=("on",), inner=1) -> pd.DataF
         row.update(variant="default", gc="disabled", host="h", env_id="e", fsync="syncfs")
         row.update(cpu_count=4, load_1min=0.2, cpu_pressure_pct=0.0, io_pressure_pct=0.0)
         row.update(fields)
+        row["method_description"] = DESCRIPTIONS[row["method"]]
         row["images_per_s"] = row["images_read"] / row["seconds"]
         row["t_start_unix"], row["t_end_unix"] = clock, clock + row["seconds"]
         clock += row["seconds"] + 1
@@ -121,7 +124,9 @@ def tables(tmp_path: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     aggregate.summarise(rows).to_csv(stats_path, index=False)
     aggregate.disk_usage_table(rows).to_csv(disk_path, index=False)
     stats = pd.read_csv(stats_path, keep_default_na=False, na_values=[""])
-    return stats, pd.read_csv(disk_path)
+    disk = pd.read_csv(disk_path)
+    plotting.use_descriptions(stats, disk)  # as draw does, for the figure functions
+    return stats, disk
 
 
 def config_for(methods, sizes, patterns) -> dict:
@@ -131,6 +136,7 @@ def config_for(methods, sizes, patterns) -> dict:
         "methods": methods,
         "image_sizes": sizes,
         "read_patterns": patterns,
+        "read_cache": ["cold", "warm"],
         # make_rows gives every cutoff random single reads
         "random_reads": min(CUTOFFS),
     }
@@ -156,9 +162,11 @@ def test_every_expected_figure_is_written(tmp_path):
     rows = make_rows(methods, sizes, patterns, readaheads=("on", "off"), inner=2)
     stats, disk = tables(tmp_path, rows)
     out_dir = tmp_path / "plots"
-    written = plotting.plot_all(stats, disk, out_dir, formats=["png", "svg"], dpi=72, spread="ci")
+    stems = figures.stems(config_for(methods, sizes, patterns))
+    written = plotting.plot_all(
+        stats, disk, out_dir, stems=stems, formats=["png", "svg"], dpi=72, spread="ci"
+    )
 
-    stems = plan.plot_stems(config_for(methods, sizes, patterns))
     assert any(stem.startswith("throughput_") for stem in stems)
     assert "latency_random_single_64px" in stems and "speed_vs_npy_32px" in stems
     expected = {out_dir / f"{stem}.{ext}" for stem in stems for ext in ("png", "svg")}
@@ -180,8 +188,10 @@ def test_without_npy_or_random_reads(tmp_path, patterns, spread):
     methods, sizes = ["png", "hdf5"], [32]
     stats, disk = tables(tmp_path, make_rows(methods, sizes, patterns))
     out_dir = tmp_path / "plots"
-    written = plotting.plot_all(stats, disk, out_dir, formats=["png"], dpi=72, spread=spread)
-    stems = plan.plot_stems(config_for(methods, sizes, patterns))
+    stems = figures.stems(config_for(methods, sizes, patterns))
+    written = plotting.plot_all(
+        stats, disk, out_dir, stems=stems, formats=["png"], dpi=72, spread=spread
+    )
     assert not any("speed_vs_npy" in s or "latency" in s for s in stems)
     assert {path.name for path in written} == {f"{stem}.png" for stem in stems}
     assert set(out_dir.iterdir()) == set(written)
@@ -249,21 +259,40 @@ def test_time_figure_note_names_n_the_interval_and_the_reads(tmp_path):
         {"png": "C0", "npy": "C1"},
     )
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    # The title says read: the labels name only the cache state.
     assert labels == [
-        "npy (baseline) (read, cold)",
-        "npy (baseline) (read, warm)",
-        "PNG files (read, cold)",
-        "PNG files (read, warm)",
+        "npy (baseline) (cold)",
+        "npy (baseline) (warm)",
+        "PNG files (cold)",
+        "PNG files (warm)",
     ]
     plotting.plt.close(fig)
 
 
 @pytest.mark.parametrize(
     ("series", "label"),
-    [("png", "PNG files"), ("png:level1", "PNG files [level1]"), ("zarr", "zarr")],
+    [
+        ("png", "PNG files + labels.csv"),
+        ("png:level1", "PNG files + labels.csv [level1]"),
+        ("zarr", "zarr"),  # no description in the tables: its name
+    ],
 )
-def test_legend_labels(series, label):
+def test_legend_labels_are_the_descriptions_the_tables_carry(series, label):
+    described = pd.DataFrame(
+        {"method": ["png", "npy"], "method_description": ["PNG files + labels.csv", None]}
+    )
+    plotting.use_descriptions(described, described.drop(columns="method_description"))
     assert plotting._label(series) == label
+    assert plotting._label("npy") == "npy"
+
+
+def test_svg_legends_hold_the_descriptions_as_text(tmp_path):
+    stats, disk = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"]))
+    written = plotting.plot_all(
+        stats, disk, tmp_path / "plots", stems=["disk_usage"], formats=["svg"], dpi=72, spread="ci"
+    )
+    svg = written[0].read_text()
+    assert ">npy (baseline)<" in svg and ">PNG files<" in svg
 
 
 @pytest.mark.parametrize("single_cutoff", [True, False])
@@ -278,7 +307,7 @@ def test_throughput_with_one_cutoff_draws_bars_for_every_method_and_cache(tmp_pa
     reads = stats[stats["operation"] == "read"]
     fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == ["shuffled, 1 reader(s)", "shuffled, 2 reader(s)"]
+    assert [ax.get_title() for ax in panels] == ["shuffled, 1 reader", "shuffled, 2 readers"]
     assert "readahead on" in fig.get_suptitle()  # the one setting, said once
     for ax, readers in zip(panels, (1, 2), strict=True):
         heights = sorted(patch.get_height() for patch in ax.patches)
@@ -309,17 +338,17 @@ def test_throughput_keeps_readahead_on_and_off_apart(tmp_path, single_cutoff):
     fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
     assert list(panels) == [
-        "whole, readahead on, 1 reader(s)",
-        "whole, readahead on, 2 reader(s)",
-        "shuffled, readahead on, 1 reader(s)",
-        "shuffled, readahead on, 2 reader(s)",
-        "shuffled, readahead off, 1 reader(s)",
-        "shuffled, readahead off, 2 reader(s)",
+        "whole, readahead on, 1 reader",
+        "shuffled, readahead on, 1 reader",
+        "shuffled, readahead on, 2 readers",
+        "shuffled, readahead off, 1 reader",
+        "shuffled, readahead off, 2 readers",
     ]
-    assert [t.get_text() for t in panels["whole, readahead on, 2 reader(s)"].texts] == [
-        "not measured"
-    ]
-    off = panels["shuffled, readahead off, 1 reader(s)"]
+    # A whole read is one process: its 2-reader place is no empty panel but a word why.
+    (blank,) = [ax for ax in fig.axes if not ax.get_title()]
+    assert not blank.axison
+    assert [t.get_text() for t in blank.texts] == ["whole reads in one process:\nno 2 readers"]
+    off = panels["shuffled, readahead off, 1 reader"]
     expected = reads[
         (reads["read_pattern"] == "shuffled")
         & (reads["readahead"] == "off")
@@ -336,14 +365,216 @@ def test_throughput_keeps_readahead_on_and_off_apart(tmp_path, single_cutoff):
     plotting.plt.close(fig)
 
 
-def test_latency_figure_names_readahead(tmp_path):
+def test_latency_figure_has_a_panel_per_reader_count_and_names_readahead(tmp_path):
+    """One panel per reader count, a line per (method, cache, readahead) in each; one
+    legend names the methods, the cache states and filled/hollow for readahead on/off."""
     rows = make_rows(["png", "npy"], [32], ["random_single"], readaheads=("on", "off"))
     stats, _ = tables(tmp_path, rows)
     single = stats[(stats["operation"] == "read") & (stats["read_pattern"] == "random_single")]
     fig = plotting._latency_figure(single, 32, plotting._colours(stats))
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "npy (baseline), 1 reader(s), cold, readahead off" in labels
-    assert "npy (baseline), 1 reader(s), cold, readahead on" in labels
-    assert "npy (baseline), 1 reader(s), warm, readahead on" in labels
-    assert len(labels) == len(set(labels)) == 2 * 2 * 3  # methods x readers x kinds
+    assert [ax.get_title() for ax in fig.axes] == ["1 reader", "2 readers"]
+    for ax, readers in zip(fig.axes, (1, 2), strict=True):
+        assert len(ax.lines) == 2 * 3  # methods x (cold on, cold off, warm on)
+        drawn = sorted(line.get_xdata()[0] for line in ax.lines)  # p50 of each line
+        mine = single[(single["readers"] == readers) & (single["cutoff"] == max(CUTOFFS))]
+        assert drawn == pytest.approx(sorted(mine["median_latency_p50_us"]))
+        hollow = [line for line in ax.lines if line.get_markerfacecolor() == "none"]
+        assert len(hollow) == 2  # readahead off: cold only, one per method
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "npy (baseline)",
+        "PNG files",
+        "cold read",
+        "warm read",
+        "readahead on (filled)",
+        "readahead off (hollow)",
+    ]
+    plotting.plt.close(fig)
+
+
+# --- figures a reader would rather look at -------------------------------------------
+
+
+def drawn_in_axes(artist) -> bool:
+    """Whether a legend entry's artist shows in its axes: a line needs two distinct points
+    or a marker (a one-point line without a marker is invisible)."""
+    if not artist.get_visible():
+        return False
+    if isinstance(artist, matplotlib.lines.Line2D):
+        points = set(zip(artist.get_xdata(), artist.get_ydata(), strict=True))
+        return len(points) >= 2 or artist.get_marker() not in ("None", "", None)
+    return True
+
+
+def test_disk_by_size_with_one_size_is_labelled_bars_against_the_raw_pixels(tmp_path):
+    """One image size: a bar per method (every one visible, none hidden under another),
+    each labelled with its bytes and ratio to raw, and raw pixels a line across."""
+    methods = ["png", "hdf5", "npy"]
+    _, disk = tables(tmp_path, make_rows(methods, [32], ["whole"]))
+    fig = plotting._disk_by_size_figure(disk)
+    (ax,) = fig.axes
+    widths = sorted(patch.get_width() for patch in ax.patches)
+    largest = disk[disk["cutoff"] == max(CUTOFFS)]
+    assert widths == pytest.approx(sorted(largest["bytes_per_image"]))
+    labels = [t.get_text() for t in ax.texts]
+    assert sorted(labels) == [" 3,072 B (1.00x raw)"] * 2 + [" 3,994 B (1.30x raw)"]
+    handles, names = ax.get_legend_handles_labels()
+    assert names == ["raw pixels:\n32x32x3 = 3,072 B"]
+    assert all(drawn_in_axes(h) for h in handles)
+    (raw,) = handles
+    assert set(raw.get_xdata()) == {3072}  # a line across the bars at the raw bytes
+    assert "stores of 100 images" in ax.get_title()
+    plotting.plt.close(fig)
+
+
+def test_disk_by_size_with_several_sizes_shows_coinciding_lines(tmp_path):
+    """hdf5 and npy store exactly the raw bytes at both sizes: npy's line lies on hdf5's.
+    Its legend entry says so, the markers differ (npy's smaller, hollow, inside hdf5's) and
+    every legend entry is drawn."""
+    _, disk = tables(tmp_path, make_rows(["png", "hdf5", "npy"], [32, 64], ["whole"]))
+    fig = plotting._disk_by_size_figure(disk)
+    (ax,) = fig.axes
+    handles, names = ax.get_legend_handles_labels()
+    assert names == ["raw pixels (HxWx3)", "HDF5", "npy (baseline) (same as HDF5)", "PNG files"]
+    assert all(drawn_in_axes(h) for h in handles)
+    lines = dict(zip(names, handles, strict=True))
+    hdf5, npy = lines["HDF5"], lines["npy (baseline) (same as HDF5)"]
+    assert hdf5.get_marker() != npy.get_marker()
+    assert npy.get_markersize() < hdf5.get_markersize()
+    assert npy.get_markerfacecolor() == "none"
+    assert lines["raw pixels (HxWx3)"].get_zorder() > npy.get_zorder()  # on top: visible
+    plotting.plt.close(fig)
+
+
+def test_figures_of_stores_say_nothing_of_reads(tmp_path):
+    """The store-only figures' note names n and the bars, not the whole-store read; the
+    figures with reads name it."""
+    stats, disk = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"], inner=2))
+    stores = plotting.baseline(stats).query("operation == 'store'")
+    assert "Reads" not in plotting._note(stores, "ci")
+    assert "Median of n = 6 timed runs" in plotting._note(stores, "ci")
+    for stem, reads in (
+        ("store_time_linear_32px", False),
+        ("store_time_loglog_32px", False),
+        ("read_time_linear_32px", True),
+        ("store_and_read_time_loglog_32px", True),
+    ):
+        fig = plotting.draw(stem, stats, disk, spread="ci")
+        note = "\n".join(t.get_text() for t in fig.texts)
+        assert note.startswith("Median of n = ")
+        assert ("Reads: the whole store" in note) == reads, stem
+        plotting.plt.close(fig)
+
+
+def layout(fig) -> dict:
+    """Inches: the saved image (tight box), the axes' area and the gap between the title
+    and the highest panel title."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tight = fig.get_tightbbox(renderer)
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+    title = fig._suptitle.get_window_extent(renderer)
+    top = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes)
+    return {
+        "saved": (tight.width, tight.height),
+        "axes_share": sum(b.width * b.height for b in boxes)
+        / fig.dpi**2
+        / (tight.width * tight.height),
+        "title_gap": (title.y0 - top) / fig.dpi,
+    }
+
+
+@pytest.mark.parametrize("single_cutoff", [False, True])
+def test_throughput_canvas_is_as_large_as_its_panels(tmp_path, single_cutoff):
+    """One pattern and one reader count make one panel: an ordinary figure, not a panel in
+    a canvas sized for more with the legend hanging outside. More panels grow the canvas
+    by a panel each."""
+    sizes = {}
+    for patterns in (["whole"], ["shuffled"], ["whole", "shuffled"]):
+        rows = make_rows(["png", "lmdb", "npy"], [32], patterns)
+        if single_cutoff:
+            rows = rows[rows["cutoff"] == max(CUTOFFS)]
+        stats, _ = tables(tmp_path, rows)
+        reads = stats[stats["operation"] == "read"]
+        fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+        panels = fig.axes
+        found = layout(fig)
+        width, height = fig.get_size_inches()
+        saved_width, saved_height = found["saved"]
+        # Everything (the legend too) is on the canvas: saving adds no margin.
+        assert saved_width <= width + 0.05 and saved_height <= height + 0.05
+        assert found["axes_share"] > 0.4
+        assert 0 <= found["title_gap"] < 0.3
+        sizes[tuple(patterns)] = (len(panels), width, height)
+        plotting.plt.close(fig)
+    one, columns, grid = sizes[("whole",)], sizes[("shuffled",)], sizes[("whole", "shuffled")]
+    assert (one[0], columns[0], grid[0]) == (1, 2, 4)
+    assert columns[1] - one[1] == pytest.approx(plotting.PANEL_SIZE[0], abs=0.3)
+    assert grid[2] - columns[2] == pytest.approx(columns[2] - plotting.TITLE_HEIGHT, abs=0.01)
+
+
+def test_a_pattern_missing_from_the_vocabulary_keeps_its_panel(tmp_path):
+    """Panels follow the vocabulary's order; a pattern it does not know is drawn last,
+    never dropped."""
+    rows = make_rows(["png", "npy"], [32], ["random_single", "whole"])
+    rows.loc[rows["read_pattern"] == "random_single", "read_pattern"] = "zigzag"
+    stats, _ = tables(tmp_path, rows)
+    reads = stats[stats["operation"] == "read"]
+    assert plotting._panel_rows(reads) == [("whole", "on"), ("zigzag", "on")]
+    rows.loc[rows["read_pattern"] == "zigzag", "read_pattern"] = "random_single"
+    known = reads.assign(read_pattern=reads["read_pattern"].replace("zigzag", "random_single"))
+    assert [p for p, _ in plotting._panel_rows(known)] == ["whole", "random_single"]
+    fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "zigzag, 1 reader" in titles
+    plotting.plt.close(fig)
+
+
+def test_every_vocabulary_pattern_gets_a_throughput_panel(tmp_path):
+    rows = make_rows(["npy"], [32], list(vocabulary.PATTERNS))
+    stats, _ = tables(tmp_path, rows)
+    reads = stats[stats["operation"] == "read"]
+    assert [p for p, _ in plotting._panel_rows(reads)] == list(vocabulary.PATTERNS)
+
+
+def test_speed_vs_npy_bars_carry_their_multiples(tmp_path):
+    stats, _ = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"]))
+    fig = plotting._speed_vs_npy_figure(stats, 32)
+    (ax,) = fig.axes
+    heights = [patch.get_height() for patch in ax.patches]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == [f"{h:.2f}x" for h in heights]
+    assert labels == ["4.00x"] * 3  # png is 4x npy in make_rows: store, cold and warm read
+    plotting.plt.close(fig)
+
+
+def test_latency_tail_scale_keeps_p99_apart_from_p95(tmp_path):
+    rows = make_rows(["png", "npy"], [32], ["random_single"])
+    stats, _ = tables(tmp_path, rows)
+    single = stats[(stats["operation"] == "read") & (stats["read_pattern"] == "random_single")]
+    fig = plotting._latency_figure(single, 32, plotting._colours(stats))
+    ax = fig.axes[0]
+    ticks = dict(zip((t.get_text() for t in ax.get_yticklabels()), ax.get_yticks(), strict=True))
+    assert list(ticks) == ["p50", "p95", "p99"]
+    assert ticks["p99"] - ticks["p95"] > 0.5 * (ticks["p95"] - ticks["p50"])
+    plotting.plt.close(fig)
+
+
+def test_cutoff_labels_do_not_collide():
+    fig, ax = plotting.plt.subplots()
+    ax.set_xscale("log")
+    plotting._cutoff_ticks(ax, [1, 10, 100, 1000, 2000])
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["1", "10", "100", "", "2,000"]  # 1,000 would overlap 2,000
+    plotting.plt.close(fig)
+
+
+def test_disk_usage_has_a_panel_per_image_size(tmp_path):
+    """Every image size's stores are drawn (before, only the smallest size's were)."""
+    _, disk = tables(tmp_path, make_rows(["png", "npy"], [32, 64], ["whole"]))
+    fig = plotting._disk_figure(disk)
+    assert [ax.get_title() for ax in fig.axes] == ["32x32 images", "64x64 images"]
+    for ax, size in zip(fig.axes, (32, 64), strict=True):
+        heights = sorted(patch.get_height() for patch in ax.patches)
+        assert heights == sorted(disk.loc[disk["image_size"] == size, "bytes_on_disk"])
     plotting.plt.close(fig)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import stats as st
+from . import vocabulary
 
 POINT_KEYS = [
     "method",
@@ -29,9 +30,9 @@ POINT_KEYS = [
     "readers",
 ]
 GROUP_KEYS = [*POINT_KEYS, "cutoff"]
-WHOLE = "whole"  # an epoch over the whole store, streamed in chunks by one reader
+WHOLE = vocabulary.WHOLE
 DEFAULT_BUSY = {"load_per_core": 1.0, "cpu_pressure_pct": 10.0}
-PATTERN_ORDER = {"whole": 0, "whole_array": 1, "sequential": 2, "shuffled": 3, "random_single": 4}
+PATTERN_ORDER = {name: rank for rank, name in enumerate(vocabulary.PATTERNS)}
 SORT_KEYS = [
     "_order",
     "method",
@@ -64,6 +65,30 @@ MAXIMA = ["load_1min", "cpu_pressure_pct", "io_pressure_pct", "cpu_count"]
 def series_name(method: str, variant: str) -> str:
     """Legend and table name: the method, with its variant unless it is ``default``."""
     return method if variant == "default" else f"{method}:{variant}"
+
+
+def method_descriptions(frame: pd.DataFrame) -> dict[str, str]:
+    """Each method's ``DESCRIPTION``, as the rows carry it into every table (column
+    ``method_description``); the method's name where none was recorded."""
+    described = {}
+    if "method_description" in frame:
+        given = frame[frame["method_description"].notna()]
+        described = dict(zip(given["method"], given["method_description"], strict=True))
+    return {method: str(described.get(method, method)) for method in sorted(set(frame["method"]))}
+
+
+def series_label(series: str, descriptions: dict[str, str]) -> str:
+    """A series (``method`` or ``method:variant``) by its method's description, the
+    variant in brackets: ``PNG files + labels.csv [level1]``."""
+    method, _, variant = series.partition(":")
+    name = descriptions.get(method, method)
+    return f"{name} [{variant}]" if variant else name
+
+
+def methods_markdown(frame: pd.DataFrame) -> str:
+    """What each method named in the tables is: its description."""
+    body = [[method, text] for method, text in method_descriptions(frame).items()]
+    return "## Methods\n\n" + markdown_table(["method", "description"], body)
 
 
 def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
@@ -171,18 +196,27 @@ def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
     stats["series"] = [
         series_name(m, v) for m, v in zip(stats["method"], stats["variant"], strict=True)
     ]
+    stats["method_description"] = stats["method"].map(method_descriptions(rows))
     return stats
 
 
+def whole_store_reads(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of ``frame`` (rows or statistics) are the whole-store read of
+    ``vocabulary.WHOLE_STORE_READ``: only those with ``WHOLE_STORE_READAHEAD`` where it
+    was measured with several readahead settings."""
+    whole = frame["operation"] == "read"
+    for column, value in vocabulary.WHOLE_STORE_READ.items():
+        whole &= frame[column] == value
+    preferred = frame["readahead"] == vocabulary.WHOLE_STORE_READAHEAD
+    if (whole & preferred).any():
+        whole &= preferred
+    return whole
+
+
 def baseline(stats: pd.DataFrame) -> pd.DataFrame:
-    """Stores, and the whole-store read: an epoch streamed in chunks by one reader (with
-    readahead on, where whole reads were measured both ways)."""
-    whole = (
-        (stats["operation"] == "read") & (stats["read_pattern"] == WHOLE) & (stats["readers"] == 1)
-    )
-    if (whole & (stats["readahead"] == "on")).any():
-        whole &= stats["readahead"] == "on"
-    return stats[(stats["operation"] == "store") | whole]
+    """Stores, and the whole-store read (``vocabulary.WHOLE_STORE_READ``): the rows of the
+    per-cutoff tables, the time figures and the speed-vs-npy figure."""
+    return stats[(stats["operation"] == "store") | whole_store_reads(stats)]
 
 
 def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +235,7 @@ def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     table["bytes_per_image"] = table["bytes_on_disk"] / table["cutoff"]
-    table["raw_bytes_per_image"] = table["image_size"] ** 2 * 3
+    table["raw_bytes_per_image"] = vocabulary.image_bytes(table["image_size"])
     table["overhead_vs_raw"] = table["bytes_per_image"] / table["raw_bytes_per_image"]
     table["human_on_disk"] = table["bytes_on_disk"].map(human_bytes)
     for column in (
@@ -215,6 +249,7 @@ def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
     table["series"] = [
         series_name(m, v) for m, v in zip(table["method"], table["variant"], strict=True)
     ]
+    table["method_description"] = table["method"].map(method_descriptions(rows))
     return table
 
 
@@ -240,6 +275,7 @@ def _bytes_cell(count: int) -> str:
 
 def disk_usage_markdown(table: pd.DataFrame) -> str:
     out = ["# Disk usage per store (allocated blocks, like `du`; median over repeats)\n"]
+    out.append("\n" + methods_markdown(table))
     for size, by_size in table.groupby("image_size", sort=True):
         cutoffs = sorted(by_size["cutoff"].unique())
         body = []
@@ -351,13 +387,29 @@ def _names(candidates) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _verdict_text(verdict: st.Verdict, title: str, word: str, describe: Callable) -> str:
+def _verdict_text(
+    verdict: st.Verdict, title: str, word: str, describe: Callable, others: list[st.Candidate]
+) -> str:
     """``fastest store: **npy** (...)`` for a clear winner (``word`` may be empty), else
-    ``store: no clear difference between npy and png``."""
+    ``store: no clear difference between npy and png``. No winner is named among fewer
+    than two series, nor from a single timing (an interval of coverage 0, a point), which
+    may lie clear of the others by chance."""
+    if not others:
+        return f"{title}: only {verdict.best.name} measured"
+    single = [c for c in [verdict.best, *others] if c.level == 0]
+    if verdict.clear and single:
+        return (
+            f"{title}: best median {verdict.best.name}, but {_names(single)} had one "
+            "timing (no interval), so no clear winner"
+        )
     if verdict.clear:
         lead = f"{word} {title}" if word else title
         return f"{lead}: **{verdict.best.name}** ({describe(verdict.best)})"
     return f"{title}: no clear difference between {_names([verdict.best, *verdict.tied])}"
+
+
+def _others(verdict: st.Verdict, candidates: list[st.Candidate]) -> list[st.Candidate]:
+    return [c for c in candidates if c is not verdict.best]
 
 
 def _time_candidates(points: pd.DataFrame) -> list[st.Candidate]:
@@ -403,20 +455,41 @@ def _describe_disk(c: st.Candidate) -> str:
 
 def time_verdict(points: pd.DataFrame, title: str) -> str:
     """The fastest series among ``points`` (one per series), or the tie."""
-    verdict = st.separate(_time_candidates(points))
-    return _verdict_text(verdict, title, "fastest", _describe_time)
+    candidates = _time_candidates(points)
+    verdict = st.separate(candidates)
+    return _verdict_text(verdict, title, "fastest", _describe_time, _others(verdict, candidates))
 
 
 def throughput_verdict(points: pd.DataFrame, title: str) -> str:
     """The series with the most images/s among ``points``, or the tie."""
-    verdict = st.separate(_throughput_candidates(points), higher_is_better=True)
-    return _verdict_text(verdict, title, "", _describe_throughput)
+    candidates = _throughput_candidates(points)
+    verdict = st.separate(candidates, higher_is_better=True)
+    return _verdict_text(verdict, title, "", _describe_throughput, _others(verdict, candidates))
 
 
 def disk_verdict(disk: pd.DataFrame) -> str:
-    """Smallest on disk; equal or overlapping (min..max over stores) bytes are a tie."""
-    verdict = st.separate(_disk_candidates(disk))
-    return _verdict_text(verdict, "on disk", "smallest", _describe_disk)
+    """Smallest on disk. Series whose stores all took the same bytes as the smallest are
+    named together; overlapping bytes (min..max over stores) are no clear difference; a
+    clear smallest is given with its margin over the next, since bytes on disk are exact
+    counts and a table rounding both to ``5.9 MiB`` would hide it."""
+    candidates = _disk_candidates(disk)
+    verdict = st.separate(candidates)
+    best, others = verdict.best, _others(verdict, candidates)
+    if not others:
+        return f"on disk: only {best.name} measured"
+    if verdict.tied and all(c.low == c.high == best.value for c in verdict.tied + (best,)):
+        return (
+            f"smallest on disk: {_names([best, *verdict.tied])}, "
+            f"the same {human_bytes(best.value)} each"
+        )
+    if verdict.tied:
+        return f"on disk: no clear difference between {_names([best, *verdict.tied])}"
+    runner_up = min(others, key=lambda c: c.value)
+    more = runner_up.value - best.value
+    return (
+        f"smallest on disk: **{best.name}** ({_describe_disk(best)}; next {runner_up.name}, "
+        f"{human_bytes(more)} or {more / best.value:.1%} more)"
+    )
 
 
 def _columns(base: pd.DataFrame) -> list[tuple[tuple[str, str, str], str]]:
@@ -596,8 +669,7 @@ def _latency_table(single: pd.DataFrame, shown: set[str]) -> str:
 
 def _patterns(stats, out) -> None:
     reads = stats[stats["operation"] == "read"]
-    only_whole = (reads["read_pattern"] == WHOLE).all() and (reads["readers"] == 1).all()
-    if only_whole and reads["readahead"].nunique() <= 1:
+    if whole_store_reads(reads).all():  # the per-cutoff tables show them all
         return
     out.append("\n## Access patterns and parallel readers (largest cutoff of each size)\n\n")
     out.append(
@@ -626,7 +698,7 @@ def _patterns(stats, out) -> None:
             for key, label in zip(keys, labels, strict=True)
         ]
         out.append("\nFastest:\n\n" + "".join(verdicts))
-        single = here[here["read_pattern"] == "random_single"]
+        single = here[here["read_pattern"] == vocabulary.RANDOM_SINGLE]
         if len(single):
             out.append("\nRandom single-image latency (microseconds, median over timed runs):\n\n")
             out.append(_latency_table(single, shown))
@@ -922,6 +994,7 @@ def summary_markdown(
     """The short report: winners or ties per point, ratios to png and npy, patterns, device
     bytes, memory, interval check, quiet-machine check, hygiene, environment."""
     out = ["# Image storage benchmark: summary\n\n", _introduction(rows, stats)]
+    out.append("\n" + methods_markdown(stats))
     _point_tables(stats, disk, out)
     _cold_warm(stats, out)
     _patterns(stats, out)
@@ -938,12 +1011,35 @@ def summary_markdown(
     return "".join(out)
 
 
+def _join(record: dict, key: str, value) -> None:
+    """Set ``record[key]`` to ``value``, or to the list of the distinct values when jobs
+    of one environment reported it differently."""
+    if key not in record:
+        record[key] = value
+        return
+    values = record[key] if isinstance(record[key], list) else [record[key]]
+    if value not in values:
+        record[key] = [*values, value]
+
+
 def load_environments(paths: Iterable[Path]) -> dict[str, dict]:
-    """Distinct provenance records keyed by env_id."""
+    """Distinct provenance records keyed by env_id, each joining what its jobs reported
+    of their methods (``provenance``): ``methods`` maps every method run there to the
+    versions of its packages and C libraries, which also stand at the top level under
+    their own keys (``pillow``, ``zlib``, ``lmdb``, ``lmdb_c``, ``h5py``, ``hdf5_c``...).
+    A version jobs of one environment reported differently is the list of the values."""
     environments: dict[str, dict] = {}
     for path in paths:
         record = json.loads(Path(path).read_text())
-        environments.setdefault(record["env_id"], record)
+        if "methods" not in record:  # written before methods reported their versions
+            environments.setdefault(record["env_id"], record)
+            continue
+        joined = environments.setdefault(record["env_id"], {**record, "methods": {}})
+        for method, versions in record["methods"].items():
+            mine = joined["methods"].setdefault(method, {})
+            for key, value in versions.items():
+                _join(mine, key, value)
+                _join(joined, key, value)
     return environments
 
 
@@ -952,7 +1048,8 @@ def load_environments(paths: Iterable[Path]) -> dict[str, dict]:
 _BENCHMARK_NAME = re.compile(
     r"(?P<operation>store|read)/(?P<method>[^/]+)/(?P<variant>[^/]+)/(?P<image_size>\d+)px/"
     r"(?P<cutoff>\d+)/repeat(?P<repeat>\d+)"
-    r"(?:_(?P<cache>cold|warm)_(?P<read_pattern>.+)_(?P<readers>\d+)readers_ra-(?P<readahead>on|off))?"
+    rf"(?:_(?P<cache>{'|'.join(vocabulary.CACHE_STATES)})_(?P<read_pattern>.+)"
+    rf"_(?P<readers>\d+)readers_ra-(?P<readahead>{'|'.join(vocabulary.READAHEAD)}))?"
     r"\.tsv$"
 )
 MEMORY_KEYS = ["method", "variant", "image_size", "cutoff", "operation"]

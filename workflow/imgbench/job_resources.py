@@ -8,7 +8,7 @@ rows, ``max_rss`` in its Snakemake benchmark file), so these requests can be che
 
 from __future__ import annotations
 
-from . import plan
+from . import plan, vocabulary
 
 BASE_MB = 512  # Python, numpy, the format libraries, the warm-up store
 
@@ -26,10 +26,10 @@ class _PerJob:
 
     def _chunk_mb(self, wildcards) -> int:
         size = int(wildcards.image_size)
-        return _mb(plan.chunk_images(self.config, size) * plan.image_bytes(size))
+        return _mb(plan.chunk_images(self.config, size) * vocabulary.image_bytes(size))
 
     def _store_mb(self, wildcards) -> int:
-        return _mb(int(wildcards.cutoff) * plan.image_bytes(int(wildcards.image_size)))
+        return _mb(int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)))
 
 
 class StoreMemMb(_PerJob):
@@ -45,18 +45,18 @@ class ReadMemMb(_PerJob):
 
     def __call__(self, wildcards) -> int:
         mb = BASE_MB + self._pool_mb(wildcards) + 2 * self._chunk_mb(wildcards)
-        if wildcards.read_pattern == "whole_array":
+        if wildcards.read_pattern == vocabulary.WHOLE_ARRAY:
             mb += 2 * self._store_mb(wildcards)
         return mb
 
 
 def read_threads(wildcards) -> int:
     """One core per reader process."""
-    return int(getattr(wildcards, "readers", 1))
+    return int(wildcards.readers)
 
 
 def timing_runtime(wildcards) -> int:
     """Minutes: PNG, the slowest method, encodes about 10 MB of pixels a second here
     (256x256 images in about 20 ms each); 10 minutes plus three times that."""
-    pixels_mb = int(wildcards.cutoff) * plan.image_bytes(int(wildcards.image_size)) / 1e6
+    pixels_mb = int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)) / 1e6
     return 10 + int(pixels_mb / 200)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 from itertools import product
 
+from . import vocabulary
+from .vocabulary import image_bytes
+
 CIFAR_SIZE = 32
 CIFAR_TRAINING_IMAGES = 50_000
-
-
-def image_bytes(size: int) -> int:
-    return size * size * 3
 
 
 def pool_bytes(config: dict, size: int) -> int:
@@ -39,7 +38,7 @@ def array_read_fits(config: dict, size: int, cutoff: int) -> bool:
 
 def excluded_points(config: dict) -> list[str]:
     notes = []
-    if "whole_array" in config["read_patterns"]:
+    if vocabulary.WHOLE_ARRAY in config["read_patterns"]:
         for size in config["image_sizes"]:
             big = [c for c in config["cutoffs"] if not array_read_fits(config, size, c)]
             if big:
@@ -48,7 +47,7 @@ def excluded_points(config: dict) -> list[str]:
                     f"larger than max_array_bytes ({int(config['max_array_bytes']):,} bytes) "
                     "in one array; their whole read streams (pattern whole)"
                 )
-    if "random_single" in config["read_patterns"]:
+    if vocabulary.RANDOM_SINGLE in config["read_patterns"]:
         small = sorted(c for c in config["cutoffs"] if c < config["random_reads"])
         if small:
             notes.append(
@@ -101,20 +100,24 @@ def read_kinds(
     """
     kinds = []
     for cache, pattern in product(config["read_cache"], config["read_patterns"]):
-        if pattern == "random_single" and cutoff is not None and cutoff < config["random_reads"]:
+        if (
+            vocabulary.uses(pattern, "random_reads")
+            and cutoff is not None
+            and cutoff < config["random_reads"]
+        ):
             continue
         if (
-            pattern == "whole_array"
+            pattern == vocabulary.WHOLE_ARRAY
             and cutoff is not None
             and image_size is not None
             and not array_read_fits(config, image_size, cutoff)
         ):
             continue
-        if pattern in ("whole", "whole_array"):
-            kinds.append((cache, pattern, 1, "on"))
+        if vocabulary.is_one_process(pattern):
+            kinds.append((cache, pattern, 1, vocabulary.READAHEAD_ON))
             continue
         for readers, readahead in product(config["readers"], config["readahead"]):
-            if readahead == "on" or cache == "cold":
+            if readahead == vocabulary.READAHEAD_ON or cache == vocabulary.COLD:
                 kinds.append((cache, pattern, readers, readahead))
     return [
         {"read_cache": c, "read_pattern": p, "readers": r, "readahead": a} for c, p, r, a in kinds
@@ -149,10 +152,6 @@ def paths(template, jobs: list[dict]) -> list[str]:
     return [str(template).format(**job) for job in jobs]
 
 
-def resized_sizes(config: dict) -> list[int]:
-    return [size for size in config["image_sizes"] if size != CIFAR_SIZE]
-
-
 class VariantOptions:
     """Rule ``params`` callable: the format options of the job's (method, variant)."""
 
@@ -167,7 +166,7 @@ def read_priority(wildcards) -> int:
     """Rule ``priority`` of a read: above every store (below 1) and removal (10), so a
     store is read as soon as it exists; warm reads (21) before cold ones (20), while the
     store just written is still in the page cache and making it warm costs nothing."""
-    return 21 if wildcards.read_cache == "warm" else 20
+    return 21 if wildcards.read_cache == vocabulary.WARM else 20
 
 
 class StorePriority:
@@ -203,20 +202,3 @@ class PoolCount:
     def __call__(self, wildcards) -> int:
         size = int(wildcards.image_size)
         return pool_bytes(self.config, size) // image_bytes(size)
-
-
-def plot_stems(config: dict) -> list[str]:
-    stems = ["disk_usage", "disk_per_image_by_size"]
-    for size in config["image_sizes"]:
-        for figure, scale in product(
-            ("store_time", "read_time", "store_and_read_time"), ("linear", "loglog")
-        ):
-            stems.append(f"{figure}_{scale}_{size}px")
-        stems.append(f"throughput_{size}px")
-        if "npy" in config["methods"]:
-            stems.append(f"speed_vs_npy_{size}px")
-        if "random_single" in config["read_patterns"] and any(
-            cutoff >= config["random_reads"] for cutoff in config["cutoffs"]
-        ):
-            stems.append(f"latency_random_single_{size}px")
-    return stems

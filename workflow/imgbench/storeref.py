@@ -3,8 +3,9 @@ which stores under ``store_dir`` the pipeline made, and removing those no job ow
 
 ``store_dir`` may name environment variables (``$TMPDIR/imgbench``, ``${SLURM_TMPDIR}``),
 expanded by the store job on the node that runs it. The store job writes a small manifest
-(path, host); the read jobs and the removal job read it and refuse to run on another host,
-so a store on node-local disk is never silently missing. Snakemake tracks the manifest,
+(path, host); the read jobs and the removal job read it and run on another host only
+where the store's path exists there too (a shared file system), so a store on node-local
+disk is never silently missing. Snakemake tracks the manifest,
 not the store directory.
 
 Every store directory the pipeline creates has a claim beside it, ``<store>.imgbench``
@@ -54,7 +55,8 @@ def write_manifest(manifest: Path, store: Path) -> None:
 
 
 def read_manifest(manifest: Path) -> Path:
-    """The store directory named by ``manifest``; it must be on this host and exist."""
+    """The store directory named by ``manifest``; it must exist here: on the host that
+    wrote it, or on another that sees the same path (a shared file system)."""
     record = json.loads(Path(manifest).read_text())
     store = Path(record["store"])
     here = socket.gethostname()

@@ -17,38 +17,23 @@ STORE = (
     / "repeat{repeat}"
 )
 POINT = Path("{method}") / "{variant}" / "{image_size}px" / "{cutoff}"
-ROWS_DIR = Path("results") / "rows"
 READ_NAME = "repeat{repeat}_{read_cache}_{read_pattern}_{readers}readers_ra-{readahead}"
 POOL = rules.pool.output.images
 POOL_LABELS = rules.pool.output.labels
-BENCHMARKS_DIR = Path("results") / "benchmarks"
-HARNESS = [
-    PACKAGE_DIR / name
-    for name in (
-        "measure.py",
-        "rows.py",
-        "atomic.py",
-        "machine.py",
-        "fsutil.py",
-        "space.py",
-        "pool.py",
-        "memory.py",
-        "provenance.py",
-        "access.py",
-        "methods/__init__.py",
-        "storeref.py",
-    )
-]
+STORE_JOBS = plan.store_jobs(config)
+READ_JOBS = plan.read_jobs(config)
 
 
 wildcard_constraints:
+    method="|".join(config["methods"]),
+    variant="|".join(sorted({variant for _, variant in plan.method_variants(config)})),
     image_size=r"\d+",
     cutoff=r"\d+",
     repeat=r"\d+",
     readers=r"\d+",
-    read_cache="cold|warm",
-    read_pattern="whole|whole_array|sequential|shuffled|random_single",
-    readahead="on|off",
+    read_cache="|".join(vocabulary.CACHE_STATES),
+    read_pattern="|".join(vocabulary.PATTERNS),
+    readahead="|".join(vocabulary.READAHEAD),
 
 
 rule store:
@@ -56,13 +41,13 @@ rule store:
         images=POOL,
         labels=POOL_LABELS,
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
-        harness=HARNESS,
+        code=script_sources("store.py"),
     output:
         manifest=temp(ROWS_DIR / "store" / POINT / "repeat{repeat}.store.json"),
         row=ROWS_DIR / "store" / POINT / "repeat{repeat}.csv",
         env=ROWS_DIR / "store" / POINT / "repeat{repeat}.env.json",
     log:
-        Path("logs") / "store" / POINT / "repeat{repeat}.log",
+        LOGS_DIR / "store" / POINT / "repeat{repeat}.log",
     # Snakemake's own record of the job: wall time, max_rss and more (results/job_memory.csv).
     benchmark:
         BENCHMARKS_DIR / "store" / POINT / "repeat{repeat}.tsv"
@@ -92,12 +77,12 @@ rule read:
         images=POOL,
         labels=POOL_LABELS,
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
-        harness=HARNESS,
+        code=script_sources("read.py"),
     output:
         row=ROWS_DIR / "read" / POINT / f"{READ_NAME}.csv",
         env=ROWS_DIR / "read" / POINT / f"{READ_NAME}.env.json",
     log:
-        Path("logs") / "read" / POINT / f"{READ_NAME}.log",
+        LOGS_DIR / "read" / POINT / f"{READ_NAME}.log",
     benchmark:
         BENCHMARKS_DIR / "read" / POINT / f"{READ_NAME}.tsv"
     # Read a store as soon as it exists, so few stores sit on disk at once; warm reads
@@ -129,11 +114,11 @@ rule remove_store:
     input:
         manifest=rules.store.output.manifest,
         reads=plan.StoreReads(config, rules.read.output.row),
-        code=PACKAGE_DIR / "storeref.py",
+        code=script_sources("remove_store.py"),
     output:
         marker=ROWS_DIR / "store" / POINT / "repeat{repeat}.removed",
     log:
-        Path("logs") / "remove_store" / POINT / "repeat{repeat}.log",
+        LOGS_DIR / "remove_store" / POINT / "repeat{repeat}.log",
     priority: 10
     conda:
         "../../envs/bench.yaml"
@@ -155,7 +140,7 @@ rule remove_store:
 # this at its start too; nothing the pipeline did not create is touched.
 rule clean_stores:
     log:
-        Path("logs") / "clean_stores.log",
+        LOGS_DIR / "clean_stores.log",
     localrule: True
     run:
         removed = sweep_orphan_stores()

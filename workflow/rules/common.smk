@@ -1,10 +1,80 @@
-# Shared helpers of the workflow's rules.
+# Shared paths, imports and helpers of the workflow's rules.
 
+import os
 import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
-from imgbench import space, storeref
+# The workflow's Python package, imgbench, lives beside the rules. The Snakemake process
+# imports it from here, and so does every job's script (through PYTHONPATH, which the
+# scripts inherit; a Slurm job reads this file again on its node). Scripts patch nothing.
+WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
+PACKAGE_DIR = WORKFLOW_DIR / "imgbench"
+SCRIPTS_DIR = WORKFLOW_DIR / "scripts"
+sys.path.insert(0, str(WORKFLOW_DIR))
+# Set for the jobs, not read from the user: nothing to assert with `envvars`.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [
+            str(WORKFLOW_DIR),
+            *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep)),
+        ]
+    )
+)
+
+from imgbench import figures, job_resources, plan, sources, space, storeref, vocabulary
+from imgbench.config import validate_config
+
+SCHEMA = WORKFLOW_DIR / "schemas" / "config.schema.yaml"
+
+# Path roots of everything the run writes.
+RESULTS_DIR = Path("results")
+DATA_DIR = RESULTS_DIR / "data"
+ROWS_DIR = RESULTS_DIR / "rows"
+BENCHMARKS_DIR = RESULTS_DIR / "benchmarks"
+PLOTS_DIR = RESULTS_DIR / "plots"
+LOGS_DIR = Path("logs")
+
+# Markdown tables of the run, shown in the report as HTML pages: category and caption.
+REPORT_PAGES = {
+    "summary": ("Summary", "summary.rst"),
+    "disk_usage": ("Disk usage", "disk_usage.rst"),
+}
+
+
+def figure_formats():
+    """The configured figure formats, PNG first: the report shows each figure in the
+    first, so PNG where the config makes it."""
+    return sorted(config["plot"]["formats"], key=lambda ext: ext != "png")
+
+
+def figure_files():
+    """Every figure the config asks for, in every format."""
+    return expand(
+        PLOTS_DIR / "{figure}.{ext}", figure=figures.stems(config), ext=figure_formats()
+    )
+
+
+def script_sources(script):
+    """The package modules ``script`` (in workflow/scripts/) imports, at any depth: the
+    code a rule declares as input, so editing a module reruns the jobs that run it."""
+    return [
+        workflow.source_path(f"../{path.relative_to(WORKFLOW_DIR)}")
+        for path in sources.closure([SCRIPTS_DIR / script], PACKAGE_DIR)
+    ]
+
+
+def announce_plan():
+    """Register the timing slot and print the points the config skips."""
+    # Timed jobs take one timing_slot each: one at a time unless --resources says
+    # otherwise. Set here as well as in profiles/default because Snakemake passes no
+    # --resources to the Snakemake running inside a Slurm job, which runs a store and its
+    # reads (a group job).
+    if "timing_slot" not in workflow.global_resources:
+        workflow.register_resource("timing_slot", 1)
+    for note in plan.excluded_points(config):
+        print(f"Note: {note}", file=sys.stderr)
 
 
 def end_reselection_timers():

@@ -2,7 +2,6 @@
 # per image size (at most pool_bytes; upscaled for sizes other than 32). Jobs tile a pool
 # to their cutoff: image i is pool[i mod P].
 
-DATA_DIR = Path("results") / "data"
 DOWNLOADED_ARCHIVE = DATA_DIR / "cifar-10-python.tar.gz"
 ARCHIVE = config["dataset"]["archive"] or DOWNLOADED_ARCHIVE
 # The training set (150 MB) plus one resized chunk at a time.
@@ -18,7 +17,7 @@ rule download_cifar:
     output:
         archive=DOWNLOADED_ARCHIVE,
     log:
-        Path("logs") / "download_cifar.log",
+        LOGS_DIR / "download_cifar.log",
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -35,12 +34,12 @@ rule download_cifar:
 rule unpickle_cifar:
     input:
         archive=ARCHIVE,
-        code=PACKAGE_DIR / "cifar.py",
+        code=script_sources("unpickle_cifar.py"),
     output:
         images=DATA_DIR / "train_images.npy",
         labels=DATA_DIR / "train_labels.npy",
     log:
-        Path("logs") / "unpickle_cifar.log",
+        LOGS_DIR / "unpickle_cifar.log",
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -57,12 +56,12 @@ rule pool:
     input:
         images=rules.unpickle_cifar.output.images,
         labels=rules.unpickle_cifar.output.labels,
-        code=[PACKAGE_DIR / "resize.py", PACKAGE_DIR / "pool.py"],
+        code=script_sources("pool.py"),
     output:
         images=DATA_DIR / "pool_{image_size}px_images.npy",
         labels=DATA_DIR / "pool_{image_size}px_labels.npy",
     log:
-        Path("logs") / "pool_{image_size}px.log",
+        LOGS_DIR / "pool_{image_size}px.log",
     conda:
         "../../envs/bench.yaml"
     threads: 1

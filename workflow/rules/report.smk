@@ -1,13 +1,11 @@
-# Tidy table, statistics over repeats, disk usage, summary and figures.
-
-RESULTS_DIR = Path("results")
-PLOTS_DIR = RESULTS_DIR / "plots"
-STORE_JOBS = plan.store_jobs(config)
-READ_JOBS = plan.read_jobs(config)
+# Tidy table, statistics over repeats, disk usage, summary and figures, each marked for
+# `snakemake --report report.html` with a caption from workflow/report/. The figures come
+# from the registry imgbench.figures: one plot job per figure file.
 
 
 localrules:
     aggregate,
+    html_page,
     plot,
 
 
@@ -22,17 +20,37 @@ rule aggregate:
             BENCHMARKS_DIR / "store" / POINT / "repeat{repeat}.tsv", STORE_JOBS
         )
         + plan.paths(BENCHMARKS_DIR / "read" / POINT / f"{READ_NAME}.tsv", READ_JOBS),
-        code=[PACKAGE_DIR / "aggregate.py", PACKAGE_DIR / "stats.py"],
+        code=script_sources("aggregate.py"),
     output:
-        timings=RESULTS_DIR / "timings.csv",
-        stats=RESULTS_DIR / "timings_stats.csv",
+        timings=report(
+            RESULTS_DIR / "timings.csv",
+            caption="../report/timings.rst",
+            category="Tables",
+            labels={"table": "every timed operation"},
+        ),
+        stats=report(
+            RESULTS_DIR / "timings_stats.csv",
+            caption="../report/timings_stats.rst",
+            category="Tables",
+            labels={"table": "statistics per point"},
+        ),
         disk_csv=RESULTS_DIR / "disk_usage.csv",
         disk_md=RESULTS_DIR / "disk_usage.md",
-        memory=RESULTS_DIR / "job_memory.csv",
+        memory=report(
+            RESULTS_DIR / "job_memory.csv",
+            caption="../report/job_memory.rst",
+            category="Tables",
+            labels={"table": "peak memory per job"},
+        ),
         summary=RESULTS_DIR / "summary.md",
-        environment=RESULTS_DIR / "environment.json",
+        environment=report(
+            RESULTS_DIR / "environment.json",
+            caption="../report/environment.rst",
+            category="Tables",
+            labels={"table": "machine and library versions"},
+        ),
     log:
-        Path("logs") / "aggregate.log",
+        LOGS_DIR / "aggregate.log",
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -46,23 +64,53 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+rule html_page:
+    input:
+        markdown=RESULTS_DIR / "{page}.md",
+        code=script_sources("html_page.py"),
+    output:
+        page=report(
+            RESULTS_DIR / "{page}.html",
+            caption="../report/caption.rst",
+            category=lambda wildcards: REPORT_PAGES[wildcards.page][0],
+            labels=lambda wildcards: {"table": wildcards.page.replace("_", " ")},
+        ),
+    log:
+        LOGS_DIR / "html_page" / "{page}.log",
+    wildcard_constraints:
+        page="|".join(REPORT_PAGES),
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=5,
+    params:
+        caption=lambda wildcards: Path(
+            workflow.source_path(f"../report/{REPORT_PAGES[wildcards.page][1]}")
+        ).read_text(),
+    script:
+        "../scripts/html_page.py"
+
+
 rule plot:
     input:
         stats=rules.aggregate.output.stats,
         disk=rules.aggregate.output.disk_csv,
-        code=[
-            PACKAGE_DIR / "plotting.py",
-            PACKAGE_DIR / "aggregate.py",
-            PACKAGE_DIR / "stats.py",
-        ],
+        code=script_sources("plot.py"),
     output:
-        plots=expand(
-            PLOTS_DIR / "{stem}.{ext}",
-            stem=plan.plot_stems(config),
-            ext=config["plot"]["formats"],
+        figure=report(
+            PLOTS_DIR / f"{{figure}}.{figure_formats()[0]}",
+            caption="../report/caption.rst",
+            category=figures.ReportField("category"),
+            subcategory=figures.ReportField("subcategory"),
+            labels=figures.report_labels,
         ),
+        other_formats=[PLOTS_DIR / f"{{figure}}.{ext}" for ext in figure_formats()[1:]],
     log:
-        Path("logs") / "plot.log",
+        LOGS_DIR / "plot" / "{figure}.log",
+    wildcard_constraints:
+        figure="|".join(figures.stems(config)),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -70,7 +118,8 @@ rule plot:
         mem_mb=1024,
         runtime=10,
     params:
-        formats=config["plot"]["formats"],
+        caption=figures.ReportField("caption"),
+        formats=figure_formats(),
         dpi=config["plot"]["dpi"],
         spread=config["plot"]["spread"],
     script:

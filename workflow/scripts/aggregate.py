@@ -1,13 +1,9 @@
 """Snakemake adapter: all rows -> timings.csv, statistics, disk usage, summary, environment."""
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from imgbench import aggregate, scriptlog  # noqa: E402
-from imgbench.atomic import write_text  # noqa: E402
+from imgbench import aggregate, scriptlog
+from imgbench.atomic import write_text
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

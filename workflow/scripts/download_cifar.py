@@ -1,11 +1,8 @@
 """Snakemake adapter: download the CIFAR-10 python archive and verify its md5."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from imgbench import cifar, scriptlog  # noqa: E402
+from imgbench import cifar, scriptlog
 
 logger = scriptlog.setup(snakemake.log[0])  # noqa: F821
 logger.info("downloading %s", snakemake.params.url)  # noqa: F821

@@ -1,13 +1,11 @@
-"""Snakemake adapter: statistics and disk usage -> figures in results/plots/."""
+"""Snakemake adapter: statistics and disk usage -> one figure (results/plots/), in every
+configured format."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from imgbench import plotting, scriptlog  # noqa: E402
+from imgbench import plotting, scriptlog
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])
@@ -16,12 +14,13 @@ disk = pd.read_csv(smk.input.disk)
 written = plotting.plot_all(
     stats,
     disk,
-    Path(smk.output.plots[0]).parent,
+    Path(smk.output.figure).parent,
+    stems=[smk.wildcards.figure],
     formats=smk.params.formats,
     dpi=smk.params.dpi,
     spread=smk.params.spread,
 )
-missing = sorted(set(map(str, smk.output.plots)) - set(map(str, written)))
+missing = sorted({smk.output.figure, *smk.output.other_formats} - set(map(str, written)))
 if missing:
     raise RuntimeError(f"plotting did not write {missing}")
-logger.info("wrote %d figures", len(written))
+logger.info("wrote %s", ", ".join(map(str, written)))

@@ -1,15 +1,10 @@
 """Snakemake adapter: the pool of distinct images of one image size (upscaled in chunks
 for sizes other than CIFAR's 32), at most pool_bytes of them."""
 
-import sys
-from pathlib import Path
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-
-from imgbench import plan, resize, scriptlog  # noqa: E402
-from imgbench.atomic import save_npy  # noqa: E402
+from imgbench import plan, resize, scriptlog
+from imgbench.atomic import save_npy
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

@@ -1,13 +1,9 @@
 """Snakemake adapter: time reads of a store (cache state, pattern, readers, readahead)."""
 
 import signal
-import sys
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_DIR / "workflow"))
-
-from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref  # noqa: E402
+from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref
 
 smk = snakemake  # noqa: F821
 store_dir = None
@@ -51,7 +47,7 @@ def measure_reads(watch):
         cutoff,
         plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
     )
-    env = provenance.collect(store_dir, REPO_DIR)
+    env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
     rows = measure.run_read(
         smk.wildcards.method,
         store_dir,

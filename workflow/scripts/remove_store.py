@@ -1,12 +1,9 @@
 """Snakemake adapter: remove a store once all its reads are done (unless kept)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from imgbench import scriptlog, storeref  # noqa: E402
-from imgbench.atomic import write_text  # noqa: E402
+from imgbench import scriptlog, storeref
+from imgbench.atomic import write_text
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

@@ -6,13 +6,9 @@ removed if the job fails or is interrupted, so no partial store stays behind.
 """
 
 import signal
-import sys
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_DIR / "workflow"))
-
-from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref  # noqa: E402
+from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref
 
 smk = snakemake  # noqa: F821
 wildcards = smk.wildcards
@@ -78,7 +74,7 @@ def main():
             cutoff,
             plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, int(wildcards.image_size)),
         )
-        env = provenance.collect(store_dir, REPO_DIR)
+        env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], wildcards.method)
         rows = measure.run_store(
             wildcards.method,
             source,

@@ -1,12 +1,9 @@
 """Snakemake adapter: CIFAR-10 training batches -> images (N, 32, 32, 3) and labels as .npy."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from imgbench import cifar, scriptlog  # noqa: E402
-from imgbench.atomic import save_npy  # noqa: E402
+from imgbench import cifar, scriptlog
+from imgbench.atomic import save_npy
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])
