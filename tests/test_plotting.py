@@ -446,6 +446,28 @@ def test_disk_by_size_with_several_sizes_shows_coinciding_lines(tmp_path):
     plotting.plt.close(fig)
 
 
+def test_disk_by_size_legend_of_many_series_sits_beside_the_axes(tmp_path):
+    """Five series and the raw line: a legend inside the axes covered the lines of the
+    small sizes; beside them it covers nothing. With few series it stays inside."""
+    _, disk = tables(tmp_path, make_rows(["png", "lmdb", "hdf5", "npy"], [32, 64], ["whole"]))
+    variant = disk[disk["method"] == "png"].assign(variant="level1", series="png:level1")
+    fig = plotting._disk_by_size_figure(pd.concat([disk, variant], ignore_index=True))
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert legend_box.x0 >= ax.get_window_extent(renderer).x1
+    plotting.plt.close(fig)
+    (tmp_path / "few").mkdir()
+    _, few = tables(tmp_path / "few", make_rows(["png", "npy"], [32, 64], ["whole"]))
+    fig = plotting._disk_by_size_figure(few)
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(renderer).x1 <= ax.get_window_extent(renderer).x1
+    plotting.plt.close(fig)
+
+
 def test_figures_of_stores_say_nothing_of_reads(tmp_path):
     """The store-only figures' note names n and the bars, not the whole-store read; the
     figures with reads name it."""

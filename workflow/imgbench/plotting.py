@@ -664,7 +664,10 @@ def _disk_lines(ax, largest, colours) -> None:
     ax.set_xlabel("Image size (pixels)")
     ax.set_ylabel("Bytes on disk per image (allocated, log scale)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    if len(values) > 4:  # beside the axes: inside, so many would cover the lines
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize="small")
 
 
 def _disk_by_size_figure(disk):
