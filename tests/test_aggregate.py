@@ -1007,3 +1007,51 @@ def test_environment_json_joins_the_methods_of_one_environment(tmp_path):
     assert {k: joined[k] for k in ENVIRONMENT} == ENVIRONMENT
     assert (joined["h5py"], joined["hdf5_c"], joined["lmdb_c"]) == ("3.16.0", "1.14.6", "0.9.33")
     assert joined["pillow"] == ["13.0.0", "13.0.1"]
+
+
+def test_summary_says_which_format_for_which_access_pattern(tables, tmp_path):
+    base_rows, _, _ = tables
+    extra = aggregate.load_rows(write_rows(pattern_rows(), tmp_path / "patterns"))
+    rows = pd.concat([base_rows, extra], ignore_index=True)
+    stats = aggregate.summarise(rows)
+    text = summary(rows, stats, aggregate.disk_usage_table(rows))
+    section = markdown_section(text, "## Which format for which access pattern")
+    assert "Every read: cold reads evicted with fadvise." in section
+    body = {cells[0]: cells[1:] for cells in table_body(section)}
+    # npy 0.98-1.02 s and lmdb 0.99-1.03 s overlap: no winner is named
+    shuffled = body["shuffled, readahead on, 2 reader(s), cold"]
+    assert shuffled[0] == "no clear winner: npy and lmdb (best median npy 1 s)"
+    # npy alone clear of png at random single reads, with its interval and the baseline
+    single = body["random_single, readahead off, 1 reader(s), cold"]
+    assert single[:2] == ["**npy** 1 s [0.98, 1.02]", "1x npy's time"]
+    # smallest on disk among the series measured at that read, against npy
+    assert single[2:] == ["**npy** 3.0 KiB/image", "1x npy's bytes"]
+
+
+def test_methods_table_names_each_series_encoding_and_fidelity():
+    frame = pd.DataFrame(
+        {
+            "method": ["png", "png", "npy"],
+            "variant": ["default", "jpeg95", "default"],
+            "series": ["png", "png:jpeg95", "npy"],
+            "method_description": ["image files + labels.csv"] * 2 + ["raw .npy array"],
+            "encoding": ["png", "jpeg q95", "raw"],
+            "lossy": [False, True, False],
+            "psnr_db": [float("nan"), 41.23, float("nan")],
+            "psnr_min_db": [float("nan"), 37.06, float("nan")],
+        }
+    )
+    body = {cells[0]: cells[1:] for cells in table_body(aggregate.methods_markdown(frame))}
+    assert body["png"] == ["image files + labels.csv", "png", "exact"]
+    assert body["png:jpeg95"] == [
+        "image files + labels.csv",
+        "jpeg q95",
+        "lossy: PSNR 41.2 dB, worst image 37.1 dB",
+    ]
+    assert body["npy"] == ["raw .npy array", "raw", "exact"]
+    labels = aggregate.series_encodings(frame)
+    assert labels == {"png": "png", "png:jpeg95": "jpeg q95"}  # npy: always raw, unnamed
+    assert (
+        aggregate.series_label("png:jpeg95", {"png": "image files + labels.csv"}, labels)
+        == "image files + labels.csv [jpeg95], jpeg q95"
+    )

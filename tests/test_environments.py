@@ -42,7 +42,12 @@ LOCKED_EXTRAS = ("slurm",)
 # conda-forge package name -> pip distribution name, where they differ.
 CONDA_TO_PIP = {"python-lmdb": "lmdb", "matplotlib-base": "matplotlib"}
 # Top-level import name -> pip distribution name, where they differ.
-IMPORT_TO_DIST = {"PIL": "pillow", "yaml": "pyyaml", "mpl_toolkits": "matplotlib"}
+IMPORT_TO_DIST = {
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "mpl_toolkits": "matplotlib",
+    "skimage": "scikit-image",
+}
 # Snakemake's script preamble appends the driving Snakemake's own search path to the job's
 # sys.path and unpickles the `snakemake` object from it: a script can use snakemake
 # without the package in its env (the env's Python must only be new enough for it).

@@ -280,7 +280,7 @@ def test_repeat_store_replaces_older_store(method, tmp_path, data, env):
     files = fsutil.store_files(store_dir)
     assert small["n_files"] == len(files)
     if method == "png":
-        expected = {f"{i}.png" for i in range(5)} | {"labels.csv"}
+        expected = {f"{i}.png" for i in range(5)} | {"labels.csv", "format.json"}
         assert {path.name for path in files} == expected
     got_images, got_labels = get_method(method).read(store_dir)
     assert len(got_images) == 5 and len(got_labels) == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -150,10 +151,18 @@ def test_get_method_refuses_an_unknown_name():
 
 def test_resolve_options_overrides_defaults_without_changing_them():
     resolved = resolve_options(png_method, {"compress_level": 1})
-    assert resolved == {"compress_level": 1}
-    assert png_method.OPTIONS == {"compress_level": 6}
+    assert resolved == {"encoding": "png", "quality": 95, "lossless": True, "compress_level": 1}
+    assert png_method.OPTIONS["compress_level"] == 6
     resolved = resolve_options(lmdb_method, {"writemap": True})
-    assert resolved == {"value_format": "raw", "writemap": True, "sync": None}
+    assert resolved == {
+        "encoding": "raw",
+        "quality": 95,
+        "lossless": True,
+        "compress_level": 6,
+        "value_format": "raw",
+        "writemap": True,
+        "sync": None,
+    }
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -188,6 +197,10 @@ def test_unknown_option_error_lists_the_known_options():
         ("hdf5", {"compression_opts": 12}, r"compression_opts must be one of null, 0, 1, .*not 12"),
         ("png", {"compress_level": 10}, r"compress_level must be one of 0, 1, .*, 9, not 10"),
         ("png", {"compress_level": True}, r"compress_level must be one of .*not True"),
+        ("png", {"encoding": "gif"}, r"encoding must be one of raw, png, jpeg, webp, not 'gif'"),
+        ("png", {"quality": 0}, r"quality must be one of 1 to 100, not 0"),
+        ("png", {"lossless": "yes"}, r"lossless must be one of true, false, not 'yes'"),
+        ("lmdb", {"encoding": "tiff"}, r"encoding must be one of raw, png, jpeg, webp"),
     ],
 )
 def test_bad_option_values_are_refused(method, options, message, tmp_path):
@@ -281,8 +294,12 @@ def test_png_writes_one_file_per_image_plus_labels_csv(tmp_path):
     images, labels = random_set(13, seed=6)
     store_dir = store_fresh("png", tmp_path / "store", images, labels)
     names = sorted(p.name for p in store_dir.iterdir())
-    assert len(names) == 14
-    assert set(names) == {f"{i}.png" for i in range(13)} | {"labels.csv"}
+    assert len(names) == 15
+    assert set(names) == {f"{i}.png" for i in range(13)} | {"labels.csv", "format.json"}
+    assert json.loads((store_dir / "format.json").read_text()) == {
+        "encoding": "png",
+        "shape": [32, 32, 3],
+    }
     rows = (store_dir / "labels.csv").read_text().splitlines()
     assert rows[0] == "index,label"
     assert rows[1:] == [f"{i},{label}" for i, label in enumerate(labels.tolist())]
@@ -557,7 +574,7 @@ def test_run_store_replaces_an_older_store(method, tmp_path):
     files = sorted(p for p in store_dir.rglob("*") if p.is_file())
     assert row["n_files"] == len(files)
     if method == "png":
-        assert len(files) == 6  # 5 images + labels.csv, none of the older 37
+        assert len(files) == 7  # 5 images, labels.csv, format.json; none of the older 37
 
 
 def test_run_store_passes_variant_options(tmp_path):

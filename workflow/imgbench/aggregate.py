@@ -77,18 +77,54 @@ def method_descriptions(frame: pd.DataFrame) -> dict[str, str]:
     return {method: str(described.get(method, method)) for method in sorted(set(frame["method"]))}
 
 
-def series_label(series: str, descriptions: dict[str, str]) -> str:
+def series_encodings(frame: pd.DataFrame) -> dict[str, str]:
+    """The encoding of each series' images (rows' ``encoding``, see ``encoding.describe``)
+    for the methods that keep encoded images, i.e. where some series of the method is not
+    raw pixels; nothing for the others, whose images are always raw."""
+    if "encoding" not in frame or "series" not in frame:
+        return {}
+    given = frame[frame["encoding"].notna()]
+    encoded = set(given.loc[given["encoding"] != "raw", "method"])
+    chosen = given[given["method"].isin(encoded)]
+    return dict(zip(chosen["series"], chosen["encoding"].astype(str), strict=True))
+
+
+def series_label(
+    series: str, descriptions: dict[str, str], encodings: dict[str, str] | None = None
+) -> str:
     """A series (``method`` or ``method:variant``) by its method's description, the
-    variant in brackets: ``PNG files + labels.csv [level1]``."""
+    variant in brackets and the encoding of its images where the method has several:
+    ``image files + labels.csv [jpeg95], jpeg q95``."""
     method, _, variant = series.partition(":")
     name = descriptions.get(method, method)
-    return f"{name} [{variant}]" if variant else name
+    label = f"{name} [{variant}]" if variant else name
+    encoding = (encodings or {}).get(series)
+    return f"{label}, {encoding}" if encoding else label
 
 
 def methods_markdown(frame: pd.DataFrame) -> str:
-    """What each method named in the tables is: its description."""
-    body = [[method, text] for method, text in method_descriptions(frame).items()]
-    return "## Methods\n\n" + markdown_table(["method", "description"], body)
+    """What each method named in the tables is: its description, and (from tables that
+    carry them) each series' encoding and whether it reads back exactly or lossy, with
+    the store's PSNR."""
+    descriptions = method_descriptions(frame)
+    if "series" not in frame or "encoding" not in frame or frame["encoding"].isna().all():
+        body = [[method, text] for method, text in descriptions.items()]
+        return "## Methods\n\n" + markdown_table(["method", "description"], body)
+    body = []
+    for series, group in frame.groupby("series", sort=True):
+        first = group.iloc[0]
+        encoding = first["encoding"] if pd.notna(first["encoding"]) else "n/a"
+        if first["lossy"] in (True, "True"):
+            fidelity = (
+                f"lossy: PSNR {first['psnr_db']:.1f} dB, worst image {first['psnr_min_db']:.1f} dB"
+            )
+        else:
+            fidelity = "exact"
+        body.append(
+            [series, descriptions.get(first["method"], first["method"]), encoding, fidelity]
+        )
+    header = ["method", "description", "images stored as", "read back"]
+    return "## Methods\n\n" + markdown_table(header, body)
 
 
 def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
@@ -197,7 +233,26 @@ def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
         series_name(m, v) for m, v in zip(stats["method"], stats["variant"], strict=True)
     ]
     stats["method_description"] = stats["method"].map(method_descriptions(rows))
+    _encodings_of(stats, rows)
     return stats
+
+
+def _encodings_of(table: pd.DataFrame, rows: pd.DataFrame) -> None:
+    """The rows' ``encoding``, ``lossy`` and the median store PSNR per (method, variant),
+    as columns of ``table`` (empty for rows written before encodings existed)."""
+    keys = ["method", "variant"]
+    columns = {"encoding": "first", "lossy": "first", "psnr_db": "median", "psnr_min_db": "min"}
+    present = {c: how for c, how in columns.items() if c in rows}
+    by_series = rows.groupby(keys, sort=False).agg(present) if present else None
+    for column in columns:
+        if by_series is not None and column in by_series:
+            looked_up = [
+                by_series[column].get((m, v))
+                for m, v in zip(table["method"], table["variant"], strict=True)
+            ]
+            table[column] = looked_up
+        else:
+            table[column] = float("nan")
 
 
 def whole_store_reads(frame: pd.DataFrame) -> pd.Series:
@@ -250,6 +305,7 @@ def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
         series_name(m, v) for m, v in zip(table["method"], table["variant"], strict=True)
     ]
     table["method_description"] = table["method"].map(method_descriptions(rows))
+    _encodings_of(table, rows)
     return table
 
 
@@ -704,6 +760,88 @@ def _patterns(stats, out) -> None:
             out.append(_latency_table(single, shown))
 
 
+BASELINE_SERIES = "npy"
+
+
+def _vs_baseline(value: float, baseline_value: float | None, unit: str) -> str:
+    if baseline_value is None or pd.isna(baseline_value) or baseline_value == 0:
+        return "n/a"
+    return f"{value / baseline_value:.3g}x npy's {unit}"
+
+
+def _fastest_cell(points: pd.DataFrame) -> str:
+    """The fastest series among ``points`` with its median and interval, or the tie."""
+    candidates = _time_candidates(points)
+    verdict = st.separate(candidates)
+    best = verdict.best
+    single = [c for c in candidates if c.level == 0]
+    if len(candidates) == 1:
+        return f"only {best.name} measured"
+    if verdict.clear and not single:
+        return f"**{best.name}** {_fmt_seconds(best.value)} [{best.low:.4g}, {best.high:.4g}]"
+    return (
+        f"no clear winner: {_names([best, *verdict.tied, *single][:4])}"
+        + (" …" if len(verdict.tied) + len(single) > 3 else "")
+        + f" (best median {best.name} {_fmt_seconds(best.value)})"
+    )
+
+
+def _smallest_cell(disk: pd.DataFrame) -> str:
+    candidates = _disk_candidates(disk)
+    verdict = st.separate(candidates)
+    names = [verdict.best, *verdict.tied]
+    text = f"**{_names(names)}**" if len(names) < len(candidates) else _names(names)
+    return f"{text} {human_bytes(verdict.best.value / disk['cutoff'].iloc[0])}/image"
+
+
+def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
+    """Which format for which access pattern: for each read (pattern, cache state,
+    readers, readahead) at each size's largest cutoff, the fastest series by time with its
+    interval (or the tie), and the smallest on disk among the series measured there,
+    each against the raw npy baseline."""
+    reads = stats[stats["operation"] == "read"]
+    if reads.empty:
+        return ""
+    out = [
+        "\n## Which format for which access pattern (largest cutoff of each size)\n\n",
+        "Fastest: the series whose interval of the median time lies clear of every "
+        "other's, with its median and interval in seconds (else the series that tie). "
+        "Smallest: bytes on disk per image (allocated blocks). Each against the raw npy "
+        "baseline at the same point.\n",
+    ]
+    for size in sorted(reads["image_size"].unique()):
+        here = reads[reads["image_size"] == size]
+        cutoff = here["cutoff"].max()
+        here = here[here["cutoff"] == cutoff]
+        sized = disk[(disk["image_size"] == size) & (disk["cutoff"] == cutoff)]
+        shown = _shown_axes(here)
+        body = []
+        for key in _read_keys(here):
+            points = _select(here, key)
+            fastest = _time_candidates(points)
+            best = min(fastest, key=lambda c: c.value)
+            base = points.loc[points["series"] == BASELINE_SERIES, "median_s"]
+            on_disk = sized[sized["series"].isin(points["series"])]
+            base_disk = sized.loc[sized["series"] == BASELINE_SERIES, "bytes_on_disk"]
+            smallest = on_disk["bytes_on_disk"].min() if len(on_disk) else None
+            body.append(
+                [
+                    _read_label(key, shown),
+                    _fastest_cell(points),
+                    _vs_baseline(best.value, base.iloc[0] if len(base) else None, "time"),
+                    _smallest_cell(on_disk) if len(on_disk) else "n/a",
+                    _vs_baseline(smallest, base_disk.iloc[0] if len(base_disk) else None, "bytes")
+                    if smallest is not None
+                    else "n/a",
+                ]
+            )
+        out.append(f"\n### {size}x{size}, {int(cutoff):,} images\n\n")
+        out.append(_fixed_note(here, shown).replace("Every column", "Every read"))
+        header = ["read", "fastest (median [interval])", "vs npy", "smallest on disk", "vs npy"]
+        out.append(markdown_table(header, body))
+    return "".join(out)
+
+
 def _point_name(r) -> str:
     """``store`` or ``cold read (fadvise), shuffled, readahead off, 2 reader(s)``."""
     if r.operation == "store":
@@ -995,6 +1133,7 @@ def summary_markdown(
     bytes, memory, interval check, quiet-machine check, hygiene, environment."""
     out = ["# Image storage benchmark: summary\n\n", _introduction(rows, stats)]
     out.append("\n" + methods_markdown(stats))
+    out.append(format_choice_markdown(stats, disk))
     _point_tables(stats, disk, out)
     _cold_warm(stats, out)
     _patterns(stats, out)

@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from . import access, fsutil, machine, memory, pool, space, vocabulary
+from . import access, encoding, fsutil, machine, memory, pool, space, vocabulary
 from .methods import get_method, resolve_options
 from .rows import ROW_FIELDS, new_row, write_environment, write_rows
 
@@ -208,21 +208,31 @@ def _scratch(store_dir: Path, purpose: str) -> Path:
     return store_dir.with_name(f"{store_dir.name}.{purpose}-{os.getpid()}")
 
 
-def warm_up(module, source: pool.TiledImages, scratch: Path, *, options, flush, readahead) -> None:
+def warm_up(
+    module,
+    source: pool.TiledImages,
+    scratch: Path,
+    *,
+    options,
+    flush,
+    readahead,
+    floor_db: float | None = None,
+) -> None:
     """Exercise the method's whole code path once on a one-image store in ``scratch``
     (then removed), with the job's resolved ``options``: imports (a method imports its
     format library in the functions that use it), plugin loading and a library's
-    first-use costs are paid here, outside every timed region."""
+    first-use costs are paid here, outside every timed region. ``floor_db``: see
+    ``verify``."""
     fsutil.remove_tree(scratch)
     scratch.mkdir(parents=True)
     try:
         one = pool.tile(source.batch(0, 1), source.labels[:1], 1)
         module.store(scratch, one, one.labels, options=options)
         fsutil.flush(scratch, flush)
-        verify(module.__name__, module.read(scratch), one)
+        verify(module.__name__, module.read(scratch), one, floor_db=floor_db)
         for images, labels in module.read_batches(scratch, 1):
-            verify(module.__name__, (images, labels), one)
-        _read_requests(module, scratch, [np.array([0])], readahead == "on", one)
+            verify(module.__name__, (images, labels), one, floor_db=floor_db)
+        _read_requests(module, scratch, [np.array([0])], readahead == "on", one, floor_db)
         fsutil.cached_fraction(scratch)
         machine.io_read_bytes()
         machine.pressure_some_avg10("cpu")
@@ -284,15 +294,23 @@ RECYCLE_MAX_BYTES = 2 << 30
 
 
 def _common(
-    source: pool.TiledImages, method: str, module, variant: str, repeat: int, repetitions
+    source: pool.TiledImages,
+    method: str,
+    module,
+    variant: str,
+    options: dict,
+    repeat: int,
+    repetitions,
 ) -> dict:
-    """The coordinates every row of a job shares, and the method's ``DESCRIPTION`` (what
-    legends and tables name it by)."""
+    """The coordinates every row of a job shares, the method's ``DESCRIPTION`` (what
+    legends and tables name it by) and the encoding of its images."""
     return {
         "image_size": int(source.shape[1]),
         "cutoff": len(source),
         "method": method,
         "method_description": module.DESCRIPTION,
+        "encoding": encoding.describe(options),
+        "lossy": encoding.is_lossy(options),
         "variant": variant,
         "repeat": repeat,
         "inner_repeat": repetitions.next_number,
@@ -351,15 +369,22 @@ def run_store(
     inner_repeats: int = 1,
     inner_budget_s: float = 0.0,
     memory_watch: memory.AnonWatch | None = None,
+    psnr_floor_db: float = encoding.PSNR_FLOOR_DB,
 ) -> list[dict]:
     """Write a fresh store ``inner_repeats`` times at most (each timed: write, then flush);
     the last one stays in ``store_dir`` for the reads. One row per repetition.
 
     ``images`` is a ``pool.TiledImages`` (written chunk by chunk) or an array (written in
     one piece, with ``labels``). ``options`` are the variant's (``None``: the defaults),
-    resolved here once; the warm-up and every timed store get the complete dict."""
+    resolved here once; the warm-up and every timed store get the complete dict.
+
+    A lossy store (``encoding.is_lossy``) is read back once after the timed stores,
+    untimed, and its PSNR against the source is recorded in every row (``psnr_db`` over
+    all pixels, ``psnr_min_db`` of the worst image); an image below ``psnr_floor_db``
+    fails the job. A lossless store is checked exactly by every read instead."""
     module = get_method(method)
     options = resolve_options(module, options)
+    floor_db = psnr_floor_db if encoding.is_lossy(options) else None
     source = as_source(images, labels)
     strategy = flush_strategy(fsync)
     store_dir = Path(store_dir)
@@ -372,6 +397,7 @@ def run_store(
         options=options,
         flush=strategy,
         readahead="on",
+        floor_db=floor_db,
     )
     producing = source_seconds(source)
     # The page cache of the store: 1.5x the pixels covers LMDB's pages and PNG's worst case.
@@ -394,7 +420,7 @@ def run_store(
         repetitions.add(
             new_row(
                 env,
-                **_common(source, method, module, variant, repeat, repetitions),
+                **_common(source, method, module, variant, options, repeat, repetitions),
                 operation="store",
                 cache="n/a",
                 eviction="n/a",
@@ -413,7 +439,45 @@ def run_store(
                 **_region_fields(region, prefaulted, usage, memory_watch),
             )
         )
-    return repetitions.result()
+    rows = repetitions.result()
+    if floor_db is not None:
+        overall, worst = store_psnr(module, store_dir, source, floor_db)
+        for row in rows:
+            row.update(psnr_db=round(overall, 3), psnr_min_db=round(worst, 3))
+    return rows
+
+
+def store_psnr(
+    module, store_dir: Path, source: pool.TiledImages, floor_db: float
+) -> tuple[float, float]:
+    """The PSNR of a lossy store against its source, over all pixels and of its worst
+    image, from one untimed epoch; an image below ``floor_db`` is a ``VerificationError``
+    that names the config keys to change."""
+    squared = 0.0
+    pixels = 0
+    worst = math.inf
+    position = 0
+    for images, labels in module.read_batches(store_dir, source.chunk_images):
+        expected = source.take(np.arange(position, position + len(images)))
+        difference = expected.astype(np.float64) - images.astype(np.float64)
+        squared += float(np.sum(difference * difference))
+        pixels += difference.size
+        worst = min(worst, float(encoding.psnr_per_image_db(expected, images).min()))
+        verify(module.__name__, (images, labels), source, start=position, floor_db=0.0)
+        position += len(images)
+    name = module.__name__.rsplit(".", 1)[-1]
+    if position != len(source):
+        raise VerificationError(
+            f"{name} store read back wrong data: {position} images, expected {len(source)}"
+        )
+    overall = math.inf if squared == 0 else 10 * math.log10(255.0**2 * pixels / squared)
+    if worst < floor_db:
+        raise VerificationError(
+            f"the lossy {name} store's worst image is {worst:.1f} dB PSNR from its source, "
+            f"below psnr_floor_db {floor_db:g}; raise the variant's quality or lower "
+            "psnr_floor_db in the config"
+        )
+    return overall, worst
 
 
 def _region_fields(
@@ -445,10 +509,16 @@ def verify(
     *,
     start: int = 0,
     indices=None,
+    floor_db: float | None = None,
 ) -> None:
     """Check images and labels read back against the source: images ``start``.. of it, or
     the images at ``indices``. ``source`` is a ``pool.TiledImages`` (compared piece by
-    piece with the pool) or an array of the expected images with ``labels``."""
+    piece with the pool) or an array of the expected images with ``labels``.
+
+    ``floor_db`` is ``None`` for a lossless store: every pixel must be equal. For a lossy
+    one (JPEG, lossy WebP) it is the config's ``psnr_floor_db``: every image must be
+    within that PSNR of its source image (an image from the wrong index, a few dB
+    against a photo, fails it); labels are always exact."""
     got_images, got_labels = got
     if not isinstance(source, pool.TiledImages):
         source = as_source(source, labels)
@@ -467,6 +537,17 @@ def verify(
         problems.append(
             f"images {got_images.dtype}{got_images.shape}, expected {source.dtype}{expected_shape}"
         )
+    elif floor_db is not None:
+        positions = indices if indices is not None else np.arange(start, start + count)
+        psnr = encoding.psnr_per_image_db(source.take(positions), got_images)
+        below = np.flatnonzero(psnr < floor_db)
+        if len(below):
+            worst = int(below[np.argmin(psnr[below])])
+            problems.append(
+                f"image {int(positions[worst])} is {psnr[worst]:.1f} dB PSNR from the source, "
+                f"below psnr_floor_db {floor_db:g} (the wrong image, or an encoding too coarse "
+                "for the floor: then raise the variant's quality or lower psnr_floor_db)"
+            )
     elif indices is not None:
         expected = source.take(indices)
         if not np.array_equal(got_images, expected):
@@ -486,18 +567,24 @@ def verify(
         raise VerificationError(f"{name} store read back wrong data: " + "; ".join(problems))
 
 
-def verify_whole(method: str, got: tuple[np.ndarray, np.ndarray], source) -> None:
+def verify_whole(
+    method: str, got: tuple[np.ndarray, np.ndarray], source, floor_db: float | None = None
+) -> None:
     """A whole store read back into one array: every image, no more."""
     if len(got[0]) != len(source):
         name = method.rsplit(".", 1)[-1]
         raise VerificationError(
             f"{name} store read back wrong data: {len(got[0])} images, expected {len(source)}"
         )
-    verify(method, got, source)
+    verify(method, got, source, floor_db=floor_db)
 
 
 def read_epoch(
-    module, store_dir: Path, source: pool.TiledImages, device: str | None = None
+    module,
+    store_dir: Path,
+    source: pool.TiledImages,
+    device: str | None = None,
+    floor_db: float | None = None,
 ) -> Region:
     """Time one epoch over the store through the method's ``read_batches``, in chunks of
     ``source.chunk_images``. The clock runs only while the method produces a batch: each
@@ -525,7 +612,7 @@ def read_epoch(
                 break
             region.elapsed_ns += time.perf_counter_ns() - start
             cpu += machine.cpu_seconds() - cpu_before
-            verify(module.__name__, batch, source, start=position)
+            verify(module.__name__, batch, source, start=position, floor_db=floor_db)
             position += len(batch[0])
             del batch
         region.cpu_seconds = cpu
@@ -544,7 +631,7 @@ def read_epoch(
     return region
 
 
-def _read_requests(module, store_dir: Path, requests: list, readahead: bool, source):
+def _read_requests(module, store_dir: Path, requests: list, readahead: bool, source, floor_db=None):
     """Open a reader, serve every request (one gathered batch each), close; each batch is
     checked against ``source`` right after its request, outside the request's clock, and
     dropped. Returns each request's latency and the reading time (open, requests, close;
@@ -559,7 +646,7 @@ def _read_requests(module, store_dir: Path, requests: list, readahead: bool, sou
             batch = reader.get(request)
             end = time.perf_counter_ns()
             latencies[position] = end - start
-            verify(module.__name__, batch, source, indices=request)
+            verify(module.__name__, batch, source, indices=request, floor_db=floor_db)
             del batch
             checking_ns += time.perf_counter_ns() - end
     finally:
@@ -582,7 +669,7 @@ class _Outcome:
     error: str | None = None
 
 
-def _worker(method, store_dir, share, readahead, source, ready, done, results) -> None:
+def _worker(method, store_dir, share, readahead, source, floor_db, ready, done, results) -> None:
     """One reader process: signal ready and wait for everyone, read its share (each batch
     checked between requests, outside its clock), note its reading time, wait until every
     reader has ended, and report."""
@@ -594,7 +681,7 @@ def _worker(method, store_dir, share, readahead, source, ready, done, results) -
         gc.disable()
         io_before, cpu_before = machine.io_read_bytes(), machine.cpu_seconds()
         outcome.latencies, outcome.reading_ns = _read_requests(
-            module, store_dir, share, readahead, source
+            module, store_dir, share, readahead, source, floor_db
         )
         # CPU and device bytes include the checks: they read only memory, and their CPU
         # is a small share next to decoding (a compare per byte read)
@@ -668,6 +755,7 @@ def read_in_workers(
     readahead: bool,
     device: str | None = None,
     timeout_s: float = 600.0,
+    floor_db: float | None = None,
 ) -> tuple[np.ndarray, Region]:
     """Fork one reader per share, all released at once; each reader times its own
     reading (open, requests, close), leaving out the checks it makes between requests;
@@ -680,7 +768,7 @@ def read_in_workers(
     workers = [
         context.Process(
             target=_worker,
-            args=(method, store_dir, share, readahead, source, ready, done, results),
+            args=(method, store_dir, share, readahead, source, floor_db, ready, done, results),
         )
         for share in shares
     ]
@@ -734,9 +822,11 @@ def run_read(
     inner_repeats: int = 1,
     inner_budget_s: float = 0.0,
     memory_watch: memory.AnonWatch | None = None,
+    psnr_floor_db: float = encoding.PSNR_FLOOR_DB,
 ) -> list[dict]:
     """Time reads of a store in the given cache state and pattern, checking each one
-    after its clock stopped; one row per timed repetition."""
+    after its clock stopped (exactly, or for a lossy store every image against
+    ``psnr_floor_db``); one row per timed repetition."""
     if cache not in CACHE_STATES:
         raise ValueError(f"cache must be one of {CACHE_STATES}, not {cache!r}")
     if readahead not in READAHEAD:
@@ -748,6 +838,7 @@ def run_read(
         raise ValueError(f"the {pattern} read runs in one process with readahead on")
     module = get_method(method)
     options = resolve_options(module, options)  # for the warm-up's one-image store
+    floor_db = psnr_floor_db if encoding.is_lossy(options) else None
     source = as_source(images, labels)
     store_dir = Path(store_dir)
     requests = (
@@ -766,6 +857,7 @@ def run_read(
         options=options,
         flush=flush_strategy(fsync),
         readahead=readahead,
+        floor_db=floor_db,
     )
     files = fsutil.store_files(store_dir)  # a read job never changes the store
     usage = fsutil.disk_usage(store_dir, files)
@@ -793,10 +885,10 @@ def run_read(
         latencies = np.empty(0)
         if pattern == access.WHOLE_ARRAY:
             (result,), region = timed([lambda: module.read(store_dir)], device)
-            verify_whole(method, result, source)
+            verify_whole(method, result, source, floor_db)
             del result
         elif pattern == access.WHOLE:
-            region = read_epoch(module, store_dir, source, device)
+            region = read_epoch(module, store_dir, source, device, floor_db)
         else:
             latencies, region = read_in_workers(
                 method,
@@ -805,11 +897,12 @@ def run_read(
                 source,
                 readahead=readahead == "on",
                 device=device,
+                floor_db=floor_db,
             )
         repetitions.add(
             new_row(
                 env,
-                **_common(source, method, module, variant, repeat, repetitions),
+                **_common(source, method, module, variant, options, repeat, repetitions),
                 operation="read",
                 cache=cache,
                 eviction=eviction if cache == "cold" else "none",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from itertools import product
 
-from . import vocabulary
+from . import encoding, methods, vocabulary
 from .vocabulary import image_bytes
 
 CIFAR_SIZE = 32
@@ -22,7 +22,10 @@ CIFAR_TRAINING_IMAGES = 50_000
 
 def pool_bytes(config: dict, size: int) -> int:
     """The most bytes the pool of ``size`` holds: ``pool_bytes``, or CIFAR's training set
-    where that is smaller (the archive may hold fewer images still)."""
+    where that is smaller (the archive may hold fewer images still). An image folder
+    (``dataset.images_dir``) has no such bound: ``pool_bytes`` (it may hold fewer)."""
+    if (config.get("dataset") or {}).get("images_dir"):
+        return int(config["pool_bytes"])
     return min(int(config["pool_bytes"]), CIFAR_TRAINING_IMAGES * image_bytes(size))
 
 
@@ -160,6 +163,21 @@ class VariantOptions:
 
     def __call__(self, wildcards) -> dict:
         return dict((self.variants.get(wildcards.method) or {}).get(wildcards.variant) or {})
+
+
+class PsnrFloor:
+    """Rule ``params`` callable: the config's ``psnr_floor_db`` for a job whose variant
+    stores lossy images (``encoding.is_lossy`` of its resolved options), ``None`` for
+    every other job, so changing the floor reruns only the lossy stores and reads."""
+
+    def __init__(self, config: dict):
+        self.floor_db = config["psnr_floor_db"]
+        self.options = VariantOptions(config)
+
+    def __call__(self, wildcards) -> float | None:
+        module = methods.get_method(wildcards.method)
+        options = methods.resolve_options(module, self.options(wildcards))
+        return self.floor_db if encoding.is_lossy(options) else None
 
 
 def read_priority(wildcards) -> int:

@@ -23,12 +23,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import figures, vocabulary  # noqa: E402
-from .aggregate import baseline, method_descriptions, series_label  # noqa: E402
+from .aggregate import (  # noqa: E402
+    baseline,
+    method_descriptions,
+    series_encodings,
+    series_label,
+)
 
 # What legends and tick labels call each method: its DESCRIPTION, which the rows carry
 # into the statistics and disk tables (column method_description); ``draw`` takes them
 # from the tables it draws. A method without one is called by its name.
 DESCRIPTIONS: dict[str, str] = {}
+# The encoding of each series' images, for methods that keep them in several encodings.
+ENCODINGS: dict[str, str] = {}
 CACHE_STYLE = {
     "n/a": "-",
     "cold": "-",
@@ -54,15 +61,18 @@ LEVEL = 0.95
 def use_descriptions(*frames: pd.DataFrame) -> None:
     """Call the methods of ``frames`` by their descriptions in the figures drawn next."""
     DESCRIPTIONS.clear()
+    ENCODINGS.clear()
     for frame in frames:
         for method, text in method_descriptions(frame).items():
             if DESCRIPTIONS.get(method, method) == method:
                 DESCRIPTIONS[method] = text
+        ENCODINGS.update(series_encodings(frame))
 
 
 def _label(series: str) -> str:
-    """``PNG files + labels.csv [level1]``: the method's description, the variant."""
-    return series_label(series, DESCRIPTIONS)
+    """``image files + labels.csv [level1], png``: the method's description, the variant,
+    the encoding where the method has several."""
+    return series_label(series, DESCRIPTIONS, ENCODINGS)
 
 
 def _colours(frame: pd.DataFrame) -> dict[str, str]:

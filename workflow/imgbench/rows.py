@@ -14,7 +14,11 @@ reader processes, whichever is larger): it counts pages of memory-mapped store f
 (LMDB, npy readers) as well as the job's own memory; ``peak_anon_bytes`` is the job's
 own memory alone, sampled (see ``memory``). ``method_description`` is the method
 module's ``DESCRIPTION``, carried into the statistics and disk tables, which name the
-method by it in legends and the summary.
+method by it in legends and the summary. ``encoding`` is how the store keeps its images
+(``raw``, ``png``, ``jpeg q95``, ``webp lossless``; see ``encoding``); a ``lossy`` store
+is checked against the config's ``psnr_floor_db`` instead of exactly, and its store rows
+carry its PSNR against the source (``psnr_db`` over all pixels, ``psnr_min_db`` of its
+worst image).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ ROW_FIELDS = [
     "method",
     "variant",
     "method_description",
+    "encoding",
+    "lossy",
+    "psnr_db",
+    "psnr_min_db",
     "image_size",
     "operation",
     "cutoff",

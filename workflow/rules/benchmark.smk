@@ -62,6 +62,7 @@ rule store:
     params:
         fsync=config["fsync"],
         options=plan.VariantOptions(config),
+        psnr_floor_db=plan.PsnrFloor(config),
         store_path=str(STORE),
         store_root=config["store_dir"],
         chunk_bytes=config["chunk_bytes"],
@@ -100,6 +101,7 @@ rule read:
         fsync=config["fsync"],
         cold=config["cold"],
         options=plan.VariantOptions(config),
+        psnr_floor_db=plan.PsnrFloor(config),
         batch_size=config["batch_size"],
         chunk_bytes=config["chunk_bytes"],
         random_reads=config["random_reads"],

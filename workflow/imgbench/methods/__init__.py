@@ -140,14 +140,23 @@ def resolve_options(module: ModuleType, options: dict | None) -> dict:
         value = defaults[option]
         # `True in (0, 1)` holds in Python; compare types too so 1 is not taken for true.
         if not any(value == choice and type(value) is type(choice) for choice in allowed):
-            listed = ", ".join(
-                "null" if c is None else str(c).lower() if isinstance(c, bool) else str(c)
-                for c in allowed
-            )
+            listed = _listed(allowed)
             raise ValueError(
                 f"method {name} option {option} must be one of {listed}, not {value!r}"
             )
     return defaults
+
+
+def _listed(allowed) -> str:
+    """The allowed values as the config spells them; a long run of whole numbers (JPEG
+    quality) as ``1 to 100``."""
+    allowed = tuple(allowed)
+    whole = all(type(c) is int for c in allowed)
+    if whole and len(allowed) > 12 and list(allowed) == list(range(allowed[0], allowed[-1] + 1)):
+        return f"{allowed[0]} to {allowed[-1]}"
+    return ", ".join(
+        "null" if c is None else str(c).lower() if isinstance(c, bool) else str(c) for c in allowed
+    )
 
 
 def store(method: str | ModuleType, store_dir, images, labels, options: dict | None = None) -> None:

@@ -13,9 +13,11 @@ metadata keys follow in a final transaction, so a store without its ``~meta`` ke
 incomplete one. The map is sized from ``map_bytes``; when a transaction finds it full,
 the map is doubled and only that transaction is retried (the earlier ones are committed).
 
-Options: ``value_format`` ``raw`` (the pixel bytes; the default) or ``pickle`` (the
-article's pickled ``CIFAR_Image`` object holding bytes and label, to show what that
-choice costs); ``writemap`` (write through a writable memory map); ``sync`` (``null`` or
+Options: ``encoding`` of each value (``imgbench.encoding``: ``raw`` pixel bytes, the
+default, or ``png``, ``jpeg``, ``webp`` bytes); ``value_format`` ``raw`` (the value is the
+encoded image; the default) or ``pickle`` (the article's pickled ``CIFAR_Image`` object
+holding the pixel bytes and the label, to show what that choice costs; raw encoding
+only); ``writemap`` (write through a writable memory map); ``sync`` (``null`` or
 ``false``: no commit-time sync, the harness's flush makes the store durable and is timed
 apart; ``true``: LMDB's own commit-time fdatasync, which then counts as writing).
 """
@@ -30,14 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import encoding
 from . import batch_bounds, indexed_chunks
 
 DESCRIPTION = "LMDB (one key per image)"
 PACKAGES = ("lmdb",)
 LABELS_KEY = b"~labels"
 META_KEY = b"~meta"
-OPTIONS = {"value_format": "raw", "writemap": False, "sync": None}
+OPTIONS = {**encoding.options("raw"), "value_format": "raw", "writemap": False, "sync": None}
 CHOICES = {
+    **encoding.CHOICES,
     "value_format": ("raw", "pickle"),
     "writemap": (False, True),
     "sync": (None, True, False),
@@ -97,14 +101,15 @@ def estimate_map_size(images, labels: np.ndarray, page_size: int = 4096) -> int:
 
 def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
     """Upper bound of the store's bytes on disk: the map LMDB is given (with writemap the
-    file takes the whole map), headroom included."""
-    return map_bytes(n_images, image_bytes, n_images)
+    file takes the whole map), headroom included, for values of at most
+    ``encoding.max_encoded_bytes``."""
+    return map_bytes(n_images, encoding.max_encoded_bytes(image_bytes, options), n_images)
 
 
-def _values(start: int, chunk: np.ndarray, labels: np.ndarray, value_format: str):
-    if value_format == "raw":
+def _values(start: int, chunk: np.ndarray, labels: np.ndarray, options: dict):
+    if options["value_format"] == "raw":
         for index, image in enumerate(chunk, start=start):
-            yield image_key(index), image.tobytes()
+            yield image_key(index), encoding.encode(image, options)
     else:
         for index, image in enumerate(chunk, start=start):
             yield image_key(index), pickle.dumps(CIFAR_Image(image, int(labels[index])))
@@ -130,13 +135,14 @@ def _commit(env, items) -> None:
             env.set_mapsize(env.info()["map_size"] * 2)
 
 
-def _meta_items(images, labels: np.ndarray, value_format: str):
+def _meta_items(images, labels: np.ndarray, options: dict):
     meta = {
         "count": len(images),
         "shape": list(images.shape[1:]),
         "dtype": str(np.dtype(images.dtype)),
         "labels_dtype": str(labels.dtype),
-        "value_format": value_format,
+        "value_format": options["value_format"],
+        "encoding": options["encoding"],
     }
     return [
         (LABELS_KEY, np.ascontiguousarray(labels).tobytes()),
@@ -153,7 +159,12 @@ def store(
 ) -> None:
     import lmdb
 
-    value_format = options["value_format"]
+    if options["value_format"] == "pickle" and options["encoding"] != "raw":
+        raise ValueError(
+            "method lmdb option value_format pickle stores the article's object of raw "
+            f"pixels, not {options['encoding']} bytes; use encoding raw with it, or "
+            "value_format raw"
+        )
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     sync = bool(options["sync"])
@@ -170,8 +181,8 @@ def store(
     try:
         for start, chunk in indexed_chunks(images):
             if len(chunk):
-                _commit(env, lambda s=start, c=chunk: _values(s, c, labels, value_format))
-        meta_items = _meta_items(images, labels, value_format)
+                _commit(env, lambda s=start, c=chunk: _values(s, c, labels, options))
+        meta_items = _meta_items(images, labels, options)
         _commit(env, lambda: meta_items)
         if sync:
             env.sync(True)
@@ -194,11 +205,12 @@ class Reader:
             self.labels = np.frombuffer(txn.get(LABELS_KEY), dtype=self.meta["labels_dtype"])
         self.shape = tuple(self.meta["shape"])
         self.pickled = self.meta.get("value_format", "raw") == "pickle"
+        self.encoding = self.meta.get("encoding", "raw")
 
     def _decode(self, value) -> np.ndarray:
         if self.pickled:
             return pickle.loads(value).get_image()
-        return np.frombuffer(value, dtype=self.meta["dtype"]).reshape(self.shape)
+        return encoding.decode(value, self.encoding, self.shape)
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices)

@@ -1,27 +1,32 @@
-"""PNG files plus a CSV of labels, as in the article: one ``{i}.png`` per image.
+"""Image files plus a CSV of labels, as in the article: one ``{i}.png`` per image.
 
-``store`` encodes the images chunk by chunk; ``read_batches`` decodes the files of one
-batch at a time.
+The files are PNG by default (the article's); option ``encoding`` makes them JPEG
+(``{i}.jpg``), WebP (``{i}.webp``) or raw pixel bytes (``{i}.raw``, one file per image
+without any codec: what the small files alone cost), through ``imgbench.encoding``. The
+store records its encoding and image shape in ``format.json``. ``store`` encodes the
+images chunk by chunk; ``read_batches`` decodes the files of one batch at a time.
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from .. import encoding
 from . import batch_bounds, blocks, indexed_chunks
 
-DESCRIPTION = "PNG files + labels.csv"
+DESCRIPTION = "image files + labels.csv"
 PACKAGES = ("Pillow",)
 LABELS_FILE = "labels.csv"
-# Pillow's default zlib level is 6, which is also what the article used.
-OPTIONS = {"compress_level": 6}
-CHOICES = {"compress_level": tuple(range(10))}
+FORMAT_FILE = "format.json"
+# PNG at Pillow's default zlib level 6, which is also what the article used.
+OPTIONS = encoding.options("png")
+CHOICES = dict(encoding.CHOICES)
 
 
 def library_versions() -> dict:
@@ -31,19 +36,16 @@ def library_versions() -> dict:
     return {"zlib": features.version("zlib")}
 
 
-def _image_path(store_dir: Path, index: int) -> Path:
-    return store_dir / f"{index}.png"
+def _image_path(store_dir: Path, index: int, extension: str = "png") -> Path:
+    return store_dir / f"{index}.{extension}"
 
 
 def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
-    """Upper bound of the store's bytes on disk: one file per image no larger than its
-    pixels stored uncompressed (a filter byte per row, 5 bytes per 64 KiB deflate block,
-    zlib's 6 bytes and PNG's 57 bytes of chunks), each rounded up to whole blocks, plus
-    the labels CSV (at most 16 bytes a line)."""
-    rows = math.isqrt(image_bytes // 3) + 1  # square RGB images
-    raw = image_bytes + rows
-    per_image = blocks(raw + 5 * -(-raw // 65535) + 6 + 57 + 64)
-    return n_images * per_image + blocks(16 * (n_images + 1))
+    """Upper bound of the store's bytes on disk: one file per image no larger than
+    ``encoding.max_encoded_bytes`` (PNG: its pixels stored uncompressed), each rounded up
+    to whole blocks, plus the labels CSV (at most 16 bytes a line) and ``format.json``."""
+    per_image = blocks(encoding.max_encoded_bytes(image_bytes, options))
+    return n_images * per_image + blocks(16 * (n_images + 1)) + blocks(1)
 
 
 def store(
@@ -53,14 +55,12 @@ def store(
     *,
     options: dict,
 ) -> None:
-    from PIL import Image
-
-    level = options["compress_level"]
+    extension = encoding.EXTENSIONS[options["encoding"]]
     for start, chunk in indexed_chunks(images):
         for index, image in enumerate(chunk, start=start):
-            Image.fromarray(image).save(
-                _image_path(store_dir, index), format="PNG", compress_level=level
-            )
+            _image_path(store_dir, index, extension).write_bytes(encoding.encode(image, options))
+    image_format = {"encoding": options["encoding"], "shape": list(images.shape[1:])}
+    (store_dir / FORMAT_FILE).write_text(json.dumps(image_format))
     with open(store_dir / LABELS_FILE, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "label"])
@@ -74,27 +74,29 @@ def _read_labels(store_dir: Path) -> np.ndarray:
         return np.array([int(row[1]) for row in reader], dtype=np.uint8)
 
 
-def _decode(open_image, path: Path, readahead: bool) -> np.ndarray:
-    """The pixels of one file, opened with ``open_image`` (``PIL.Image.open``, imported
-    once per call of the caller, not per image)."""
-    if readahead:
-        with open_image(path) as image:
-            return np.asarray(image)
-    with open(path, "rb") as handle:
-        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
-        with open_image(handle) as image:
-            return np.asarray(image)
+def _read_format(store_dir: Path) -> tuple[str, tuple[int, ...]]:
+    """The store's encoding and image shape."""
+    image_format = json.loads((store_dir / FORMAT_FILE).read_text())
+    return image_format["encoding"], tuple(image_format["shape"])
 
 
-def _read_images(store_dir: Path, indices, readahead: bool = True) -> np.ndarray:
-    from PIL import Image
+def _read_file(path: Path, readahead: bool) -> bytes:
+    """A file's bytes; without readahead the file is advised ``POSIX_FADV_RANDOM`` first."""
+    with open(path, "rb", buffering=0) as handle:
+        if not readahead:
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        return handle.readall()
 
+
+def _read_images(store_dir: Path, indices, readahead: bool = True, image_format=None) -> np.ndarray:
+    """The images at ``indices``, each file read whole and decoded into one fresh array."""
+    name, shape = image_format or _read_format(store_dir)
+    extension = encoding.EXTENSIONS[name]
     indices = list(indices)
-    first_array = _decode(Image.open, _image_path(store_dir, indices[0]), readahead)
-    images = np.empty((len(indices), *first_array.shape), dtype=first_array.dtype)
-    images[0] = first_array
-    for position, index in enumerate(indices[1:], start=1):
-        images[position] = _decode(Image.open, _image_path(store_dir, index), readahead)
+    images = np.empty((len(indices), *shape), dtype=np.uint8)
+    for position, index in enumerate(indices):
+        data = _read_file(_image_path(store_dir, index, extension), readahead)
+        images[position] = encoding.decode(data, name, shape)
     return images
 
 
@@ -105,23 +107,29 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch front to back: the files of each batch decoded into a fresh array."""
-    labels = _read_labels(Path(store_dir))
+    store_dir = Path(store_dir)
+    labels = _read_labels(store_dir)
+    image_format = _read_format(store_dir)
     for start, stop in batch_bounds(len(labels), batch_images):
-        yield _read_images(Path(store_dir), range(start, stop)), labels[start:stop].copy()
+        images = _read_images(store_dir, range(start, stop), image_format=image_format)
+        yield images, labels[start:stop].copy()
 
 
 class Reader:
     """Opens each image file on request; without readahead each file is advised
-    ``POSIX_FADV_RANDOM`` before Pillow reads it."""
+    ``POSIX_FADV_RANDOM`` before it is read."""
 
     def __init__(self, store_dir: Path, *, readahead: bool = True):
         self.store_dir = Path(store_dir)
         self.readahead = readahead
         self.labels = _read_labels(self.store_dir)
+        self.image_format = _read_format(self.store_dir)
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices)
-        images = _read_images(self.store_dir, indices.tolist(), self.readahead)
+        images = _read_images(
+            self.store_dir, indices.tolist(), self.readahead, image_format=self.image_format
+        )
         return images, self.labels[indices]
 
     def close(self) -> None:
