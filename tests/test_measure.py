@@ -18,12 +18,12 @@ import pytest
 from ci import unavailable
 from PIL import Image
 
-from imgbench import access, aggregate, fsutil, machine, measure, pool, provenance
-from imgbench.methods import get_method
+from imgbench import access, aggregate, fsutil, machine, measure, methods, pool, provenance
+from imgbench.methods import available_methods, get_method
 from imgbench.methods import lmdb as lmdb_method
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ["png", "lmdb", "hdf5", "npy"]
+METHODS = available_methods()
 COUNT = 20
 RANDOM_READS = 40
 BATCH = 8
@@ -483,7 +483,24 @@ def corrupt_lmdb(store_dir, images):
         env.close()
 
 
+def rewrite_with_image_3_inverted(method):
+    """A store of the same images but image 3 inverted, written by the method itself in
+    place of the measured one (for formats whose bytes cannot be patched in place:
+    encoded members of a tar shard, Parquet pages, compressed chunks)."""
+
+    def corrupt(store_dir, images):
+        changed = images.copy()
+        changed[3] = 255 - images[3]
+        labels = get_method(method).read(store_dir)[1]
+        fsutil.remove_tree(store_dir)
+        store_dir.mkdir()
+        methods.store(method, store_dir, changed, labels)
+
+    return corrupt
+
+
 CORRUPT = {"png": corrupt_png, "npy": corrupt_npy, "hdf5": corrupt_hdf5, "lmdb": corrupt_lmdb}
+CORRUPT.update({m: rewrite_with_image_3_inverted(m) for m in METHODS if m not in CORRUPT})
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -22,7 +22,7 @@ from imgbench.methods import lmdb as lmdb_method
 from imgbench.methods import png as png_method
 from imgbench.pool import tile
 
-METHODS = ["png", "lmdb", "hdf5", "npy"]
+METHODS = available_methods()
 
 # Every option combination each method's variants may use (besides the default).
 VARIANTS = [
