@@ -123,7 +123,10 @@ def check_disk_space():
         for size in config["image_sizes"]
         if not Path(str(POOL).format(image_size=size)).exists()
     ]
-    data_need = sum(plan.pool_bytes(config, size) for size in missing)
+    # An image folder is first written per size as it is (folder_<size>px_images.npy),
+    # then copied into the pool: twice the pool's bytes.
+    copies = 1 if FOLDER is None else 2
+    data_need = copies * sum(plan.pool_bytes(config, size) for size in missing)
     try:
         line = space.start_check(root, label, need, data_need, DATA_DIR)
     except space.StoreSpaceError as error:
