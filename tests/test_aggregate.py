@@ -1055,3 +1055,22 @@ def test_methods_table_names_each_series_encoding_and_fidelity():
         aggregate.series_label("png:jpeg95", {"png": "image files + labels.csv"}, labels)
         == "image files + labels.csv [jpeg95], jpeg q95"
     )
+
+
+def test_smallest_on_disk_is_lossless_with_a_smaller_lossy_one_named_after_it():
+    disk = pd.DataFrame(
+        {
+            "series": ["npy", "png", "png:jpeg95"],
+            "cutoff": [10, 10, 10],
+            "bytes_on_disk": [30720, 20480, 4096],
+            "min_bytes_on_disk": [30720, 20480, 4096],
+            "max_bytes_on_disk": [30720, 20480, 4096],
+            "lossy": [False, False, True],
+        }
+    )
+    assert aggregate._smallest_cell(disk) == (
+        "**png** 2.0 KiB/image (lossy: png:jpeg95 410 B/image)"
+    )
+    assert aggregate._smallest_cell(disk[disk["series"] != "png:jpeg95"]) == (
+        "**png** 2.0 KiB/image"
+    )

@@ -786,12 +786,28 @@ def _fastest_cell(points: pd.DataFrame) -> str:
     )
 
 
+def _is_lossy(frame: pd.DataFrame) -> pd.Series:
+    if "lossy" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["lossy"].isin([True, "True"])
+
+
 def _smallest_cell(disk: pd.DataFrame) -> str:
-    candidates = _disk_candidates(disk)
+    """The smallest lossless series (a lossy one is no answer to "how do I store my
+    images" unless the reader accepts the loss), and a smaller lossy one after it."""
+    lossy = _is_lossy(disk)
+    exact = disk[~lossy] if (~lossy).any() else disk
+    candidates = _disk_candidates(exact)
     verdict = st.separate(candidates)
     names = [verdict.best, *verdict.tied]
     text = f"**{_names(names)}**" if len(names) < len(candidates) else _names(names)
-    return f"{text} {human_bytes(verdict.best.value / disk['cutoff'].iloc[0])}/image"
+    text += f" {human_bytes(verdict.best.value / disk['cutoff'].iloc[0])}/image"
+    smaller = disk[lossy & (disk["bytes_on_disk"] < verdict.best.value)]
+    if len(smaller) and (~lossy).any():
+        least = smaller.loc[smaller["bytes_on_disk"].idxmin()]
+        per_image = human_bytes(least["bytes_on_disk"] / least["cutoff"])
+        text += f" (lossy: {least['series']} {per_image}/image)"
+    return text
 
 
 def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
@@ -806,7 +822,8 @@ def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
         "\n## Which format for which access pattern (largest cutoff of each size)\n\n",
         "Fastest: the series whose interval of the median time lies clear of every "
         "other's, with its median and interval in seconds (else the series that tie). "
-        "Smallest: bytes on disk per image (allocated blocks). Each against the raw npy "
+        "Smallest: bytes on disk per image (allocated blocks) of the series that read back "
+        "exactly, and a smaller lossy one where there is one. Each against the raw npy "
         "baseline at the same point.\n",
     ]
     for size in sorted(reads["image_size"].unique()):
@@ -823,7 +840,8 @@ def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
             base = points.loc[points["series"] == BASELINE_SERIES, "median_s"]
             on_disk = sized[sized["series"].isin(points["series"])]
             base_disk = sized.loc[sized["series"] == BASELINE_SERIES, "bytes_on_disk"]
-            smallest = on_disk["bytes_on_disk"].min() if len(on_disk) else None
+            exact = on_disk[~_is_lossy(on_disk)] if (~_is_lossy(on_disk)).any() else on_disk
+            smallest = exact["bytes_on_disk"].min() if len(exact) else None
             body.append(
                 [
                     _read_label(key, shown),
