@@ -600,3 +600,13 @@ def test_disk_usage_has_a_panel_per_image_size(tmp_path):
         heights = sorted(patch.get_height() for patch in ax.patches)
         assert heights == sorted(disk.loc[disk["image_size"] == size, "bytes_on_disk"])
     plotting.plt.close(fig)
+
+
+def test_more_series_than_ten_colours_still_get_distinct_colours():
+    from imgbench import plotting
+
+    frame = pd.DataFrame({"series": [f"m{i}" for i in range(13)]})
+    colours = plotting._colours(frame)
+    assert len(set(colours.values())) == 13
+    few = plotting._colours(frame.head(4))
+    assert list(few.values()) == ["C0", "C1", "C2", "C3"]

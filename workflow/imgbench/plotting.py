@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 # SVG figures keep their text as text (legends can be searched and selected), not paths.
 matplotlib.rcParams["svg.fonttype"] = "none"
+import matplotlib.colors  # noqa: E402
 import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
@@ -76,7 +77,13 @@ def _label(series: str) -> str:
 
 
 def _colours(frame: pd.DataFrame) -> dict[str, str]:
-    return {series: f"C{i % 10}" for i, series in enumerate(sorted(frame["series"].unique()))}
+    """One colour per series: matplotlib's ten, or tab20's twenty when more series than
+    ten would repeat a colour (a format compared with its encodings)."""
+    series = sorted(frame["series"].unique())
+    if len(series) <= 10:
+        return {name: f"C{i}" for i, name in enumerate(series)}
+    palette = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+    return {name: palette[i % len(palette)] for i, name in enumerate(series)}
 
 
 def _spread(points: pd.DataFrame, spread: str) -> np.ndarray:
@@ -258,7 +265,12 @@ def _throughput_bars(ax, panel, colours, series_list, conditions) -> None:
             hatch=hatch,
             edgecolor="white" if hatch else None,
         )
-    ax.set_xticks(positions, [_label(s) for s in series_list], rotation=30, ha="right")
+    ax.set_xticks(
+        positions,
+        [_label(s) for s in series_list],
+        rotation=30 if len(series_list) <= 6 else 60,
+        ha="right",
+    )
 
 
 def _panel_rows(reads: pd.DataFrame) -> list[tuple[str, str]]:
@@ -334,8 +346,11 @@ def _throughput_figure(reads, size, colours):
     single_cutoff = reads["cutoff"].nunique() == 1
     handles = _throughput_legend(conditions, single_cutoff, colours, series_list)
     width, height = PANEL_SIZE
-    # Bars carry the methods' names under them.
-    height += 0.06 * max((len(_label(s)) for s in series_list), default=0) if single_cutoff else 0
+    if single_cutoff:
+        # Bars carry the methods' names under them: room for the names, and for the bars
+        # when there are many series.
+        height += 0.06 * max((len(_label(s)) for s in series_list), default=0)
+        width = max(width, 0.42 * len(series_list) + 1.2)
     fig, axes = plt.subplots(
         len(panel_rows),
         len(reader_counts),
@@ -561,7 +576,11 @@ def _disk_figure(disk):
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axes[-1, 0].set_xticks(positions, [f"{c:,}" for c in cutoffs])
     axes[-1, 0].set_xlabel("Number of images")
-    axes[0, 0].legend(fontsize="small")
+    if len(series_list) > 6:  # beside the axes: inside, so many would cover the bars
+        axes[0, 0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.set_figwidth(9 + _legend_width(axes[0, 0].get_legend_handles_labels()[0]))
+    else:
+        axes[0, 0].legend(fontsize="small")
     what = f"{sizes[0]}x{sizes[0]} images" if len(sizes) == 1 else "by image size"
     fig.suptitle(f"Disk usage per store, {what}")
     fig.tight_layout()
