@@ -85,7 +85,7 @@ def main():
             env=env,
             variant=wildcards.variant,
             options=smk.params.options,
-        psnr_floor_db=smk.params.psnr_floor_db,
+            psnr_floor_db=smk.params.psnr_floor_db,
             inner_repeats=smk.params.inner_repeats,
             inner_budget_s=smk.params.inner_budget_seconds,
             memory_watch=watch,
