@@ -1074,3 +1074,30 @@ def test_smallest_on_disk_is_lossless_with_a_smaller_lossy_one_named_after_it():
     assert aggregate._smallest_cell(disk[disk["series"] != "png:jpeg95"]) == (
         "**png** 2.0 KiB/image"
     )
+
+
+def test_fastest_cell_names_each_tied_series_once():
+    def point(series, median, low, high, level):
+        return {
+            "series": series,
+            "median_s": median,
+            "ci_low": low,
+            "ci_high": high,
+            "ci_level": level,
+        }
+
+    points = pd.DataFrame(
+        [
+            point("hdf5", 1.0, 1.0, 1.0, 0.0),  # one timing: no interval
+            point("npy", 1.1, 1.1, 1.1, 0.0),
+            point("lmdb", 1.05, 0.9, 1.2, 0.75),
+            point("png", 9.0, 8.0, 10.0, 0.75),
+            point("zarr", 1.2, 1.0, 1.3, 0.75),
+            point("wds", 1.15, 1.0, 1.3, 0.75),
+        ]
+    )
+    cell = aggregate._fastest_cell(points)
+    assert cell.startswith("no clear winner: hdf5, ")
+    named = cell.split(": ", 1)[1].split(" (")[0]
+    assert named.count("hdf5") == 1 and "png" not in named
+    assert named.endswith("and 1 more")

@@ -779,11 +779,12 @@ def _fastest_cell(points: pd.DataFrame) -> str:
         return f"only {best.name} measured"
     if verdict.clear and not single:
         return f"**{best.name}** {_fmt_seconds(best.value)} [{best.low:.4g}, {best.high:.4g}]"
-    return (
-        f"no clear winner: {_names([best, *verdict.tied, *single][:4])}"
-        + (" …" if len(verdict.tied) + len(single) > 3 else "")
-        + f" (best median {best.name} {_fmt_seconds(best.value)})"
-    )
+    tied = list({c.name: c for c in [best, *verdict.tied, *single]}.values())
+    if len(tied) > 4:
+        named = ", ".join(c.name for c in tied[:4]) + f" and {len(tied) - 4} more"
+    else:
+        named = _names(tied)
+    return f"no clear winner: {named} (best median {best.name} {_fmt_seconds(best.value)})"
 
 
 def _is_lossy(frame: pd.DataFrame) -> pd.Series:
