@@ -246,7 +246,10 @@ class _Store:
         try:
             if not readahead:
                 os.posix_fadvise(self.handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
-            self.file = pq.ParquetFile(self.handle)
+            # pre_buffer (pyarrow's default) coalesces and buffers the column chunks of
+            # the row groups ahead of iter_batches: an epoch of 20,000 images of 64x64
+            # held 178 MB more than one of 2,000; without it the epoch holds a row group.
+            self.file = pq.ParquetFile(self.handle, pre_buffer=False)
             metadata = self.file.metadata
             raw_meta = (metadata.metadata or {}).get(META_KEY)
             if raw_meta is None:
