@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ci import unavailable
+from processes import identity, in_session, job_processes, wait_until_ended
 
 from imgbench import config as config_module
 from imgbench import fsutil, measure, space, storeref
@@ -311,15 +312,21 @@ def workflow_copy(tmp_path: Path, tiny_archive, **changes) -> Path:
     archive, md5, _, _ = tiny_archive
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config.update(
-        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
-        methods=["png"],
-        repeats=1,
-        inner_repeats=1,
-        read_cache=["warm"],
-        read_patterns=["whole"],
-        readahead=["on"],
-        plot={"formats": ["png"], "dpi": 50, "spread": "ci"},
-        **changes,
+        {
+            "dataset": {
+                "archive": str(archive),
+                "md5": md5,
+                "url": "https://example.invalid/x.tgz",
+            },
+            "methods": ["png"],
+            "repeats": 1,
+            "inner_repeats": 1,
+            "read_cache": ["warm"],
+            "read_patterns": ["whole"],
+            "readahead": ["on"],
+            "plot": {"formats": ["png"], "dpi": 50, "spread": "ci"},
+            **changes,
+        }
     )
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
@@ -418,23 +425,6 @@ def test_a_job_killed_by_sigbus_on_a_full_disk_ends_with_one_sentence(tmp_path):
     assert "Bus error" in log.read_text()  # faulthandler's report of the child, in the log
 
 
-def store_job_pid() -> int:
-    """The store job's process that Snakemake started (not the child it forks)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if b".store.py" in command:
-            found[int(entry.name)] = parent
-    (pid,) = [pid for pid, parent in found.items() if parent not in found]
-    return pid
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_run_stopped_during_a_store_leaves_no_partial_store_and_reruns_whole(
@@ -461,7 +451,7 @@ def test_a_run_stopped_during_a_store_leaves_no_partial_store_and_reruns_whole(
     if signum == signal.SIGINT:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     else:
-        os.kill(store_job_pid(), signal.SIGTERM)
+        os.kill(job_processes(process.pid, b".store.py")[0], signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     assert not store.exists(), "the partial store stayed behind"
@@ -470,6 +460,82 @@ def test_a_run_stopped_during_a_store_leaves_no_partial_store_and_reruns_whole(
     assert "the partial png/default 32px 20,000-image (repeat 1) store was removed" in (
         log.read_text()
     )
+
+    rerun = run_snakemake(workdir)
+    assert rerun.returncode == 0, rerun.stderr
+    timings = (workdir / "results" / "timings.csv").read_text().splitlines()
+    assert len(timings) == 1 + 2  # header, one store row and one read row
+    assert len(set(timings)) == len(timings)
+    assert list(stores.iterdir()) == []
+
+
+def wait_for_job(process, script: bytes, processes: int, ready=lambda: True) -> tuple[int, list]:
+    """The job of this run (its session) whose command line names ``script``, once it has
+    ``processes`` processes below its top (worker, watcher, readers) and ``ready()``."""
+    deadline = time.monotonic() + 300
+    while True:
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, f"the {script!r} job never got going"
+        job = job_processes(process.pid, script)
+        if job is not None and len(job[1]) >= processes and ready():
+            return job
+        time.sleep(0.01)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("victim", ["worker", "guard"])
+@pytest.mark.parametrize("job", ["store", "read"])
+def test_a_job_killed_by_sigkill_leaves_no_process_and_reruns_whole(
+    tmp_path, tiny_archive, job, victim
+):
+    """SIGKILL (the OOM killer, kill -9) to a job's worker, or to the job's own process
+    (the guard, the worker's parent), during the timed work of a 20,000-image PNG store or
+    of its shuffled read by 2 readers: within seconds no process of the job remains (the
+    memory watcher and the readers used to run on for hours), and a plain rerun measures
+    the point whole."""
+    stores = tmp_path / "stores"
+    workdir = workflow_copy(
+        tmp_path,
+        tiny_archive,
+        n_images=20000,
+        cutoffs=[20000],
+        store_dir=str(stores),
+        read_patterns=["shuffled"],
+        readers=[2],
+    )
+    command = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    process = subprocess.Popen(
+        command, cwd=workdir, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        store = stores / "png" / "default" / "32px" / "20000" / "repeat1"
+        if job == "store":  # the worker and its watcher, 500 images written
+            guard, below = wait_for_job(
+                process, b".store.py", 2, lambda: store.is_dir() and len(os.listdir(store)) > 500
+            )
+        else:  # the worker, its watcher and the 2 readers
+            guard, below = wait_for_job(process, b".read.py", 4)
+            time.sleep(0.2)  # into the readers' timed work
+        worker = below[0]
+        tracked = [p for p in (identity(pid) for pid in [guard, *below]) if p is not None]
+        killed_at = time.monotonic()
+        os.kill(worker if victim == "worker" else guard, signal.SIGKILL)
+        left = wait_until_ended(tracked, 10.0)
+        ended_s = time.monotonic() - killed_at
+        assert left == [], f"processes {left} of the {job} job outlived its {victim}"
+        print(f"{job} job, {victim} SIGKILLed: every process ended within {ended_s:.2f} s")
+        process.communicate(timeout=120)
+        assert process.returncode != 0
+        assert (
+            wait_until_ended(
+                [p for p in (identity(pid) for pid in in_session(process.pid)) if p], 5.0
+            )
+            == []
+        )
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     rerun = run_snakemake(workdir)
     assert rerun.returncode == 0, rerun.stderr

@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from . import access, encoding, fsutil, machine, memory, pool, space, vocabulary
+from . import access, encoding, fsutil, lifetime, machine, memory, pool, space, vocabulary
 from .methods import get_method, resolve_options
 from .rows import ROW_FIELDS, new_row, write_environment, write_rows
 
@@ -766,9 +766,10 @@ def read_in_workers(
     done = context.Barrier(len(shares) + 1)
     results = context.Queue()
     workers = [
-        context.Process(
-            target=_worker,
-            args=(method, store_dir, share, readahead, source, floor_db, ready, done, results),
+        lifetime.process(
+            context,
+            _worker,
+            (method, store_dir, share, readahead, source, floor_db, ready, done, results),
         )
         for share in shares
     ]

@@ -9,11 +9,11 @@ LMDB store shows an RSS near 20 GB without ever needing it.
 ``peak_anon_bytes`` is the memory the job itself holds (the image pool, chunks, library
 buffers): ``RssAnon`` of the job process plus what each of its reader processes added
 since it was first seen, sampled by a watcher process every ``interval_s`` (a separate
-process, so the timed code shares no lock with it). A reader forked from the job shares
-the job's pages (the pool) until it writes them, so counting its whole ``RssAnon`` would
-count the pool once per reader; a reader's memory is therefore its ``RssAnon`` less its
-first sample (taken within ``interval_s`` of its start). A peak shorter than the
-interval can be missed.
+process, so the timed code shares no lock with it; it dies with the job's process, see
+``lifetime``). A reader forked from the job shares the job's pages (the pool) until it
+writes them, so counting its whole ``RssAnon`` would count the pool once per reader; a
+reader's memory is therefore its ``RssAnon`` less its first sample (taken within
+``interval_s`` of its start). A peak shorter than the interval can be missed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import multiprocessing
 import os
 import resource
 from pathlib import Path
+
+from . import lifetime
 
 PROC = Path("/proc")
 
@@ -74,8 +76,11 @@ def anon_bytes(pid: int, skip: int | None = None, first_seen: dict | None = None
 
 
 def _watch(pid: int, peak, stop, interval_s: float) -> None:
+    """Sample until told to stop, or until ``pid`` (the parent) is gone: a job killed by
+    SIGKILL never sets ``stop`` (the kernel also kills this process then; see
+    ``lifetime``)."""
     me, first_seen = os.getpid(), {}
-    while True:
+    while lifetime.parent_alive(pid):
         current = anon_bytes(pid, skip=me, first_seen=first_seen)
         if current > peak.value:
             peak.value = current
@@ -93,9 +98,10 @@ class AnonWatch:
         self._peak = context.Value("q", 0, lock=False)
         self._first_seen: dict[int, int] = {}
         self._stop = context.Event()
-        self._process = context.Process(
-            target=_watch,
-            args=(os.getpid(), self._peak, self._stop, interval_s),
+        self._process = lifetime.process(
+            context,
+            _watch,
+            (os.getpid(), self._peak, self._stop, interval_s),
             daemon=True,
         )
 

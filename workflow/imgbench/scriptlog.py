@@ -19,6 +19,8 @@ import traceback as tb
 from collections.abc import Callable
 from pathlib import Path
 
+from . import lifetime
+
 
 class Interrupted(BaseException):
     """The job was asked to stop by a signal (SIGTERM from Snakemake or Slurm, SIGINT)."""
@@ -42,7 +44,7 @@ def run_guarded(main: Callable[[], None], on_signal: Callable[[int], str]) -> No
     logs ``on_signal(signum)`` for it, once. SIGTERM and SIGINT are passed on to the child,
     whose cleanup then runs."""
     logger = logging.getLogger("imgbench")
-    child = os.fork()
+    child = lifetime.fork()  # dies with this parent, even by SIGKILL
     if child == 0:  # pragma: no cover (runs in the child; its exit status is checked)
         code = 0
         try:
