@@ -10,7 +10,9 @@ are saved as grayscale files. Classes take turns, so they are balanced. Everythi
 from one seeded generator: the same seed gives the same files, byte for byte, with the
 same Pillow.
 
-    PYTHONPATH=workflow python -m imgbench.photos photos --count 2000 --seed 0
+    imgbench photos photos --count 2000 --seed 0
+
+(``python -m imgbench.photos`` with ``workflow`` on ``PYTHONPATH`` does the same.)
 """
 
 from __future__ import annotations
@@ -156,12 +158,14 @@ def build_photo_folder(
     return crops
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m imgbench.photos",
-        description="Build an example image folder (one subfolder per class) from random "
-        "crops of the real photographs shipped with scikit-image.",
-    )
+DESCRIPTION = (
+    "Build an example image folder (one subfolder per class) from random crops of the real "
+    "photographs shipped with scikit-image."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``imgbench photos`` (and of ``python -m imgbench.photos``)."""
     parser.add_argument("out_dir", type=Path, help="a new (or empty) folder to write")
     parser.add_argument("--count", type=int, default=2000, help="images to write (2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops (0)")
@@ -172,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         "--sources",
         help=f"comma-separated photographs (classes) to use; default all: {','.join(SOURCES)}",
     )
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the folder ``add_arguments`` describes; the exit status."""
     sources = args.sources.split(",") if args.sources else None
     try:
         crops = build_photo_folder(
@@ -186,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(crops)} photographs in {classes} class folders to {args.out_dir} ", end="")
     print(f"({total / 1e6:.1f} MB)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m imgbench.photos``: the same as ``imgbench photos``."""
+    parser = argparse.ArgumentParser(prog="python -m imgbench.photos", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
