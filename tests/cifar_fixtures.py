@@ -30,6 +30,35 @@ def make_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+# scikit-image's colour photographs (shipped with it, no download), for natural images.
+COLOUR_PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
+
+
+def photo_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (count, 32, 32, 3) uint8 made as CIFAR-10's were, from real photographs: a
+    random square crop (a fifth to all of the short side) of one of scikit-image's colour
+    photographs, downscaled to 32x32 with Pillow's antialiasing; labels are the
+    photograph (0..4). Natural images, unlike ``make_images``' smooth ramps and noise."""
+    from PIL import Image
+
+    from imgbench import photos
+
+    photographs = photos.photographs(list(COLOUR_PHOTOGRAPHS))
+    views = [photographs[name][0] for name in COLOUR_PHOTOGRAPHS]  # one view each
+    rng = np.random.default_rng(seed)
+    images = np.empty((count, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, len(views), size=count).astype(np.uint8)
+    for index, label in enumerate(labels):
+        photo = views[label]
+        height, width = photo.shape[:2]
+        side = int(rng.uniform(0.2, 1.0) * min(height, width))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        crop = Image.fromarray(photo[top : top + side, left : left + side, :3])
+        images[index] = np.asarray(crop.resize((32, 32), Image.LANCZOS))
+    return images, labels
+
+
 def batch_bytes(images: np.ndarray, labels: np.ndarray, name: str) -> bytes:
     data = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
     batch = {
@@ -54,11 +83,14 @@ def make_archive(
     *,
     extra_members: dict[str, bytes] | None = None,
     skip_batches: tuple[str, ...] = (),
+    make=make_images,
 ) -> tuple[Path, str, np.ndarray, np.ndarray]:
     """Write an archive with data_batch_1..5 of the given sizes (plus test_batch and
-    batches.meta); returns (path, md5, images, labels) of the training batches in order."""
+    batches.meta) of images from ``make(count, seed)`` (``make_images``, or
+    ``photo_images`` for natural ones); returns (path, md5, images, labels) of the
+    training batches in order."""
     path = Path(path)
-    all_images, all_labels = make_images(sum(batch_sizes) + 2, seed)
+    all_images, all_labels = make(sum(batch_sizes) + 2, seed)
     start = 0
     train_images, train_labels = [], []
     with tarfile.open(path, "w:gz") as tar:

@@ -251,6 +251,12 @@ BAD_VALUES = [
     ("batch_size", 0, r"config key batch_size has the bad value 0"),
     ("random_reads", 0, r"config key random_reads has the bad value 0"),
     ("seed", -1, r"config key seed has the bad value -1"),
+    (
+        "store_psnr_floor_db",
+        -1,
+        r"config key store_psnr_floor_db has the bad value -1 .*whole lossy store",
+    ),
+    ("image_psnr_floor_db", "x", r"config key image_psnr_floor_db has the bad value 'x'"),
     ("variants", {"png": {}}, r"config key variants\.png has the bad value \{\}"),
     (
         "variants",
@@ -337,6 +343,51 @@ def test_variants_for_an_unknown_method(config):
 def test_unknown_variant_option(config, method, options, message):
     config["variants"] = {method: {"default": {}, "fast": options}}
     with pytest.raises(ConfigError, match=message):
+        validate_config(config, SCHEMA)
+
+
+def test_the_retired_psnr_floor_names_the_two_floors_that_replace_it(config):
+    config["psnr_floor_db"] = 30
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    message = str(caught.value)
+    assert message.startswith("config key psnr_floor_db is retired")
+    assert "set store_psnr_floor_db (the whole store's PSNR, default 28 dB)" in message
+    assert "image_psnr_floor_db (each image's, default 18 dB" in message
+    assert message.count(";") == 1 and "\n" not in message  # one sentence
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "wrong"),
+    [
+        ("wds", {"encoding": "webp", "lossless": False, "subsampling": "4:2:0"}, "webp"),
+        ("png", {"subsampling": "4:4:4"}, "png"),  # png files default to PNG
+        ("lmdb", {"subsampling": "4:2:2"}, "raw"),  # LMDB values default to raw
+    ],
+)
+def test_subsampling_is_refused_with_other_encodings_than_jpeg(config, method, options, wrong):
+    config["variants"] = {method: {"lossy": options}}
+    with pytest.raises(
+        ConfigError,
+        match=rf"config key variants\.{method}\.lossy is invalid: method {method} option "
+        rf"subsampling applies only to encoding jpeg, not {wrong}; fix the option or remove it",
+    ):
+        validate_config(config, SCHEMA)
+
+
+def test_subsampling_unquoted_in_yaml_is_read_as_its_name(config):
+    """YAML 1.1 reads an unquoted 4:2:0 as the base-60 number 14520."""
+    config["variants"] = yaml.safe_load(
+        "wds: {a: {encoding: jpeg, subsampling: 4:2:0}, b: {encoding: jpeg, subsampling: 4:4:4}}"
+    )
+    assert config["variants"]["wds"]["a"]["subsampling"] == 14520
+    validate_config(config, SCHEMA)
+    assert config["variants"]["wds"]["a"]["subsampling"] == "4:2:0"
+    assert config["variants"]["wds"]["b"]["subsampling"] == "4:4:4"
+    config["variants"] = yaml.safe_load("wds: {a: {encoding: jpeg, subsampling: 4:1:1}}")
+    with pytest.raises(
+        ConfigError, match=r"subsampling must be one of null, 4:4:4, 4:2:2, 4:2:0, not '4:1:1'"
+    ):
         validate_config(config, SCHEMA)
 
 

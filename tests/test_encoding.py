@@ -1,9 +1,12 @@
 """Image encodings (raw, PNG, JPEG, WebP) on real photographs: the codec module, the
-encoded PNG-file and LMDB stores, and the fidelity floor that checks lossy stores."""
+encoded PNG-file and LMDB stores, JPEG's chroma subsampling, and the two fidelity floors
+that check lossy stores (the whole store's PSNR, and each image's against garbage)."""
 
 from __future__ import annotations
 
+import io
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,7 +78,7 @@ def test_lossy_encodings_keep_a_photo_above_the_floor_but_not_exact(options, cro
     assert encoding.is_lossy(full(options))
     assert not np.array_equal(got, images)
     psnr = encoding.psnr_per_image_db(images, got)
-    assert psnr.min() >= encoding.PSNR_FLOOR_DB
+    assert psnr.min() >= encoding.STORE_PSNR_FLOOR_DB  # far above the image floor
     assert encoding.psnr_db(images, got) >= psnr.min()
 
 
@@ -91,10 +94,57 @@ def test_jpeg_quality_trades_bytes_for_fidelity(crops):
     assert sizes[0] < sizes[1] and fidelity[0] < fidelity[1]
 
 
-def test_psnr_of_an_unrelated_photo_is_far_below_the_floor(crops):
+def test_psnr_of_an_unrelated_photo_or_noise_is_below_the_image_floor(crops):
     images, _ = crops
     assert encoding.psnr_db(images[0], images[0]) == math.inf
-    assert encoding.psnr_db(images[0], images[1]) < encoding.PSNR_FLOOR_DB - 10
+    assert encoding.psnr_db(images[0], images[1]) < encoding.IMAGE_PSNR_FLOOR_DB - 3
+    noise = np.random.default_rng(5).integers(0, 256, images.shape, dtype=np.uint8)
+    assert encoding.psnr_per_image_db(images, noise).max() < encoding.IMAGE_PSNR_FLOOR_DB - 5
+
+
+def jpeg_round_trip(images: np.ndarray, options: dict) -> tuple[np.ndarray, int]:
+    """The images through JPEG with ``options`` (over the defaults), and their bytes."""
+    encoded = [encoding.encode(image, full({"encoding": "jpeg", **options})) for image in images]
+    decoded = np.stack([encoding.decode(data, "jpeg", images.shape[1:]) for data in encoded])
+    return decoded, sum(map(len, encoded))
+
+
+def test_jpeg_subsampling_is_applied_and_full_chroma_is_the_default(crops):
+    from PIL import Image, JpegImagePlugin
+
+    images, _ = crops
+    assert encoding.options("png")["subsampling"] is None  # JPEG's default, 4:4:4
+    assert encoding.subsampling(full({"encoding": "jpeg"})) == "4:4:4"
+    fidelity, sizes = {}, {}
+    for subsampling, pillow in encoding.SUBSAMPLINGS.items():
+        data = encoding.encode(images[0], full({"encoding": "jpeg", "subsampling": subsampling}))
+        with Image.open(io.BytesIO(data)) as picture:
+            assert JpegImagePlugin.get_sampling(picture) == pillow
+        decoded, sizes[subsampling] = jpeg_round_trip(images, {"subsampling": subsampling})
+        fidelity[subsampling] = encoding.psnr_db(images, decoded)
+    assert fidelity["4:4:4"] > fidelity["4:2:2"] > fidelity["4:2:0"]
+    assert sizes["4:4:4"] > sizes["4:2:2"] > sizes["4:2:0"]
+    default, _ = jpeg_round_trip(images, {})
+    full_chroma, _ = jpeg_round_trip(images, {"subsampling": "4:4:4"})
+    assert np.array_equal(default, full_chroma)
+
+
+def test_fidelity_gathers_store_worst_and_low_percentile_psnr(crops):
+    images, _ = crops
+    decoded, _ = jpeg_round_trip(images, {"quality": 40, "subsampling": "4:2:0"})
+    fidelity = encoding.Fidelity()
+    for start in range(0, len(images), 5):  # batch by batch, as a store is read
+        fidelity.add(images[start : start + 5], decoded[start : start + 5])
+    per_image = encoding.psnr_per_image_db(images, decoded)
+    assert fidelity.images == len(images)
+    assert fidelity.store_db == pytest.approx(encoding.psnr_db(images, decoded))
+    assert fidelity.worst_db == per_image.min()
+    assert fidelity.worst_image() == int(np.argmin(per_image))
+    assert fidelity.low_percentile_db in per_image  # an image's own value
+    assert per_image.min() <= fidelity.low_percentile_db <= np.median(per_image)
+    exact = encoding.Fidelity()
+    exact.add(images, images)
+    assert exact.store_db == exact.worst_db == exact.low_percentile_db == math.inf
 
 
 @pytest.mark.parametrize("options", LOSSLESS + LOSSY, ids=lambda o: encoding.describe(full(o)))
@@ -119,7 +169,9 @@ def test_decode_refuses_data_of_another_shape_or_encoding(crops):
 
 def test_describe_names_the_encoding():
     assert encoding.describe({}) == "raw"
-    assert encoding.describe(full({"encoding": "jpeg", "quality": 90})) == "jpeg q90"
+    assert encoding.describe(full({"encoding": "jpeg", "quality": 90})) == "jpeg q90 4:4:4"
+    jpeg420 = full({"encoding": "jpeg", "subsampling": "4:2:0"})
+    assert encoding.describe(jpeg420) == "jpeg q95 4:2:0"
     assert encoding.describe(full({"encoding": "webp"})) == "webp lossless"
     assert encoding.describe(full({"encoding": "webp", "lossless": False})) == "webp q95"
 
@@ -194,13 +246,15 @@ def test_lossy_store_rows_carry_its_psnr_and_reads_check_the_floor(method, crops
     expected = np.stack(
         [encoding.decode(encoding.encode(i, full(options)), "jpeg", i.shape) for i in images]
     )
+    per_image = encoding.psnr_per_image_db(images, expected)
     for row in rows:
-        assert row["encoding"] == "jpeg q95" and row["lossy"] is True
+        assert row["encoding"] == "jpeg q95 4:4:4" and row["lossy"] is True
         assert row["psnr_db"] == pytest.approx(encoding.psnr_db(images, expected), abs=1e-3)
-        assert row["psnr_min_db"] == pytest.approx(
-            encoding.psnr_per_image_db(images, expected).min(), abs=1e-3
-        )
-        assert row["psnr_min_db"] >= encoding.PSNR_FLOOR_DB
+        assert row["psnr_min_db"] == pytest.approx(per_image.min(), abs=1e-3)
+        low = np.percentile(per_image, encoding.LOW_PERCENTILE, method="lower")
+        assert row["psnr_p01_db"] == pytest.approx(low, abs=1e-3)
+        assert row["psnr_db"] >= encoding.STORE_PSNR_FLOOR_DB
+        assert row["psnr_min_db"] >= encoding.IMAGE_PSNR_FLOOR_DB
     for pattern, readers in (("whole", 1), ("shuffled", 2), ("random_single", 1)):
         (read,) = measure.run_read(
             method,
@@ -226,15 +280,12 @@ def test_lossless_store_rows_have_no_psnr(crops, env, tmp_path):
         "png", images, labels, tmp_path / "store", repeat=1, env=env, options={"encoding": "webp"}
     )
     assert row["encoding"] == "webp lossless" and row["lossy"] is False
-    assert math.isnan(row["psnr_db"])
+    assert math.isnan(row["psnr_db"]) and math.isnan(row["psnr_p01_db"])
 
 
-def test_a_store_below_the_floor_fails_naming_the_config_key(crops, env, tmp_path):
+def test_a_store_below_the_store_floor_stops_the_run_in_one_sentence(crops, env, tmp_path):
     images, labels = crops
-    with pytest.raises(
-        measure.VerificationError,
-        match=r"below psnr_floor_db 60.*raise the variant.s quality or lower psnr_floor_db",
-    ):
+    with pytest.raises(measure.VerificationError) as caught:
         measure.run_store(
             "png",
             images,
@@ -242,32 +293,68 @@ def test_a_store_below_the_floor_fails_naming_the_config_key(crops, env, tmp_pat
             tmp_path / "store",
             repeat=1,
             env=env,
-            options={"encoding": "jpeg", "quality": 30},
-            psnr_floor_db=60,
+            options={"encoding": "jpeg", "quality": 30, "subsampling": "4:2:0"},
+            store_psnr_floor_db=45,
+        )
+    message = str(caught.value)
+    assert re.fullmatch(
+        r"the lossy png store is \d+\.\d dB PSNR from its source over all its pixels \(worst "
+        r"image \d+\.\d dB\), below store_psnr_floor_db 45; raise the variant's quality \(for "
+        r'JPEG, or use subsampling "4:4:4"\) or lower store_psnr_floor_db in the config',
+        message,
+    ), message
+
+
+def test_a_store_with_one_wrong_image_fails_the_image_floor(crops, env, tmp_path):
+    """One image of a lossy store replaced by another photograph's: the store's PSNR
+    hardly moves, the store job and every read stop at that image."""
+    images, labels = crops
+    options = {"encoding": "jpeg", "quality": 95}
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    methods.store("png", store_dir, images, labels, options)
+    (store_dir / "4.jpg").write_bytes(encoding.encode(images[5], full(options)))
+    source = pool.tile(images, labels, len(images))
+    module = get_method("png")
+    with pytest.raises(
+        measure.VerificationError,
+        match=r"the lossy png store's image 4 is \d+\.\d dB PSNR from its source, below "
+        r"image_psnr_floor_db 18, where only a wrong or corrupt image falls",
+    ):
+        measure.store_psnr(module, store_dir, source, 0.0, encoding.IMAGE_PSNR_FLOOR_DB)
+    with pytest.raises(
+        measure.VerificationError,
+        match=r"image 4 is \d+\.\d dB PSNR from the source, below image_psnr_floor_db 18 "
+        r"\(a wrong or corrupt image",
+    ):
+        measure.run_read(
+            "png", store_dir, images, labels, cache="warm", repeat=1, env=env, options=options
         )
 
 
-def test_a_lossy_read_of_the_wrong_images_fails_the_floor(crops):
+def test_a_lossy_read_of_the_wrong_images_fails_the_image_floor(crops):
     images, labels = crops
     source = pool.tile(images, labels, len(images))
     wrong = (images[[1, 0]], labels[[0, 1]])
+    floor = encoding.IMAGE_PSNR_FLOOR_DB
     with pytest.raises(measure.VerificationError, match=r"dB PSNR from the source, below"):
-        measure.verify("png", wrong, source, indices=[0, 1], floor_db=30.0)
-    measure.verify("png", (images[[1, 0]], labels[[1, 0]]), source, indices=[1, 0], floor_db=30.0)
+        measure.verify("png", wrong, source, indices=[0, 1], floor_db=floor)
+    measure.verify("png", (images[[1, 0]], labels[[1, 0]]), source, indices=[1, 0], floor_db=floor)
 
 
-# --- the config: the floor reaches only lossy jobs ------------------------------------------
+# --- the config: the floors reach only lossy jobs -------------------------------------------
 
 
-def test_psnr_floor_reaches_only_jobs_of_lossy_variants():
+@pytest.mark.parametrize("key", ["store_psnr_floor_db", "image_psnr_floor_db"])
+def test_psnr_floors_reach_only_jobs_of_lossy_variants(key):
     config = {
-        "psnr_floor_db": 33.0,
+        key: 33.0,
         "variants": {
             "png": {"jpeg95": {"encoding": "jpeg"}, "webp": {"encoding": "webp"}},
             "lmdb": {"lossy": {"encoding": "webp", "lossless": False}},
         },
     }
-    floor = plan.PsnrFloor(config)
+    floor = plan.PsnrFloor(config, key)
 
     def job(method, variant):
         return floor(SimpleNamespace(method=method, variant=variant))
@@ -279,8 +366,26 @@ def test_psnr_floor_reaches_only_jobs_of_lossy_variants():
     assert job("npy", "default") is None
 
 
-def test_schema_default_floor_is_the_harness_default():
+def test_the_floors_pass_the_read_and_store_jobs_their_own_keys():
+    rules = (REPO / "workflow" / "rules" / "benchmark.smk").read_text()
+    store_rule, read_rule = rules.split("\nrule store:")[1], rules.split("\nrule read:")[1]
+    for key in ("store_psnr_floor_db", "image_psnr_floor_db"):
+        assert f'{key}=plan.PsnrFloor(config, "{key}")' in store_rule.split("\nrule ")[0]
+    read_params = read_rule.split("\nrule ")[0]
+    assert 'image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db")' in read_params
+    assert "store_psnr_floor_db" not in read_params
+
+
+@pytest.mark.parametrize(
+    ("key", "default"),
+    [
+        ("store_psnr_floor_db", encoding.STORE_PSNR_FLOOR_DB),
+        ("image_psnr_floor_db", encoding.IMAGE_PSNR_FLOOR_DB),
+    ],
+)
+def test_schema_default_floors_are_the_harness_defaults(key, default):
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    assert schema["properties"]["psnr_floor_db"]["default"] == encoding.PSNR_FLOOR_DB
+    assert schema["properties"][key]["default"] == default
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    assert config["psnr_floor_db"] == encoding.PSNR_FLOOR_DB
+    assert config[key] == default
+    assert "psnr_floor_db" not in config and "psnr_floor_db" not in schema["properties"]

@@ -98,7 +98,8 @@ def test_every_method_and_encoding_is_stored_and_read_every_way(formats_run):
         assert kinds == READS, series
     encodings = dict(zip(stores["series"], stores["encoding"], strict=True))
     assert encodings["png"] == "png" and encodings["png:raw"] == "raw"
-    assert encodings["png:jpeg95"] == "jpeg q95" and encodings["lmdb:webp"] == "webp lossless"
+    assert encodings["png:jpeg95"] == "jpeg q95 4:4:4"
+    assert encodings["lmdb:webp"] == "webp lossless"
     assert encodings["wds:raw"] == "raw" and encodings["parquet"] == "png"
     assert encodings["zarr"] == "raw" and encodings["npy"] == "raw"
 
@@ -109,8 +110,10 @@ def test_the_lossy_store_records_its_psnr_above_the_floor(formats_run):
     lossy = rows[rows["lossy"]]
     assert set(lossy["variant"]) == {"jpeg95"} and set(lossy["method"]) == {"png"}
     stores = lossy[lossy["operation"] == "store"]
-    assert (stores["psnr_min_db"] >= encoding.PSNR_FLOOR_DB).all()
-    assert (stores["psnr_db"] >= stores["psnr_min_db"]).all()
+    assert (stores["psnr_db"] >= encoding.STORE_PSNR_FLOOR_DB).all()
+    assert (stores["psnr_min_db"] >= encoding.IMAGE_PSNR_FLOOR_DB).all()
+    assert (stores["psnr_db"] >= stores["psnr_p01_db"]).all()
+    assert (stores["psnr_p01_db"] >= stores["psnr_min_db"]).all()
     assert rows.loc[~rows["lossy"], "psnr_db"].isna().all()
 
 
@@ -135,14 +138,14 @@ def test_summary_says_which_format_for_which_access_pattern(formats_run):
     for line in lines:
         assert "x npy's time" in line and "x npy's bytes" in line and "/image" in line
     methods = summary.split("## Methods")[1].split("\n## ")[0]
-    assert "| png:jpeg95 | image files + labels.csv | jpeg q95 | lossy: PSNR " in methods
+    assert "| png:jpeg95 | image files + labels.csv | jpeg q95 4:4:4 | lossy: PSNR " in methods
     assert "| lmdb:webp | LMDB (one key per image) | webp lossless | exact |" in methods
 
 
 def test_figures_name_the_encodings(formats_run):
     workdir, _ = formats_run
     svg = (workdir / "results" / "plots" / "throughput_48px.svg").read_text()
-    assert "image files + labels.csv [jpeg95], jpeg q95" in svg
+    assert "image files + labels.csv [jpeg95], jpeg q95 4:4:4" in svg
     assert "image files + labels.csv [raw], raw" in svg
     assert "LMDB (one key per image) [png], png" in svg
     assert "raw .npy array (baseline)" in svg and ", raw" not in svg.split("npy array")[1][:20]

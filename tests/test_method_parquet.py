@@ -104,6 +104,7 @@ def test_parquet_keeps_the_method_contract():
     assert module.OPTIONS == {
         "encoding": "png",
         "quality": 95,
+        "subsampling": None,
         "lossless": True,
         "compress_level": 6,
         "row_group_images": 1024,

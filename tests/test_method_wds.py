@@ -98,6 +98,7 @@ def test_module_keeps_the_method_contract():
     assert wds_method.OPTIONS == {
         "encoding": "png",
         "quality": 95,
+        "subsampling": None,
         "lossless": True,
         "compress_level": 6,
         "shard_bytes": 256 * MIB,
@@ -516,8 +517,9 @@ def test_the_harness_stores_and_reads_a_wds_store(options, tmp_path):
     assert row["images_read"] == len(images)
     assert row["n_files"] == len(load_index(store_dir)["shards"]) + 1
     if options and options["encoding"] == "jpeg":  # a lossy store's row carries its PSNR
-        assert row["psnr_min_db"] >= encoding.PSNR_FLOOR_DB
-        assert row["psnr_db"] >= row["psnr_min_db"]
+        assert row["psnr_min_db"] >= encoding.IMAGE_PSNR_FLOOR_DB
+        assert row["psnr_db"] >= encoding.STORE_PSNR_FLOOR_DB
+        assert row["psnr_db"] >= row["psnr_p01_db"] >= row["psnr_min_db"]
     assert row["bytes_on_disk"] <= wds_method.disk_bytes(
         len(images), images[0].nbytes, resolve_options(wds_method, options)
     )

@@ -151,12 +151,19 @@ def test_get_method_refuses_an_unknown_name():
 
 def test_resolve_options_overrides_defaults_without_changing_them():
     resolved = resolve_options(png_method, {"compress_level": 1})
-    assert resolved == {"encoding": "png", "quality": 95, "lossless": True, "compress_level": 1}
+    assert resolved == {
+        "encoding": "png",
+        "quality": 95,
+        "subsampling": None,
+        "lossless": True,
+        "compress_level": 1,
+    }
     assert png_method.OPTIONS["compress_level"] == 6
     resolved = resolve_options(lmdb_method, {"writemap": True})
     assert resolved == {
         "encoding": "raw",
         "quality": 95,
+        "subsampling": None,
         "lossless": True,
         "compress_level": 6,
         "value_format": "raw",

@@ -211,21 +211,29 @@ def test_spread_is_interval_range_or_interquartile():
 
 
 def test_spread_name_says_what_the_bars_are():
-    enough = pd.DataFrame({"ci_level": [0.9609375, 0.96875], "n": [9, 10]})
+    nan = float("nan")
+    enough = pd.DataFrame({"ci_level": [0.9609375, 0.96875], "n": [27, 30]})
     assert plotting._spread_name(enough, "ci") == (
-        "interval of the median (order statistics over timings and over stores)"
+        "interval of the median (order statistics of the store medians)"
     )
-    # n = 3 somewhere: no 95 % interval exists there; the bars are min-max at 75 %
-    few = pd.DataFrame({"ci_level": [0.9609375, 0.75, 0.0], "n": [9, 3, 1]})
+    # 3 stores somewhere: no 95 % interval exists there; the bars are min-max at 75 %; a
+    # point of one store has none, however many timings
+    few = pd.DataFrame({"ci_level": [0.9609375, 0.75, nan], "n": [27, 15, 5]})
     name = plotting._spread_name(few, "ci")
-    assert name.startswith("interval of the median (order statistics over timings and over")
-    assert "; 95 % where 6 or more values allow it, else min-max" in name
-    assert "min-max, covering the median with as little as 75.0%" in name
+    assert name.startswith("interval of the median (order statistics of the store medians)")
+    assert "; 95 % where 6 or more stores allow it, else min-max of the store medians" in name
+    assert "covering the median with as little as 75.0%" in name
+    assert name.endswith("; none where a point had one store")
     assert plotting._spread_name(few, "range") == "min-max over the timed runs"
     assert plotting._spread_name(few, "iqr") == "interquartile range"
-    # one timing everywhere: no bars at all, said so
-    single = pd.DataFrame({"ci_level": [0.0, 0.0], "n": [1, 1]})
-    assert plotting._spread_name(single, "ci").startswith("none: one timing per point")
+    # one store everywhere: no interval bars at all, said so; range still has timings
+    lone = pd.DataFrame({"ci_level": [nan, nan], "n": [5, 5]})
+    assert plotting._spread_name(lone, "ci").startswith("none: one store per point")
+    assert plotting._spread_name(lone, "range") == "min-max over the timed runs"
+    # one timing everywhere: no bars of any kind
+    single = pd.DataFrame({"ci_level": [nan, nan], "n": [1, 1]})
+    assert plotting._spread_name(single, "ci").startswith("none: one store per point")
+    assert plotting._spread_name(single, "range").startswith("none: one timing per point")
 
 
 def figure_texts(fig) -> str:
@@ -244,10 +252,10 @@ def test_time_figure_note_names_n_the_interval_and_the_reads(tmp_path):
     base = plotting.baseline(stats)
     assert set(base["read_pattern"]) == {"n/a", "whole"}
     note = plotting._note(base, "ci")
-    assert "Median of n = 6 timed runs per point (3 store(s) x up to 2 timed repetition(s))" in (
-        note
-    )
-    assert "bars: interval of the median (order statistics over timings and over stores)" in note
+    median = "Median of the store medians per point (3 store(s) x up to 2 timed repetition(s), "
+    assert median + "n = 6);" in note
+    assert "bars: interval of the median (order statistics of the store medians); 95 % " in note
+    assert "covering the median with as little as 75.0%." in note
     assert "Reads: the whole store, streamed in chunks by one reader; readahead on." in note
     fig = plotting._time_figure(
         base,
@@ -474,7 +482,7 @@ def test_figures_of_stores_say_nothing_of_reads(tmp_path):
     stats, disk = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"], inner=2))
     stores = plotting.baseline(stats).query("operation == 'store'")
     assert "Reads" not in plotting._note(stores, "ci")
-    assert "Median of n = 6 timed runs" in plotting._note(stores, "ci")
+    assert "Median of the store medians per point (3 store(s)" in plotting._note(stores, "ci")
     for stem, reads in (
         ("store_time_linear_32px", False),
         ("store_time_loglog_32px", False),
@@ -483,7 +491,7 @@ def test_figures_of_stores_say_nothing_of_reads(tmp_path):
     ):
         fig = plotting.draw(stem, stats, disk, spread="ci")
         note = "\n".join(t.get_text() for t in fig.texts)
-        assert note.startswith("Median of n = ")
+        assert note.startswith("Median of the store medians per point")
         assert ("Reads: the whole store" in note) == reads, stem
         plotting.plt.close(fig)
 

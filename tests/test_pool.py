@@ -28,8 +28,13 @@ def test_chunks_are_the_tiled_set_front_to_back(count, chunk):
     source = pool.tile(images, labels, count, chunk)
     expected_images, expected_labels = tiled_copy(images, labels, count)
     chunks = list(source.iter_chunks())
-    assert [len(c) for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
-    assert 1 <= len(chunks[-1]) <= chunk
+    # full chunks, except where one is cut at the end of the pool or of the set
+    ends = {min(count, stop) for stop in range(len(images), count + len(images), len(images))}
+    position = 0
+    for piece in chunks:
+        position += len(piece)
+        assert 1 <= len(piece) <= chunk
+        assert len(piece) == chunk or position in ends
     assert np.array_equal(np.concatenate(chunks), expected_images)
     assert np.array_equal(source.labels, expected_labels)
     assert source.shape == (count, 4, 4, 3) and len(source) == count
@@ -106,3 +111,17 @@ def test_load_reads_the_pool_into_memory(tmp_path):
     assert not isinstance(source.pool, np.memmap)
     assert source.chunk_images == 6 and source.pool_size == 7
     assert np.array_equal(source[19], images[19 % 7])
+
+
+@pytest.mark.parametrize(
+    "pool_size, count, chunk", [(7, 30, 3), (7, 30, 7), (5, 23, 4), (6, 6, 10)]
+)
+def test_every_chunk_of_a_wrapping_pool_is_a_view_of_it(pool_size, count, chunk):
+    """Chunks are cut at the pool's end: a timed store never pays for a copy."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(pool_size, 2, 2, 3), dtype=np.uint8)
+    source = pool.tile(images, np.arange(pool_size, dtype=np.uint8), count, chunk)
+    chunks = list(source.iter_chunks())
+    assert all(np.shares_memory(piece, source.pool) for piece in chunks)
+    assert all(1 <= len(piece) <= chunk for piece in chunks)
+    assert np.array_equal(np.concatenate(chunks), source.take(np.arange(count)))

@@ -74,10 +74,21 @@ def test_median_interval_of_fifteen_values_is_the_fourth_and_twelfth():
     assert level == pytest.approx(31616 / 32768)
 
 
+def test_median_interval_of_two_values_is_min_max_at_50_percent():
+    assert stats.median_interval([2.0, 1.0]) == (1.0, 2.0, 0.5)  # 1 - 2 / 4
+
+
 def test_median_interval_ignores_nan_and_handles_none_left():
     assert stats.median_interval([math.nan, 2.0, 3.0, 1.0])[:2] == (1.0, 3.0)
     assert all(math.isnan(v) for v in stats.median_interval([math.nan]))
     assert all(math.isnan(v) for v in stats.median_interval([]))
+
+
+def test_one_value_gives_no_interval():
+    """Ranks (1, 1) of one value cover the median with 0 (test_median_ranks): a point,
+    not an interval, so none is given (one store: no interval)."""
+    assert all(math.isnan(v) for v in stats.median_interval([2.0]))
+    assert all(math.isnan(v) for v in stats.median_interval([2.0, math.nan]))
 
 
 def candidate(name, value, low, high):
@@ -122,7 +133,11 @@ def test_separate_higher_is_better_and_equal_values():
 
 
 def test_separate_unknown_interval_is_no_evidence_of_a_winner():
-    verdict = stats.separate([candidate("a", 1.0, math.nan, math.nan), candidate("b", 5.0, 4, 6)])
+    lone = candidate("a", 1.0, math.nan, math.nan)
+    verdict = stats.separate([lone, candidate("b", 5.0, 4, 6)])
     assert not verdict.clear
+    # nor when the series without an interval is not the best
+    assert not stats.separate([candidate("b", 5.0, 4, 6), candidate("c", 9.0, math.nan, 9)]).clear
+    assert not stats.has_interval(lone) and stats.has_interval(candidate("b", 5.0, 4, 6))
     with pytest.raises(ValueError, match="no candidates"):
         stats.separate([])

@@ -101,9 +101,10 @@ def test_streamed_store_roundtrips(method, tmp_path):
 @pytest.mark.parametrize("method", METHODS)
 def test_store_uses_only_the_stream_interface(method, tmp_path):
     pool_images, pool_labels = pool_set(seed=1)
-    stream = StrictStream(tile(pool_images, pool_labels, 23, chunk_images=5))
+    tiled = tile(pool_images, pool_labels, 23, chunk_images=5)
+    stream = StrictStream(tiled)
     store_dir = store_fresh(method, tmp_path / "store", stream, stream.labels)
-    assert stream.chunks_taken == 5
+    assert stream.chunks_taken == len(list(tiled.chunk_bounds()))  # cut at the pool's end
     images, labels = get_method(method).read(store_dir)
     assert np.array_equal(images, pool_images[np.arange(23) % POOL])
     assert np.array_equal(labels, pool_labels[np.arange(23) % POOL])
@@ -303,8 +304,9 @@ def test_lmdb_read_batches_refuses_a_store_missing_images(tmp_path):
 
 
 def test_lmdb_commits_one_transaction_per_chunk(tmp_path, monkeypatch):
-    """A stream of 50 images in chunks of 4 is 13 image transactions, each holding its
-    chunk's keys only, then one for labels and metadata."""
+    """A stream of 50 images in chunks of at most 4 (cut at the pool's end) is one image
+    transaction per chunk, each holding its chunk's keys only, then one for labels and
+    metadata."""
     real_open = lmdb.open
     transactions = []
 
@@ -326,7 +328,7 @@ def test_lmdb_commits_one_transaction_per_chunk(tmp_path, monkeypatch):
     stream = tile(pool_images, pool_labels, COUNT, chunk_images=4)
     store_dir = store_fresh("lmdb", tmp_path / "store", stream, stream.labels)
     monkeypatch.undo()
-    assert len(transactions) == 13 + 1
+    assert len(transactions) == len(list(stream.chunk_bounds())) + 1
     images, labels = lmdb_method.read(store_dir)
     assert stream.matches(0, images) is None
     assert np.array_equal(labels, stream.labels)
@@ -355,7 +357,7 @@ def test_lmdb_map_growth_retries_only_the_failed_chunk(writemap, tmp_path, monke
     assert any(status == "full" for *_, status in written), "the map never filled"
     committed = [(first, last) for first, last, status in written if status == "ok"]
     key = lmdb_method.image_key
-    assert committed == [(key(s), key(s + 7)) for s in range(0, 40, 8)] + [
+    assert committed == [(key(a), key(b - 1)) for a, b in stream.chunk_bounds()] + [
         (lmdb_method.LABELS_KEY, lmdb_method.META_KEY)
     ]
     # A failed attempt is retried right away, with the same keys; no earlier chunk again.

@@ -1,8 +1,11 @@
 """Aggregation with pandas: tidy timings, statistics per point, disk usage, summary.
 
 A point is one setting of every axis (method, variant, image size, operation, cache state
-and eviction, read pattern, readahead, readers, cutoff); its statistics are over every
-timed operation at that setting (all timed repetitions of all independent stores).
+and eviction, read pattern, readahead, readers, cutoff). Its median and the interval of
+that median come from its independent units, its stores (one median per store: timings
+of one store share its placement on disk, its process and its moment on the machine);
+its other statistics (min, max, quartiles, mean, std) describe every timed operation at
+that setting (all timed repetitions of all stores).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ POINT_KEYS = [
 ]
 GROUP_KEYS = [*POINT_KEYS, "cutoff"]
 WHOLE = vocabulary.WHOLE
-DEFAULT_BUSY = {"load_per_core": 1.0, "cpu_pressure_pct": 10.0}
+# foreign_cpu_cores: other processes' CPU time above this share of a core over a timed
+# region makes it busy (see ``busy_rows``); load_per_core and cpu_pressure_pct judge rows
+# recorded before foreign CPU time was measured.
+DEFAULT_BUSY = {"foreign_cpu_cores": 0.25, "load_per_core": 1.0, "cpu_pressure_pct": 10.0}
 PATTERN_ORDER = {name: rank for rank, name in enumerate(vocabulary.PATTERNS)}
 SORT_KEYS = [
     "_order",
@@ -59,7 +65,14 @@ MEDIANS = [
     "latency_p99_us",
     "latency_max_us",
 ]
-MAXIMA = ["load_1min", "cpu_pressure_pct", "io_pressure_pct", "cpu_count"]
+MAXIMA = [
+    "load_1min",
+    "cpu_pressure_pct",
+    "io_pressure_pct",
+    "cpu_count",
+    "foreign_cpu_cores",
+    "foreign_device_read_bytes",
+]
 
 
 def series_name(method: str, variant: str) -> str:
@@ -94,7 +107,7 @@ def series_label(
 ) -> str:
     """A series (``method`` or ``method:variant``) by its method's description, the
     variant in brackets and the encoding of its images where the method has several:
-    ``image files + labels.csv [jpeg95], jpeg q95``."""
+    ``image files + labels.csv [jpeg95], jpeg q95 4:4:4``."""
     method, _, variant = series.partition(":")
     name = descriptions.get(method, method)
     label = f"{name} [{variant}]" if variant else name
@@ -114,17 +127,23 @@ def methods_markdown(frame: pd.DataFrame) -> str:
     for series, group in frame.groupby("series", sort=True):
         first = group.iloc[0]
         encoding = first["encoding"] if pd.notna(first["encoding"]) else "n/a"
-        if first["lossy"] in (True, "True"):
-            fidelity = (
-                f"lossy: PSNR {first['psnr_db']:.1f} dB, worst image {first['psnr_min_db']:.1f} dB"
-            )
-        else:
-            fidelity = "exact"
+        fidelity = lossy_fidelity(first) if first["lossy"] in (True, "True") else "exact"
         body.append(
             [series, descriptions.get(first["method"], first["method"]), encoding, fidelity]
         )
     header = ["method", "description", "images stored as", "read back"]
     return "## Methods\n\n" + markdown_table(header, body)
+
+
+def lossy_fidelity(series: pd.Series) -> str:
+    """A lossy series' PSNR against its source: over the whole store (what
+    ``store_psnr_floor_db`` holds), the 1st percentile of its images' (where recorded)
+    and its worst image's."""
+    text = f"lossy: PSNR {series['psnr_db']:.1f} dB"
+    low = series.get("psnr_p01_db")
+    if low is not None and pd.notna(low):
+        text += f", 1st percentile {low:.1f} dB"
+    return text + f", worst image {series['psnr_min_db']:.1f} dB"
 
 
 def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
@@ -143,85 +162,141 @@ def busy_thresholds(busy: dict | None) -> dict:
     return {**DEFAULT_BUSY, **(busy or {})}
 
 
-def busy_rows(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
-    """Whether each timed operation ran on a busy machine: a 1-minute load above
+def _numbers(rows: pd.DataFrame, column: str) -> pd.Series:
+    """``rows[column]`` as numbers; all NaN where rows lack it (written before it existed)."""
+    if column not in rows:
+        return pd.Series(float("nan"), index=rows.index, dtype=float)
+    return pd.to_numeric(rows[column], errors="coerce")
+
+
+def foreign_cpu_span(rows: pd.DataFrame) -> pd.Series:
+    """Seconds over which each row's foreign CPU time was measured: the span between its two
+    samples, else (not recorded) the timed seconds."""
+    return _numbers(rows, "foreign_cpu_span_seconds").fillna(_numbers(rows, "seconds"))
+
+
+def foreign_cpu_cores(rows: pd.DataFrame) -> pd.Series:
+    """Other processes' CPU time per second of each timed region, in cores (0.5: half a
+    core's time); NaN where it was not measured."""
+    return _numbers(rows, "foreign_cpu_seconds") / foreign_cpu_span(rows)
+
+
+def judged_by_load(rows: pd.DataFrame) -> pd.Series:
+    """Rows without foreign CPU time (recorded before it was measured, or on a machine
+    without a CPU counter), which ``busy_rows`` judges by load and pressure instead."""
+    return _numbers(rows, "foreign_cpu_seconds").isna().rename("judged_by_load")
+
+
+def too_short_to_judge(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
+    """Rows whose region was too short for the foreign CPU check: another process using a
+    whole core throughout would not exceed the threshold by more than the resolution."""
+    busy = busy_thresholds(busy)
+    span = foreign_cpu_span(rows)
+    resolution = _numbers(rows, "foreign_cpu_resolution_seconds")
+    return (span * (1 - busy["foreign_cpu_cores"]) <= resolution).rename("too_short")
+
+
+def busy_by_load(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
+    """The rule before foreign CPU time was measured: a 1-minute load above
     ``load_per_core`` x the host's cores, or CPU pressure above ``cpu_pressure_pct`` while
     the job ran fewer readers than cores (as many readers as cores cause pressure
-    themselves). Unrecorded (NaN) load or pressure is not evidence of a busy machine."""
+    themselves). Both count the job itself and the load is a minute's average, so it flags
+    quiet runs and carries the previous job; unrecorded (NaN) values are no evidence."""
     busy = busy_thresholds(busy)
-    load = rows["load_1min"] > busy["load_per_core"] * rows["cpu_count"]
-    own = rows["readers"].fillna(1) >= rows["cpu_count"]
-    pressure = (rows["cpu_pressure_pct"] > busy["cpu_pressure_pct"]) & ~own
-    return (load | pressure).rename("busy")
+    cores = _numbers(rows, "cpu_count")
+    load = _numbers(rows, "load_1min") > busy["load_per_core"] * cores
+    own = _numbers(rows, "readers").fillna(1) >= cores
+    pressure = (_numbers(rows, "cpu_pressure_pct") > busy["cpu_pressure_pct"]) & ~own
+    return load | pressure
 
 
-def _intervals(rows: pd.DataFrame, column: str, prefix: str) -> pd.DataFrame:
-    """Per point, the interval of the median of ``column``, at least as wide as each of:
+def busy_rows(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
+    """Whether each timed operation ran on a busy machine: others (every process outside
+    the job's process tree, kernel threads included) ran more CPU time than
+    ``foreign_cpu_cores`` x the region's seconds, beyond the measurement's resolution:
+    ``foreign_cpu_seconds - foreign_cpu_resolution_seconds > foreign_cpu_cores x span``.
+    A region shorter than the resolution allows is therefore never flagged
+    (``too_short_to_judge``). Rows without foreign CPU time fall back to ``busy_by_load``."""
+    busy = busy_thresholds(busy)
+    foreign = _numbers(rows, "foreign_cpu_seconds")
+    beyond = foreign - _numbers(rows, "foreign_cpu_resolution_seconds").fillna(0.0)
+    by_foreign = beyond > busy["foreign_cpu_cores"] * foreign_cpu_span(rows)
+    return by_foreign.where(foreign.notna(), busy_by_load(rows, busy)).astype(bool).rename("busy")
 
-    - the order-statistics interval of all its timings (as if all were independent);
-    - the order-statistics interval of its stores' own medians (the stores are the
-      independent units: timings of one store share its layout on disk, its process and
-      its moment on the machine; in one default run a store's median lay outside the
-      pooled interval for about half the points). With 3 stores that is their min–max,
-      which covers the median of store medians with 75 %; 6 reach 95 %.
 
-    ``{prefix}level`` is the coverage of the interval that set the width (the lower of the
-    two where both did); ``{prefix}widened`` says the stores' interval widened it."""
-    pooled = rows.groupby(GROUP_KEYS, dropna=False, sort=True)[column].apply(
-        lambda values: tuple(st.median_interval(values))
-    )
-    frame = pd.DataFrame(pooled.tolist(), index=pooled.index, columns=["low", "high", "level"])
-    per_store = rows.groupby([*GROUP_KEYS, "repeat"], dropna=False, sort=True)[column].median()
-    by_point = per_store.groupby(level=list(range(len(GROUP_KEYS))), dropna=False)
-    stores = by_point.apply(lambda values: tuple(st.median_interval(values)))
-    stores = pd.DataFrame(stores.tolist(), index=stores.index, columns=["low", "high", "level"])
-    stores = stores.reindex(frame.index)
-    multi = by_point.size().reindex(frame.index) > 1
-    lower = multi & (stores["low"] < frame["low"])
-    higher = multi & (stores["high"] > frame["high"])
-    widened = lower | higher
-    frame[f"{prefix}low"] = frame["low"].where(~lower, stores["low"])
-    frame[f"{prefix}high"] = frame["high"].where(~higher, stores["high"])
-    frame[f"{prefix}level"] = frame["level"].where(~widened, stores["level"])
-    frame[f"{prefix}widened"] = widened
-    return frame[[f"{prefix}low", f"{prefix}high", f"{prefix}level", f"{prefix}widened"]]
+def _store_medians(rows: pd.DataFrame, column: str) -> pd.Series:
+    """The median of ``column`` over each store's timings, indexed by point and store."""
+    return rows.groupby([*GROUP_KEYS, "repeat"], dropna=False, sort=True)[column].median()
+
+
+def _per_point(store_medians: pd.Series):
+    """``store_medians`` grouped by point (every level of the index but ``repeat``)."""
+    return store_medians.groupby(level=list(range(len(GROUP_KEYS))), dropna=False, sort=True)
+
+
+def _from_stores(rows: pd.DataFrame, column: str, median: str, prefix: str) -> pd.DataFrame:
+    """Per point, from its independent units only, its stores (one median each): the
+    median of the store medians (``median``) and the order-statistics interval of that
+    median (``{prefix}low``, ``{prefix}high``), with its coverage ``{prefix}level``.
+
+    Timings of one store share its placement on disk, its process and its moment on the
+    machine, so they are not independent and add no coverage: 2 stores give their min–max
+    at 50 %, 3 at 75 %, 4 at 87.5 %, 5 at 93.75 %, 6 or more the narrowest pair of ranks
+    reaching 95 % (min–max of 6 at 96.9 %). One store gives no interval (NaN). The median
+    of store medians always lies inside that interval (the median of all timings need
+    not: with 9 stores it can fall outside ranks 2 to 8)."""
+    by_point = _per_point(_store_medians(rows, column))
+    intervals = by_point.apply(lambda medians: tuple(st.median_interval(medians)))
+    ends = [f"{prefix}low", f"{prefix}high", f"{prefix}level"]
+    frame = pd.DataFrame(intervals.tolist(), index=intervals.index, columns=ends)
+    frame.insert(0, median, by_point.median())
+    return frame
 
 
 def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
-    """Per point: n, median with its 95 % order-statistics interval, min, max, quartiles,
-    mean, std, CV; medians of images/s (with interval), of the write/flush split and of
-    the device bytes; the highest load and pressure, and whether the point was busy."""
-    rows = rows.assign(busy=busy_rows(rows, busy))
+    """Per point: n, the median of its store medians with that median's order-statistics
+    interval over the stores (``_from_stores``), min, max, quartiles, mean, std, CV of all
+    timings; images/s the same way (median and interval over stores); medians of the
+    write/flush split and of the device bytes; the highest load and pressure, and whether
+    the point was busy."""
+    rows = rows.assign(
+        busy=busy_rows(rows, busy),
+        judged_by_load=judged_by_load(rows),
+        foreign_cpu_cores=foreign_cpu_cores(rows),
+        foreign_device_read_bytes=_numbers(rows, "foreign_device_read_bytes"),
+    )
     grouped = rows.groupby(GROUP_KEYS, dropna=False, sort=True)
     seconds = grouped["seconds"]
+    times = _from_stores(rows, "seconds", "median_s", "ci_")
+    speeds = _from_stores(rows, "images_per_s", "median_images_per_s", "ci_images_per_s_")
     stats = pd.DataFrame(
         {
             "n": seconds.count(),
             "stores": grouped["repeat"].nunique(),
             "inner_repeats": grouped["inner_repeat"].max(),
-            "median_s": seconds.median(),
+            "median_s": times["median_s"],
             "min_s": seconds.min(),
             "max_s": seconds.max(),
             "q25_s": seconds.quantile(0.25),
             "q75_s": seconds.quantile(0.75),
             "mean_s": seconds.mean(),
             "std_s": seconds.std(ddof=1),
-            "median_images_per_s": grouped["images_per_s"].median(),
+            "median_images_per_s": speeds["median_images_per_s"],
             "median_bytes_on_disk": grouped["bytes_on_disk"].median(),
             "median_cached_fraction": grouped["cached_fraction"].median(),
             "max_cached_fraction": grouped["cached_fraction"].max(),
         }
     )
-    stats = stats.join(_intervals(rows, "seconds", "ci_"))
-    stats = stats.join(_intervals(rows, "images_per_s", "ci_images_per_s_"))
-    store_medians = rows.groupby([*GROUP_KEYS, "repeat"], dropna=False, sort=True)["seconds"]
-    by_point = store_medians.median().groupby(level=list(range(len(GROUP_KEYS))), dropna=False)
+    stats = stats.join(times.drop(columns="median_s"))
+    stats = stats.join(speeds.drop(columns="median_images_per_s"))
+    by_point = _per_point(_store_medians(rows, "seconds"))
     stats["store_spread_rel"] = (by_point.max() - by_point.min()) / stats["median_s"]
     for column in MEDIANS:
         stats[f"median_{column}"] = grouped[column].median()
     for column in MAXIMA:
         stats[f"max_{column}"] = grouped[column].max()
     stats["busy"] = grouped["busy"].any()
+    stats["judged_by_load"] = grouped["judged_by_load"].any()
     stats["iqr_s"] = stats["q75_s"] - stats["q25_s"]
     stats["cv"] = stats["std_s"] / stats["mean_s"]
     below, above = stats["median_s"] - stats["ci_low"], stats["ci_high"] - stats["median_s"]
@@ -238,10 +313,17 @@ def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
 
 
 def _encodings_of(table: pd.DataFrame, rows: pd.DataFrame) -> None:
-    """The rows' ``encoding``, ``lossy`` and the median store PSNR per (method, variant),
-    as columns of ``table`` (empty for rows written before encodings existed)."""
+    """The rows' ``encoding``, ``lossy``, the median store PSNR and the lowest worst-image
+    and 1st-percentile PSNR per (method, variant), as columns of ``table`` (empty for
+    rows written before they existed)."""
     keys = ["method", "variant"]
-    columns = {"encoding": "first", "lossy": "first", "psnr_db": "median", "psnr_min_db": "min"}
+    columns = {
+        "encoding": "first",
+        "lossy": "first",
+        "psnr_db": "median",
+        "psnr_min_db": "min",
+        "psnr_p01_db": "min",
+    }
     present = {c: how for c, how in columns.items() if c in rows}
     by_series = rows.groupby(keys, sort=False).agg(present) if present else None
     for column in columns:
@@ -448,15 +530,17 @@ def _verdict_text(
 ) -> str:
     """``fastest store: **npy** (...)`` for a clear winner (``word`` may be empty), else
     ``store: no clear difference between npy and png``. No winner is named among fewer
-    than two series, nor from a single timing (an interval of coverage 0, a point), which
-    may lie clear of the others by chance."""
+    than two series, nor while a series has no interval (one store: its one median may
+    lie clear of the others by chance, however many timings it has); the text says so
+    rather than calling it no clear difference."""
     if not others:
         return f"{title}: only {verdict.best.name} measured"
-    single = [c for c in [verdict.best, *others] if c.level == 0]
-    if verdict.clear and single:
+    lone = [c for c in [verdict.best, *others] if not st.has_interval(c)]
+    if lone:
+        who = "every series" if len(lone) == len(others) + 1 else _names(lone)
         return (
-            f"{title}: best median {verdict.best.name}, but {_names(single)} had one "
-            "timing (no interval), so no clear winner"
+            f"{title}: best median {verdict.best.name}, but {who} had one store "
+            "(no interval), so no verdict"
         )
     if verdict.clear:
         lead = f"{word} {title}" if word else title
@@ -509,18 +593,52 @@ def _describe_disk(c: st.Candidate) -> str:
     return f"{human_bytes(c.value)}, {human_bytes(c.low)}–{human_bytes(c.high)} over stores"
 
 
+def quiet_and_busy(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``points`` measured on a quiet machine, and those measured on a busy one, which no
+    verdict uses: their times are others' work as much as the format's."""
+    if "busy" not in points:
+        return points, points.iloc[:0]
+    busy = points["busy"].fillna(False).astype(bool)
+    return points[~busy], points[busy]
+
+
+def _series_names(points: pd.DataFrame) -> str:
+    """``png``, ``png and npy``, ``hdf5, png and npy``: the series of ``points``."""
+    names = list(dict.fromkeys(points["series"]))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _left_out(busy: pd.DataFrame) -> str:
+    """`` (png left out: busy)`` after a verdict; ``""`` when no point was left out."""
+    return f" ({_series_names(busy)} left out: busy)" if len(busy) else ""
+
+
+def _no_quiet_verdict(title: str, busy: pd.DataFrame) -> str:
+    return f"{title}: no verdict ({_series_names(busy)} measured on a busy machine)"
+
+
 def time_verdict(points: pd.DataFrame, title: str) -> str:
-    """The fastest series among ``points`` (one per series), or the tie."""
-    candidates = _time_candidates(points)
+    """The fastest series among ``points`` (one per series), or the tie, among the points
+    measured on a quiet machine; busy ones are named as left out."""
+    quiet, busy = quiet_and_busy(points)
+    if quiet.empty:
+        return _no_quiet_verdict(title, busy)
+    candidates = _time_candidates(quiet)
     verdict = st.separate(candidates)
-    return _verdict_text(verdict, title, "fastest", _describe_time, _others(verdict, candidates))
+    others = _others(verdict, candidates)
+    return _verdict_text(verdict, title, "fastest", _describe_time, others) + _left_out(busy)
 
 
 def throughput_verdict(points: pd.DataFrame, title: str) -> str:
-    """The series with the most images/s among ``points``, or the tie."""
-    candidates = _throughput_candidates(points)
+    """The series with the most images/s among ``points``, or the tie, among the points
+    measured on a quiet machine; busy ones are named as left out."""
+    quiet, busy = quiet_and_busy(points)
+    if quiet.empty:
+        return _no_quiet_verdict(title, busy)
+    candidates = _throughput_candidates(quiet)
     verdict = st.separate(candidates, higher_is_better=True)
-    return _verdict_text(verdict, title, "", _describe_throughput, _others(verdict, candidates))
+    others = _others(verdict, candidates)
+    return _verdict_text(verdict, title, "", _describe_throughput, others) + _left_out(busy)
 
 
 def disk_verdict(disk: pd.DataFrame) -> str:
@@ -573,11 +691,17 @@ def _keyed(frame: pd.DataFrame, keys: list[str]) -> dict:
 TIME_KEYS = ["series", "image_size", "cutoff", "operation", "cache", "eviction"]
 
 
+def _busy_mark(point) -> str:
+    """`` (busy)`` after the median of a point measured on a busy machine (a row of the
+    statistics as a named tuple, or None)."""
+    return " (busy)" if bool(getattr(point, "busy", False)) else ""
+
+
 def _time_cells(points: dict, key: tuple, with_flush: bool) -> list[str]:
     rest = key[1:]
     value = getattr(points.get(key), "median_s", None)
     cells = [
-        _fmt_seconds(value),
+        _fmt_seconds(value) + _busy_mark(points.get(key)),
         _ratio(value, getattr(points.get(("png", *rest)), "median_s", None)),
         _ratio(value, getattr(points.get(("npy", *rest)), "median_s", None)),
     ]
@@ -723,6 +847,14 @@ def _latency_table(single: pd.DataFrame, shown: set[str]) -> str:
     )
 
 
+def _throughput_cell(match: pd.DataFrame) -> str:
+    """The median images/s of the one point in ``match``, marked where busy; empty if none."""
+    if match.empty:
+        return ""
+    first = next(match.itertuples())
+    return f"{first.median_images_per_s:,.0f}{_busy_mark(first)}"
+
+
 def _patterns(stats, out) -> None:
     reads = stats[stats["operation"] == "read"]
     if whole_store_reads(reads).all():  # the per-cutoff tables show them all
@@ -744,7 +876,7 @@ def _patterns(stats, out) -> None:
             cells = [series]
             for key in keys:
                 match = _select(mine, key)
-                cells.append(f"{match['median_images_per_s'].iloc[0]:,.0f}" if len(match) else "")
+                cells.append(_throughput_cell(match))
             body.append(cells)
         out.append(f"### {size}x{size}, {int(here['cutoff'].max()):,} images\n\n")
         out.append(_fixed_note(here, shown))
@@ -770,21 +902,46 @@ def _vs_baseline(value: float, baseline_value: float | None, unit: str) -> str:
 
 
 def _fastest_cell(points: pd.DataFrame) -> str:
-    """The fastest series among ``points`` with its median and interval, or the tie."""
+    """``_fastest_among`` the points measured on a quiet machine, the busy ones named as
+    left out."""
+    quiet, busy = quiet_and_busy(points)
+    if quiet.empty:
+        return f"no verdict: {_series_names(busy)} measured on a busy machine"
+    return _fastest_among(quiet) + _left_out(busy)
+
+
+def _fastest_among(points: pd.DataFrame) -> str:
+    """The fastest series among ``points`` with its median and interval, or the tie: the
+    best of the series with an interval and those whose interval overlaps its, and every
+    series without an interval (one store), which nothing can rule out."""
     candidates = _time_candidates(points)
     verdict = st.separate(candidates)
     best = verdict.best
-    single = [c for c in candidates if c.level == 0]
     if len(candidates) == 1:
         return f"only {best.name} measured"
-    if verdict.clear and not single:
+    if verdict.clear:
         return f"**{best.name}** {_fmt_seconds(best.value)} [{best.low:.4g}, {best.high:.4g}]"
-    tied = list({c.name: c for c in [best, *verdict.tied, *single]}.values())
+    lone = [c for c in candidates if not st.has_interval(c)]
+    known = [c for c in candidates if st.has_interval(c)]
+    among = st.separate(known) if known else None
+    contenders = [*lone, among.best, *among.tied] if among else lone
+    tied = sorted(contenders, key=lambda c: c.value)
     if len(tied) > 4:
         named = ", ".join(c.name for c in tied[:4]) + f" and {len(tied) - 4} more"
     else:
         named = _names(tied)
-    return f"no clear winner: {named} (best median {best.name} {_fmt_seconds(best.value)})"
+    why = _lone_note(lone, candidates)
+    return f"no clear winner: {named} (best median {best.name} {_fmt_seconds(best.value)}{why})"
+
+
+def _lone_note(lone: list[st.Candidate], candidates: list[st.Candidate]) -> str:
+    """Why a tie takes in the series without an interval (one store): ``""`` if none."""
+    if not lone:
+        return ""
+    if len(lone) == len(candidates):
+        return "; one store each: no interval"
+    who = _names(lone) if len(lone) <= 4 else f"{len(lone)} series"
+    return f"; {who}: one store, no interval"
 
 
 def _is_lossy(frame: pd.DataFrame) -> pd.Series:
@@ -811,6 +968,20 @@ def _smallest_cell(disk: pd.DataFrame) -> str:
     return text
 
 
+def _busy_reads_note(reads: pd.DataFrame) -> str:
+    """How many of the read points the table shows (each size's largest cutoff) the
+    fastest column leaves out as busy (see Quiet machine)."""
+    largest = reads.groupby("image_size")["cutoff"].transform("max")
+    shown = reads[reads["cutoff"] == largest]
+    _, busy = quiet_and_busy(shown)
+    if busy.empty:
+        return ""
+    return (
+        f"\n{len(busy)} of these {len(shown)} read points were measured on a busy machine "
+        "(see Quiet machine): they are left out of the fastest and named in their row.\n"
+    )
+
+
 def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
     """Which format for which access pattern: for each read (pattern, cache state,
     readers, readahead) at each size's largest cutoff, the fastest series by time with its
@@ -826,6 +997,7 @@ def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
         "Smallest: bytes on disk per image (allocated blocks) of the series that read back "
         "exactly, and a smaller lossy one where there is one. Each against the raw npy "
         "baseline at the same point.\n",
+        _busy_reads_note(reads),
     ]
     for size in sorted(reads["image_size"].unique()):
         here = reads[reads["image_size"] == size]
@@ -836,9 +1008,9 @@ def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
         body = []
         for key in _read_keys(here):
             points = _select(here, key)
-            fastest = _time_candidates(points)
-            best = min(fastest, key=lambda c: c.value)
-            base = points.loc[points["series"] == BASELINE_SERIES, "median_s"]
+            quiet, _ = quiet_and_busy(points)
+            best = min(_time_candidates(quiet), key=lambda c: c.value, default=None)
+            base = quiet.loc[quiet["series"] == BASELINE_SERIES, "median_s"]
             on_disk = sized[sized["series"].isin(points["series"])]
             base_disk = sized.loc[sized["series"] == BASELINE_SERIES, "bytes_on_disk"]
             exact = on_disk[~_is_lossy(on_disk)] if (~_is_lossy(on_disk)).any() else on_disk
@@ -847,7 +1019,9 @@ def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
                 [
                     _read_label(key, shown),
                     _fastest_cell(points),
-                    _vs_baseline(best.value, base.iloc[0] if len(base) else None, "time"),
+                    _vs_baseline(best.value, base.iloc[0] if len(base) else None, "time")
+                    if best is not None
+                    else "n/a",
                     _smallest_cell(on_disk) if len(on_disk) else "n/a",
                     _vs_baseline(smallest, base_disk.iloc[0] if len(base_disk) else None, "bytes")
                     if smallest is not None
@@ -876,111 +1050,190 @@ def _point_cells(r) -> list[str]:
 POINT_HEADER = ["method", "size", "images", "point"]
 
 
+INTERVAL_RULE = (
+    "A point's median is the median of its store medians, and its interval comes from its "
+    "independent units alone, its stores: the timings of one store share its placement on "
+    "disk, its process and its moment on the machine, so more timings inside a store add "
+    "no coverage. The interval is distribution-free, from order statistics of the s store "
+    "medians: those at ranks j and s+1-j, the narrowest such pair covering the median a "
+    "new store would give with at least 95 %. Below 6 stores no pair reaches 95 %: the "
+    "interval is the min–max of the store medians, with its true coverage (2 stores 50 %, "
+    "3 stores 75 %, 4 stores 87.5 %, 5 stores 93.8 %); one store gives no interval and "
+    "no verdict.\n\n"
+)
+
+
 def _interval_check(stats, threshold: float, out) -> None:
-    out.append(
-        f"\n## Interval check (95 % interval of the median within ±{threshold * 100:g} %)\n\n"
-        "Intervals are distribution-free, from order statistics: the sorted timings at ranks "
-        "j and n+1-j, the narrowest such pair that covers the median with at least 95 %. "
-        "Below n = 6 no pair reaches 95 %: the interval is min–max, with its true coverage. "
-        "Each interval is then widened, where needed, to the same interval of the point's "
-        "store medians (the stores are the independent units: with 3 stores their min–max, "
-        "covering with 75 %; 6 stores reach 95 %), and then carries that coverage "
-        "(`ci_widened` in timings_stats.csv).\n\n"
-    )
+    reach = f"±{threshold * 100:g} %"
+    out.append(f"\n## Interval check (95 % interval of the median within {reach})\n\n")
+    out.append(INTERVAL_RULE)
     full = stats["ci_level"] >= st.LEVEL
-    narrow = stats["ci_halfwidth_rel"] <= threshold
+    narrow = stats["ci_halfwidth_rel"] <= threshold  # False where there is no interval
     out.append(
         f"{int((full & narrow).sum())} of {len(stats)} points have a 95 % interval within "
-        f"±{threshold * 100:g} % of the median.\n"
+        f"{reach} of the median.\n"
     )
-    wide = stats[~narrow]
-    if len(wide):
-        out.append(f"\n{len(wide)} point(s) reach further; read their medians with care:\n\n")
+    lower = narrow & ~full
+    if lower.any():
         out.append(
-            markdown_table(
-                [*POINT_HEADER, "n", "median", "interval", "coverage", "reach"],
-                [
-                    _point_cells(r)
-                    + [
-                        r.n,
-                        _fmt_seconds(r.median_s),
-                        f"{r.ci_low:.4g}–{r.ci_high:.4g} s",
-                        f"{r.ci_level:.1%}",
-                        f"±{r.ci_halfwidth_rel:.1%}",
-                    ]
-                    for r in wide.itertuples()
-                ],
-            )
+            f"{int(lower.sum())} more have an interval within {reach} that covers with "
+            "less than 95 %.\n"
         )
-    widened = stats[stats["ci_widened"]]
-    if len(widened):
-        out.append(
-            f"\n{len(widened)} of these {len(stats)} intervals were widened to the interval "
-            "of their store medians: a store's own median lay outside the interval of all "
-            "timings, so between fresh stores the median moves more than within one (raise "
-            "repeats for more stores; more repetitions inside a job do not help).\n"
+    _wide_intervals(stats[stats["ci_level"].notna() & ~narrow], out)
+    _below_full_coverage(stats[~full], out)
+
+
+def _wide_intervals(wide, out) -> None:
+    if wide.empty:
+        return
+    out.append(f"\n{len(wide)} point(s) reach further; read their medians with care:\n\n")
+    out.append(
+        markdown_table(
+            [*POINT_HEADER, "stores", "n", "median", "interval", "coverage", "reach"],
+            [
+                _point_cells(r)
+                + [
+                    r.stores,
+                    r.n,
+                    _fmt_seconds(r.median_s),
+                    f"{r.ci_low:.4g}–{r.ci_high:.4g} s",
+                    f"{r.ci_level:.1%}",
+                    f"±{r.ci_halfwidth_rel:.1%}",
+                ]
+                for r in wide.itertuples()
+            ],
         )
-    few = stats[~full]
-    if len(few):
-        out.append(
-            f"\n{len(few)} point(s) have an interval covering the median with less than "
-            "95 % (min–max of too few values: raise inner_repeats so a job's timings number "
-            "at least 6, and repeats so a point has at least 6 stores):\n\n"
-        )
-        single = few[few["n"] <= 1]
-        if len(single):
-            out.append(f"- {len(single)} point(s): one timing each, so no interval at all\n")
-        several = few[few["n"] > 1]
-        for (widened, level), group in several.groupby(["ci_widened", "ci_level"], sort=True):
-            unit = "stores" if widened else "timings"
-            out.append(f"- {len(group)} point(s): min–max of their {unit}, {level:.1%}\n")
+    )
+
+
+def _below_full_coverage(few, out) -> None:
+    """How many points lack a 95 % interval, by their number of stores."""
+    if few.empty:
+        return
+    out.append(
+        f"\n{len(few)} point(s) have no 95 % interval: too few stores (raise repeats so a "
+        "point has at least 6; more timings inside a job do not help):\n\n"
+    )
+    lone = few[few["ci_level"].isna()]
+    if len(lone):
+        out.append(f"- {len(lone)} point(s): one store, so no interval and no verdict\n")
+    known = few[few["ci_level"].notna()]
+    for (stores, level), group in known.groupby(["stores", "ci_level"], sort=True):
+        out.append(f"- {len(group)} point(s): min–max of {stores} store medians, {level:.1%}\n")
 
 
 def _all_missing(frame: pd.DataFrame, column: str) -> bool:
     return bool(frame[column].isna().all())
 
 
+BUSY_RULE = (
+    "A timed operation counts as busy when others ran on the machine meanwhile: the CPU "
+    "time of everything outside the job's own process tree (the job, its reader processes "
+    "and their threads are its own; other jobs, other users, daemons and kernel threads "
+    "are not) exceeded {cores:g} of a core's time over the region by more than the "
+    "measurement's resolution (in timings.csv: `foreign_cpu_seconds` less "
+    "`foreign_cpu_resolution_seconds` above {cores:g} x `foreign_cpu_span_seconds`). A "
+    "point is busy when any of its timed operations was. Busy points are left out of every "
+    "verdict and of the fastest in the format table, which name them; the tables keep "
+    "their medians, marked (busy).\n\n"
+)
+
+
+def _load_rule_note(rows, busy: dict, out) -> None:
+    """The former rule, for rows recorded before foreign CPU time was measured."""
+    by_load = judged_by_load(rows)
+    if not by_load.any():
+        return
+    old = rows[by_load]
+    out.append(
+        f"{int(by_load.sum())} of {len(rows)} timed operations carry no foreign CPU time "
+        "(recorded before it was measured): they are judged by the former rule, a 1-minute "
+        f"load average above {busy['load_per_core']:g} x the host's cores or CPU pressure "
+        f"(PSI some avg10) above {busy['cpu_pressure_pct']:g} % while the job ran fewer "
+        "readers than cores. Both count the job's own processes, and the load is a "
+        "minute's average that carries the previous job, so that rule also flags quiet "
+        "runs.\n"
+    )
+    if _all_missing(old, "load_1min") and _all_missing(old, "cpu_pressure_pct"):
+        out.append("No load average or pressure was recorded for them: they could not be judged.\n")
+    elif _all_missing(old, "cpu_pressure_pct"):
+        out.append("CPU pressure was not recorded for them (no PSI): only the load was checked.\n")
+
+
+def _foreign_cpu_note(rows, busy: dict, out) -> None:
+    """What others ran over the judged regions, and how many were too short to judge."""
+    judged = rows[~judged_by_load(rows)]
+    if judged.empty:
+        return
+    cores = foreign_cpu_cores(judged)
+    resolution = _numbers(judged, "foreign_cpu_resolution_seconds") * 1e3
+    out.append(
+        f"\nOthers' CPU time over the {len(judged)} judged timed operations: median "
+        f"{_fmt_number(cores.median(), '.2f')}, highest {_fmt_number(cores.max(), '.2f')} "
+        f"of a core; resolution {_fmt_number(resolution.min(), '.1f')}–"
+        f"{_fmt_number(resolution.max(), '.1f')} ms per region.\n"
+    )
+    short = too_short_to_judge(judged, busy)
+    if short.any():
+        out.append(
+            f"{int(short.sum())} of them were too short to judge (even another process "
+            "running a whole core throughout would not exceed the threshold by more than "
+            "the resolution): they count as quiet.\n"
+        )
+
+
+def _busy_points_table(flagged) -> str:
+    return markdown_table(
+        [*POINT_HEADER, "max foreign CPU", "max load", "cores", "max CPU pressure", "judged by"],
+        [
+            _point_cells(r)
+            + [
+                _fmt_number(r.max_foreign_cpu_cores, ".2f", " cores"),
+                _fmt_number(r.max_load_1min, ".2f"),
+                _fmt_number(r.max_cpu_count, ".0f"),
+                _fmt_number(r.max_cpu_pressure_pct, ".1f", " %"),
+                "load, pressure" if r.judged_by_load else "foreign CPU",
+            ]
+            for r in flagged.itertuples()
+        ],
+    )
+
+
+def _context_note(rows, out) -> None:
+    """Load and pressure, recorded as context; others' reads from the store's device."""
+    out.append(
+        "\nLoad and pressure are recorded as context but no longer decide where foreign CPU "
+        "time was measured (they count the job itself): highest 1-minute load "
+        f"{_fmt_number(rows['load_1min'].max(), '.2f')} on "
+        f"{_fmt_number(rows['cpu_count'].max(), '.0f')} cores, highest CPU pressure "
+        f"{_fmt_number(rows['cpu_pressure_pct'].max(), '.1f', ' %')}. I/O pressure is "
+        f"recorded (highest {_fmt_number(rows['io_pressure_pct'].max(), '.1f', ' %')}) but "
+        "not used for the flag: our own cold reads cause it.\n"
+    )
+    foreign_bytes = _numbers(rows, "foreign_device_read_bytes")
+    if foreign_bytes.notna().any():
+        out.append(
+            "Others read at most "
+            f"{human_bytes(max(0.0, foreign_bytes.max()))} from the store's block device "
+            "during a timed region (its reads less the job's own).\n"
+        )
+
+
 def _quiet_machine(stats, rows, busy: dict, out) -> None:
     out.append("\n## Quiet machine\n\n")
-    out.append(
-        "A timed operation counts as busy when the 1-minute load average exceeded "
-        f"{busy['load_per_core']:g} x the host's cores, or CPU pressure (PSI some avg10) "
-        f"exceeded {busy['cpu_pressure_pct']:g} % while the job ran fewer readers than cores "
-        "(as many readers as cores cause pressure themselves); a point is busy when any of "
-        "its timed operations was.\n\n"
-    )
-    if _all_missing(rows, "load_1min") and _all_missing(rows, "cpu_pressure_pct"):
-        out.append("No load average or pressure was recorded: the check could not run.\n")
-    elif _all_missing(rows, "cpu_pressure_pct"):
-        out.append("CPU pressure was not recorded (no PSI): only the load average was checked.\n")
+    out.append(BUSY_RULE.format(cores=busy["foreign_cpu_cores"]))
+    _load_rule_note(rows, busy, out)
+    _foreign_cpu_note(rows, busy, out)
     flagged = stats[stats["busy"]]
     if flagged.empty:
-        out.append(
-            "No point was measured on a busy machine (highest load "
-            f"{_fmt_number(rows['load_1min'].max(), '.2f')}, highest CPU pressure "
-            f"{_fmt_number(rows['cpu_pressure_pct'].max(), '.1f', ' %')}).\n"
-        )
+        out.append("\nNo point was measured on a busy machine.\n")
     else:
-        out.append(f"{len(flagged)} of {len(stats)} points were measured on a busy machine:\n\n")
         out.append(
-            markdown_table(
-                [*POINT_HEADER, "max load", "cores", "max CPU pressure"],
-                [
-                    _point_cells(r)
-                    + [
-                        _fmt_number(r.max_load_1min, ".2f"),
-                        _fmt_number(r.max_cpu_count, ".0f"),
-                        _fmt_number(r.max_cpu_pressure_pct, ".1f", " %"),
-                    ]
-                    for r in flagged.itertuples()
-                ],
-            )
+            f"\n{len(flagged)} of {len(stats)} points were measured on a busy machine and are "
+            "left out of the verdicts and the format table:\n\n"
         )
-    out.append(
-        "\nI/O pressure is recorded (highest "
-        f"{_fmt_number(rows['io_pressure_pct'].max(), '.1f', ' %')}) but not "
-        "used for the flag: our own cold reads cause it.\n"
-    )
+        out.append(_busy_points_table(flagged))
+    _context_note(rows, out)
 
 
 def _what_cold_meant(rows, out) -> None:
@@ -1131,11 +1384,13 @@ def _introduction(rows, stats) -> str:
         f"store(s) per point, each timed up to {int(rows['inner_repeat'].max())} time(s) in "
         f"its job; n = {n_text} per point. Times are medians in seconds (lower is better); "
         "ratios are a method's median divided by the png or npy median at the same point. "
-        "Each median carries a distribution-free interval from order statistics (95 % where "
-        "n >= 6, else min–max with its true coverage, as written). A method is named fastest "
-        "only when its interval lies clear of every other's; otherwise the summary says there "
-        "is no clear difference. Tables per cutoff show stores and whole-store reads by one "
-        "reader (the article's experiment).\n"
+        "A point's median is the median of its store medians, and carries a distribution-free "
+        "interval from order statistics of those store medians, the independent units (95 % "
+        "with 6 or more stores, else their min–max with its true coverage, as written: 75 % "
+        "for 3 stores; one store gives none). A method is named fastest only when its "
+        "interval lies clear of every other's; otherwise the summary says there is no clear "
+        "difference, or no verdict where a series had one store. Tables per cutoff show "
+        "stores and whole-store reads by one reader (the article's experiment).\n"
     )
 
 

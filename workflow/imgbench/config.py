@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import fsutil
+from . import encoding, fsutil
 from .methods import available_methods, contract_problems, get_method, resolve_options
 
 
@@ -58,8 +58,25 @@ def load_schema(schema_path: Path) -> dict:
         return yaml.safe_load(handle)
 
 
+def _refuse_retired_keys(config: dict) -> None:
+    """Keys of older configs whose meaning changed: one sentence naming the new keys."""
+    if "psnr_floor_db" in config:
+        raise ConfigError(
+            "config key psnr_floor_db is retired (it held every image of a lossy store to "
+            "one floor, which faithful JPEGs of tiny images fail); remove it and set "
+            f"store_psnr_floor_db (the whole store's PSNR, default {encoding.STORE_PSNR_FLOOR_DB:g}"
+            f" dB) and image_psnr_floor_db (each image's, default "
+            f"{encoding.IMAGE_PSNR_FLOOR_DB:g} dB, catches wrong images) instead"
+        )
+
+
 def _normalise(config: dict) -> None:
-    """Spellings YAML turns into booleans, and the older boolean fsync, as names."""
+    """Spellings YAML turns into booleans or numbers, and the older boolean fsync, as
+    names."""
+    for variants in config.get("variants", {}).values():
+        for options in variants.values():
+            if options and "subsampling" in options:
+                options["subsampling"] = encoding.subsampling_from_yaml(options["subsampling"])
     if isinstance(config["fsync"], bool):
         config["fsync"] = "per_file" if config["fsync"] else "none"
     config["readahead"] = [
@@ -85,6 +102,7 @@ def validate_config(config: dict, schema_path: Path) -> dict:
             f"config key dataset.md5 is the number {md5}: YAML reads an md5 of digits only "
             'as a number (leading zeros lost); put it in quotes, e.g. md5: "0123..."'
         )
+    _refuse_retired_keys(config)
     schema = load_schema(schema_path)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 
 # Parts of captions shared by several figures (reStructuredText, rendered in the report).
 _POINTS = (
-    "Each point is the median of the timed runs of one (method, cutoff): every store job "
-    "repeats its operation (``inner_repeats``) and each point has ``repeats`` stores. "
+    "Each point is the median of the store medians of one (method, cutoff): each point "
+    "has ``repeats`` stores, and every store job repeats its operation (``inner_repeats``) "
+    "and gives the median of its timings. "
 )
 _BARS = (
     "Error bars are set by ``plot.spread``: ``ci``, the interval of the median from order "
-    "statistics over the timings and over the stores' medians (95 % where there are enough "
-    "runs, else min-max; the note under the figure says which); ``range``, min-max; "
+    "statistics of the stores' medians, the independent units (95 % with 6 or more stores, "
+    "else their min-max, 75 % for 3; none for a point of one store; the note under the "
+    "figure says which); ``range``, min-max of the timings; "
     "``iqr``, the interquartile range. Where two intervals overlap, the figure does not "
     "show that one is faster. "
 )

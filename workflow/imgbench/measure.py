@@ -65,19 +65,28 @@ from __future__ import annotations
 
 import gc
 import math
-import multiprocessing
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import access, encoding, fsutil, lifetime, machine, memory, pool, space, vocabulary
+from . import (
+    access,
+    encoding,
+    freshness,
+    fsutil,
+    machine,
+    memory,
+    pool,
+    readers,
+    space,
+    vocabulary,
+)
 from .methods import get_method, resolve_options
 from .rows import ROW_FIELDS, new_row, write_environment, write_rows
 
@@ -116,8 +125,8 @@ def as_source(images, labels=None) -> pool.TiledImages:
 
 
 def source_seconds(source: pool.TiledImages) -> float:
-    """What producing every chunk of ``source`` costs (views of the pool, copies where a
-    chunk wraps around it), measured once outside the clock: the timed store pays it."""
+    """What producing every chunk of ``source`` costs (views of the pool), measured once
+    outside the clock: the timed store pays it."""
     start = time.perf_counter_ns()
     for chunk in source.iter_chunks():
         chunk.ravel()[::4096].sum()  # touch each chunk's pages, as a writer would
@@ -147,7 +156,26 @@ class Region:
     load_1min: float = float("nan")
     cpu_pressure_pct: float = float("nan")
     io_pressure_pct: float = float("nan")
+    foreign_cpu_seconds: float = float("nan")
+    foreign_cpu_resolution_seconds: float = float("nan")
+    foreign_cpu_span_seconds: float = float("nan")
     marks_ns: dict = field(default_factory=dict)
+    _cpu_before: Any = None
+    _cpu_before_ns: int = 0
+
+    def open_cpu_window(self) -> None:
+        """Sample the machine's and the job's CPU time right before the clock starts."""
+        self._cpu_before = machine.cpu_sample()
+        self._cpu_before_ns = time.perf_counter_ns()
+
+    def close_cpu_window(self) -> None:
+        """Sample again right after the clock stopped: what others ran meanwhile."""
+        span_ns = time.perf_counter_ns() - self._cpu_before_ns
+        after = machine.cpu_sample()
+        foreign, resolution = machine.foreign_cpu(self._cpu_before, after)
+        self.foreign_cpu_seconds = foreign
+        self.foreign_cpu_resolution_seconds = resolution
+        self.foreign_cpu_span_seconds = span_ns / 1e9
 
     @property
     def end_unix(self) -> float:
@@ -177,12 +205,14 @@ def timed(steps: list[Callable[[], Any]], device: str | None = None) -> tuple[li
         io_before = machine.io_read_bytes()
         disk_before = machine.disk_read_bytes(device)
         cpu_before = machine.cpu_seconds()
+        region.open_cpu_window()
         region.start_unix = time.time()
         start = time.perf_counter_ns()
         for index, step in enumerate(steps):
             results.append(step())
             region.marks_ns[index] = time.perf_counter_ns() - start
         region.elapsed_ns = region.marks_ns[len(steps) - 1]
+        region.close_cpu_window()
         region.cpu_seconds = machine.cpu_seconds() - cpu_before
         region.device_read_bytes = _delta(machine.io_read_bytes(), io_before)
         region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before)
@@ -208,7 +238,8 @@ def _scratch(store_dir: Path, purpose: str) -> Path:
     return store_dir.with_name(f"{store_dir.name}.{purpose}-{os.getpid()}")
 
 
-def warm_up(
+@contextmanager
+def warmed_up(
     module,
     source: pool.TiledImages,
     scratch: Path,
@@ -217,12 +248,13 @@ def warm_up(
     flush,
     readahead,
     floor_db: float | None = None,
-) -> None:
-    """Exercise the method's whole code path once on a one-image store in ``scratch``
-    (then removed), with the job's resolved ``options``: imports (a method imports its
-    format library in the functions that use it), plugin loading and a library's
-    first-use costs are paid here, outside every timed region. ``floor_db``: see
-    ``verify``."""
+) -> Iterator[Path]:
+    """Exercise the method's whole code path once on a one-image store in ``scratch``,
+    with the job's resolved ``options``: imports (a method imports its format library in
+    the functions that use it), plugin loading and a library's first-use costs are paid
+    here, outside every timed region. The scratch store stays until the block ends, so
+    each forked reader warms up on it too (``readers``); then it is removed.
+    ``floor_db``: see ``verify``."""
     fsutil.remove_tree(scratch)
     scratch.mkdir(parents=True)
     try:
@@ -232,12 +264,25 @@ def warm_up(
         verify(module.__name__, module.read(scratch), one, floor_db=floor_db)
         for images, labels in module.read_batches(scratch, 1):
             verify(module.__name__, (images, labels), one, floor_db=floor_db)
-        _read_requests(module, scratch, [np.array([0])], readahead == "on", one, floor_db)
+        readers.checked_requests(
+            module,
+            scratch,
+            [np.array([0])],
+            readahead == "on",
+            request_check(module.__name__, one, floor_db),
+        )
         fsutil.cached_fraction(scratch)
         machine.io_read_bytes()
         machine.pressure_some_avg10("cpu")
+        yield scratch
     finally:
         fsutil.remove_tree(scratch)
+
+
+def warm_up(module, source, scratch: Path, **kwargs) -> None:
+    """``warmed_up`` with nothing kept: the scratch store is removed at once."""
+    with warmed_up(module, source, scratch, **kwargs):
+        pass
 
 
 _ZEROS = np.zeros(8 << 20, dtype=np.uint8)
@@ -369,7 +414,8 @@ def run_store(
     inner_repeats: int = 1,
     inner_budget_s: float = 0.0,
     memory_watch: memory.AnonWatch | None = None,
-    psnr_floor_db: float = encoding.PSNR_FLOOR_DB,
+    store_psnr_floor_db: float = encoding.STORE_PSNR_FLOOR_DB,
+    image_psnr_floor_db: float = encoding.IMAGE_PSNR_FLOOR_DB,
 ) -> list[dict]:
     """Write a fresh store ``inner_repeats`` times at most (each timed: write, then flush);
     the last one stays in ``store_dir`` for the reads. One row per repetition.
@@ -380,11 +426,13 @@ def run_store(
 
     A lossy store (``encoding.is_lossy``) is read back once after the timed stores,
     untimed, and its PSNR against the source is recorded in every row (``psnr_db`` over
-    all pixels, ``psnr_min_db`` of the worst image); an image below ``psnr_floor_db``
-    fails the job. A lossless store is checked exactly by every read instead."""
+    all pixels, ``psnr_min_db`` of the worst image, ``psnr_p01_db`` the 1st percentile of
+    the images'); a store below ``store_psnr_floor_db``, or an image below
+    ``image_psnr_floor_db``, fails the job. A lossless store is checked exactly by every
+    read instead."""
     module = get_method(method)
     options = resolve_options(module, options)
-    floor_db = psnr_floor_db if encoding.is_lossy(options) else None
+    floor_db = image_psnr_floor_db if encoding.is_lossy(options) else None
     source = as_source(images, labels)
     strategy = flush_strategy(fsync)
     store_dir = Path(store_dir)
@@ -441,43 +489,53 @@ def run_store(
         )
     rows = repetitions.result()
     if floor_db is not None:
-        overall, worst = store_psnr(module, store_dir, source, floor_db)
+        fidelity = store_psnr(module, store_dir, source, store_psnr_floor_db, floor_db)
         for row in rows:
-            row.update(psnr_db=round(overall, 3), psnr_min_db=round(worst, 3))
+            row.update(
+                psnr_db=round(fidelity.store_db, 3),
+                psnr_min_db=round(fidelity.worst_db, 3),
+                psnr_p01_db=round(fidelity.low_percentile_db, 3),
+            )
     return rows
 
 
 def store_psnr(
-    module, store_dir: Path, source: pool.TiledImages, floor_db: float
-) -> tuple[float, float]:
-    """The PSNR of a lossy store against its source, over all pixels and of its worst
-    image, from one untimed epoch; an image below ``floor_db`` is a ``VerificationError``
-    that names the config keys to change."""
-    squared = 0.0
-    pixels = 0
-    worst = math.inf
-    position = 0
+    module,
+    store_dir: Path,
+    source: pool.TiledImages,
+    store_floor_db: float,
+    image_floor_db: float,
+) -> encoding.Fidelity:
+    """The fidelity of a lossy store against its source (``encoding.Fidelity``: PSNR over
+    all pixels, of the worst image, the 1st percentile of the images'), from one untimed
+    epoch. A store below ``store_floor_db``, or an image below ``image_floor_db``, is a
+    ``VerificationError`` that names the config key to change."""
+    fidelity = encoding.Fidelity()
     for images, labels in module.read_batches(store_dir, source.chunk_images):
-        expected = source.take(np.arange(position, position + len(images)))
-        difference = expected.astype(np.float64) - images.astype(np.float64)
-        squared += float(np.sum(difference * difference))
-        pixels += difference.size
-        worst = min(worst, float(encoding.psnr_per_image_db(expected, images).min()))
+        position = fidelity.images
+        fidelity.add(source.take(np.arange(position, position + len(images))), images)
         verify(module.__name__, (images, labels), source, start=position, floor_db=0.0)
-        position += len(images)
     name = module.__name__.rsplit(".", 1)[-1]
-    if position != len(source):
+    if fidelity.images != len(source):
         raise VerificationError(
-            f"{name} store read back wrong data: {position} images, expected {len(source)}"
+            f"{name} store read back wrong data: {fidelity.images} images, expected {len(source)}"
         )
-    overall = math.inf if squared == 0 else 10 * math.log10(255.0**2 * pixels / squared)
-    if worst < floor_db:
+    if fidelity.store_db < store_floor_db:
         raise VerificationError(
-            f"the lossy {name} store's worst image is {worst:.1f} dB PSNR from its source, "
-            f"below psnr_floor_db {floor_db:g}; raise the variant's quality or lower "
-            "psnr_floor_db in the config"
+            f"the lossy {name} store is {fidelity.store_db:.1f} dB PSNR from its source over "
+            f"all its pixels (worst image {fidelity.worst_db:.1f} dB), below "
+            f"store_psnr_floor_db {store_floor_db:g}; raise the variant's quality (for "
+            'JPEG, or use subsampling "4:4:4") or lower store_psnr_floor_db in the config'
         )
-    return overall, worst
+    if fidelity.worst_db < image_floor_db:
+        raise VerificationError(
+            f"the lossy {name} store's image {fidelity.worst_image()} is "
+            f"{fidelity.worst_db:.1f} dB PSNR from its source, below image_psnr_floor_db "
+            f"{image_floor_db:g}, where only a wrong or corrupt image falls; check the "
+            "method's store and read, or lower image_psnr_floor_db if the encoding is that "
+            "coarse"
+        )
+    return fidelity
 
 
 def _region_fields(
@@ -486,7 +544,11 @@ def _region_fields(
     return {
         "device_read_bytes": region.device_read_bytes,
         "disk_read_bytes": region.disk_read_bytes,
+        "foreign_device_read_bytes": region.disk_read_bytes - region.device_read_bytes,
         "cpu_seconds": region.cpu_seconds,
+        "foreign_cpu_seconds": region.foreign_cpu_seconds,
+        "foreign_cpu_resolution_seconds": region.foreign_cpu_resolution_seconds,
+        "foreign_cpu_span_seconds": region.foreign_cpu_span_seconds,
         "load_1min": region.load_1min,
         "cpu_pressure_pct": region.cpu_pressure_pct,
         "io_pressure_pct": region.io_pressure_pct,
@@ -499,6 +561,21 @@ def _region_fields(
         "peak_rss_bytes": memory.peak_rss_bytes(_READERS_PEAK_RSS[0]),
         "peak_anon_bytes": float("nan") if watch is None else watch.peak(),
     }
+
+
+def require_fresh(method: str, *arrays) -> None:
+    """Refuse images or labels that are not fresh arrays (``freshness``), in one sentence
+    naming the method and the rule."""
+    for array in arrays:
+        backing = freshness.problem(array)
+        if backing is not None:
+            name = method.rsplit(".", 1)[-1]
+            raise VerificationError(
+                f"the {name} method returned {backing}: a batch must be a fresh array (the "
+                "contract of read, read_batches and reader.get), because a view is read "
+                "only when someone touches it, after the clock stopped; copy it in the "
+                "method (e.g. np.array(view) or np.frombuffer(bytes(...)))"
+            )
 
 
 def verify(
@@ -516,10 +593,13 @@ def verify(
     piece with the pool) or an array of the expected images with ``labels``.
 
     ``floor_db`` is ``None`` for a lossless store: every pixel must be equal. For a lossy
-    one (JPEG, lossy WebP) it is the config's ``psnr_floor_db``: every image must be
-    within that PSNR of its source image (an image from the wrong index, a few dB
-    against a photo, fails it); labels are always exact."""
+    one (JPEG, lossy WebP) it is the config's ``image_psnr_floor_db``: every image must
+    keep that PSNR against its source image, which a faithful encoding does by far and
+    an image from the wrong index (about 10 dB against a photo) or a corrupt one does
+    not; labels are always exact. (The store's own floor is checked once, in
+    ``store_psnr``.)"""
     got_images, got_labels = got
+    require_fresh(method, got_images, got_labels)
     if not isinstance(source, pool.TiledImages):
         source = as_source(source, labels)
     if indices is not None:
@@ -545,8 +625,8 @@ def verify(
             worst = int(below[np.argmin(psnr[below])])
             problems.append(
                 f"image {int(positions[worst])} is {psnr[worst]:.1f} dB PSNR from the source, "
-                f"below psnr_floor_db {floor_db:g} (the wrong image, or an encoding too coarse "
-                "for the floor: then raise the variant's quality or lower psnr_floor_db)"
+                f"below image_psnr_floor_db {floor_db:g} (a wrong or corrupt image; lower "
+                "image_psnr_floor_db only if the encoding is really that coarse)"
             )
     elif indices is not None:
         expected = source.take(indices)
@@ -598,6 +678,7 @@ def read_epoch(
     try:
         io_before = machine.io_read_bytes()
         disk_before = machine.disk_read_bytes(device)
+        region.open_cpu_window()
         region.start_unix = time.time()
         batches = module.read_batches(store_dir, source.chunk_images)
         cpu = 0.0
@@ -615,6 +696,7 @@ def read_epoch(
             verify(module.__name__, batch, source, start=position, floor_db=floor_db)
             position += len(batch[0])
             del batch
+        region.close_cpu_window()  # the window spans the checks between batches too
         region.cpu_seconds = cpu
         region.device_read_bytes = _delta(machine.io_read_bytes(), io_before)
         region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before)
@@ -631,118 +713,18 @@ def read_epoch(
     return region
 
 
-def _read_requests(module, store_dir: Path, requests: list, readahead: bool, source, floor_db=None):
-    """Open a reader, serve every request (one gathered batch each), close; each batch is
-    checked against ``source`` right after its request, outside the request's clock, and
-    dropped. Returns each request's latency and the reading time (open, requests, close;
-    the checks left out), in ns."""
-    latencies = np.empty(len(requests), dtype=np.int64)
-    checking_ns = 0
-    started = time.perf_counter_ns()
-    reader = module.open_reader(store_dir, readahead=readahead)
-    try:
-        for position, request in enumerate(requests):
-            start = time.perf_counter_ns()
-            batch = reader.get(request)
-            end = time.perf_counter_ns()
-            latencies[position] = end - start
-            verify(module.__name__, batch, source, indices=request, floor_db=floor_db)
-            del batch
-            checking_ns += time.perf_counter_ns() - end
-    finally:
-        reader.close()
-    return latencies, time.perf_counter_ns() - started - checking_ns
+def request_check(method: str, source, floor_db: float | None = None):
+    """``check(batch, request)`` for the readers: the batch must be the images at
+    ``request`` (see ``verify``)."""
+
+    def check(batch, request) -> None:
+        verify(method, batch, source, indices=request, floor_db=floor_db)
+
+    return check
 
 
 # The highest resident set any reader process of this job reported.
 _READERS_PEAK_RSS = [0]
-
-
-@dataclass
-class _Outcome:
-    read_start_ns: int | None = None
-    reading_ns: int | None = None
-    latencies: np.ndarray | None = None
-    device_read_bytes: int | None = None
-    cpu_seconds: float = 0.0
-    peak_rss_bytes: int = 0
-    error: str | None = None
-
-
-def _worker(method, store_dir, share, readahead, source, floor_db, ready, done, results) -> None:
-    """One reader process: signal ready and wait for everyone, read its share (each batch
-    checked between requests, outside its clock), note its reading time, wait until every
-    reader has ended, and report."""
-    outcome = _Outcome()
-    try:
-        module = get_method(method)
-        ready.wait()
-        outcome.read_start_ns = time.perf_counter_ns()
-        gc.disable()
-        io_before, cpu_before = machine.io_read_bytes(), machine.cpu_seconds()
-        outcome.latencies, outcome.reading_ns = _read_requests(
-            module, store_dir, share, readahead, source, floor_db
-        )
-        # CPU and device bytes include the checks: they read only memory, and their CPU
-        # is a small share next to decoding (a compare per byte read)
-        outcome.cpu_seconds = machine.cpu_seconds() - cpu_before
-        io_after = machine.io_read_bytes()
-        outcome.device_read_bytes = None if io_before is None else io_after - io_before
-        outcome.peak_rss_bytes = memory.own_peak_rss_bytes()
-        done.wait()
-        gc.enable()
-    except BaseException as error:  # reported to the parent, which fails the job
-        ready.abort()  # a reader that fails before the start releases everyone waiting
-        done.abort()
-        outcome.error = f"{type(error).__name__}: {error}"
-    results.put(outcome)
-
-
-def _collect(workers, results, *, poll_s: float = 1.0) -> list[_Outcome]:
-    """One outcome per worker; a worker that died without reporting (a crash in a C
-    library, the OOM killer) fails the job at once instead of leaving the parent waiting."""
-    outcomes = []
-    while len(outcomes) < len(workers):
-        try:
-            outcomes.append(results.get(timeout=poll_s))
-        except queue.Empty as empty:
-            # a worker that exited cleanly has put its outcome already; one that exited
-            # with a signal or an error code never will
-            dead = [w for w in workers if w.exitcode not in (None, 0)]
-            if dead and results.empty():
-                codes = ", ".join(f"pid {w.pid} exit code {w.exitcode}" for w in dead)
-                raise VerificationError(
-                    f"a reader process died without reporting ({codes}); a negative code "
-                    "is the signal that killed it (-9: out of memory, -11: segfault)"
-                ) from empty
-    return outcomes
-
-
-def _wait(barrier, method: str, what: str, workers, results, timeout_s: float) -> None:
-    """Wait at ``barrier`` with the workers; a worker that dies (a signal, the OOM killer)
-    never arrives, so a watcher breaks the barrier at once instead of after the timeout."""
-    stop = threading.Event()
-
-    def watch():
-        while not stop.wait(0.1):
-            if any(w.exitcode not in (None, 0) for w in workers):
-                barrier.abort()
-                return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        barrier.wait(timeout=timeout_s)
-    except threading.BrokenBarrierError:
-        outcomes = _collect(workers, results)  # raises if a worker died without a word
-        errors = [o.error for o in outcomes if o.error and "BrokenBarrier" not in o.error]
-        raise VerificationError(
-            f"{method} readers did not all {what}: "
-            + (errors[0] if errors else f"not within {timeout_s:.0f} s")
-        ) from None
-    finally:
-        stop.set()
-        watcher.join()
 
 
 def read_in_workers(
@@ -756,49 +738,66 @@ def read_in_workers(
     device: str | None = None,
     timeout_s: float = 600.0,
     floor_db: float | None = None,
+    scratch: Path | None = None,
+    prepare: Callable[[], object] = lambda: None,
+    before_check: Callable[[], None] = lambda: None,
 ) -> tuple[np.ndarray, Region]:
-    """Fork one reader per share, all released at once; each reader times its own
-    reading (open, requests, close), leaving out the checks it makes between requests;
-    the read's time is the slowest reader's."""
+    """One timed repetition of the forked readers (``readers.read_in_workers``): each
+    warmed up on ``scratch``, the machine ``prepare``d, all released at once; the read's
+    time is the wall time from the release until the last reader finished, with no check
+    inside it; every request is checked afterwards in an untimed pass (``before_check``
+    first: the cold point's eviction). Returns every request's latency and the region."""
     source = as_source(source, labels)
-    context = multiprocessing.get_context("fork")
-    ready = context.Barrier(len(shares) + 1)
-    done = context.Barrier(len(shares) + 1)
-    results = context.Queue()
-    workers = [
-        lifetime.process(
-            context,
-            _worker,
-            (method, store_dir, share, readahead, source, floor_db, ready, done, results),
-        )
-        for share in shares
-    ]
     region = Region()
-    for worker in workers:
-        worker.start()
-    try:
-        gc.collect()
-        disk_before = machine.disk_read_bytes(device)
-        _wait(ready, method, "start", workers, results, timeout_s)
+    disk_before = []
+
+    def on_release():
+        disk_before.append(machine.disk_read_bytes(device))
+        region.open_cpu_window()
         region.start_unix = time.time()
-        _wait(done, method, "finish", workers, results, timeout_s)
+
+    def on_finish():
+        region.close_cpu_window()
         region.note_machine()
-        region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before)
-        outcomes = _collect(workers, results)
-    finally:
-        for worker in workers:
-            worker.join(timeout=60)
-            if worker.is_alive():
-                worker.kill()
-    errors = [o.error for o in outcomes if o.error]
-    if errors:
-        raise VerificationError(f"{method} reader failed: {errors[0]}")
-    region.elapsed_ns = max(o.reading_ns for o in outcomes)
-    region.cpu_seconds = sum(o.cpu_seconds for o in outcomes)
-    _READERS_PEAK_RSS[0] = max(_READERS_PEAK_RSS[0], *(o.peak_rss_bytes for o in outcomes))
-    device_bytes = [o.device_read_bytes for o in outcomes]
+        region.disk_read_bytes = _delta(machine.disk_read_bytes(device), disk_before[0])
+
+    try:
+        pool_read = readers.read_in_workers(
+            method,
+            store_dir,
+            shares,
+            request_check(method, source, floor_db),
+            readahead=readahead,
+            scratch=scratch,
+            prepare=prepare,
+            before_check=before_check,
+            on_release=on_release,
+            on_finish=on_finish,
+            timeout_s=timeout_s,
+        )
+    except readers.ReaderError as error:
+        raise VerificationError(str(error)) from None
+    region.elapsed_ns = pool_read.elapsed_ns
+    region.marks_ns[0] = region.elapsed_ns
+    region.cpu_seconds = sum(one.cpu_seconds for one in pool_read.passes)
+    _READERS_PEAK_RSS[0] = max(_READERS_PEAK_RSS[0], *(p.peak_rss_bytes for p in pool_read.passes))
+    device_bytes = [one.device_read_bytes for one in pool_read.passes]
     region.device_read_bytes = float("nan") if None in device_bytes else float(sum(device_bytes))
-    return np.concatenate([o.latencies for o in outcomes]), region
+    return pool_read.latencies_ns, region
+
+
+# A warm read is warm only when the store was (nearly) wholly in the page cache before it.
+WARM_CACHED_FRACTION = 0.99
+
+
+def cache_label(cache: str, cached_fraction: float) -> str:
+    """The cache state a read row carries: ``warm`` only when at least
+    ``WARM_CACHED_FRACTION`` of the store was cached before the read (a store larger than
+    memory cannot be: 53-57 % cached, 96-98 % fetched from the device), else
+    ``partly_cached`` (its cached fraction in the row)."""
+    if cache == "warm" and cached_fraction < WARM_CACHED_FRACTION:  # NaN: not measured
+        return vocabulary.PARTLY_CACHED
+    return cache
 
 
 def run_read(
@@ -823,11 +822,11 @@ def run_read(
     inner_repeats: int = 1,
     inner_budget_s: float = 0.0,
     memory_watch: memory.AnonWatch | None = None,
-    psnr_floor_db: float = encoding.PSNR_FLOOR_DB,
+    image_psnr_floor_db: float = encoding.IMAGE_PSNR_FLOOR_DB,
 ) -> list[dict]:
     """Time reads of a store in the given cache state and pattern, checking each one
     after its clock stopped (exactly, or for a lossy store every image against
-    ``psnr_floor_db``); one row per timed repetition."""
+    ``image_psnr_floor_db``); one row per timed repetition."""
     if cache not in CACHE_STATES:
         raise ValueError(f"cache must be one of {CACHE_STATES}, not {cache!r}")
     if readahead not in READAHEAD:
@@ -839,7 +838,7 @@ def run_read(
         raise ValueError(f"the {pattern} read runs in one process with readahead on")
     module = get_method(method)
     options = resolve_options(module, options)  # for the warm-up's one-image store
-    floor_db = psnr_floor_db if encoding.is_lossy(options) else None
+    floor_db = image_psnr_floor_db if encoding.is_lossy(options) else None
     source = as_source(images, labels)
     store_dir = Path(store_dir)
     requests = (
@@ -851,15 +850,6 @@ def run_read(
     )
     images_read = len(source) if one_process else int(sum(len(r) for r in requests))
     device = machine.block_device(store_dir)
-    warm_up(
-        module,
-        source,
-        _scratch(store_dir, "warmup"),
-        options=options,
-        flush=flush_strategy(fsync),
-        readahead=readahead,
-        floor_db=floor_db,
-    )
     files = fsutil.store_files(store_dir)  # a read job never changes the store
     usage = fsutil.disk_usage(store_dir, files)
     # What the read returns at once: the whole store into one array, a chunk or two of an
@@ -873,52 +863,77 @@ def run_read(
     returned_bytes += 16 << 20
     # A cold read fills as much page cache as the store takes; a warm one fills none.
     page_cache_bytes = min(usage.bytes_on_disk, RECYCLE_MAX_BYTES) if cache == "cold" else 0
-    repetitions = _Repetitions(inner_repeats, inner_budget_s)
-    while repetitions.more():
-        prefaulted = prepare_machine(store_dir.parent, page_cache_bytes, returned_bytes)
+    state: dict = {}
+
+    def prepare() -> None:
+        """The machine brought to the point's state right before the timed region."""
+        state["prefaulted"] = prepare_machine(store_dir.parent, page_cache_bytes, returned_bytes)
         if cache == "cold":
             evict(store_dir, eviction, files)
         else:
             fill_cache(store_dir, files)
-        cached = fsutil.cached_fraction(store_dir, files)
+        state["cached"] = fsutil.cached_fraction(store_dir, files)
         if cache == "cold" and eviction == "drop_caches":
             fsutil.drop_caches()  # the residency walk above brought inodes back
-        latencies = np.empty(0)
-        if pattern == access.WHOLE_ARRAY:
-            (result,), region = timed([lambda: module.read(store_dir)], device)
-            verify_whole(method, result, source, floor_db)
-            del result
-        elif pattern == access.WHOLE:
-            region = read_epoch(module, store_dir, source, device, floor_db)
-        else:
-            latencies, region = read_in_workers(
-                method,
-                store_dir,
-                access.split(requests, readers),
-                source,
-                readahead=readahead == "on",
-                device=device,
-                floor_db=floor_db,
+
+    def evict_again() -> None:
+        if cache == "cold":
+            evict(store_dir, eviction, files)
+
+    warm = warmed_up(
+        module,
+        source,
+        _scratch(store_dir, "warmup"),
+        options=options,
+        flush=flush_strategy(fsync),
+        readahead=readahead,
+        floor_db=floor_db,
+    )
+    repetitions = _Repetitions(inner_repeats, inner_budget_s)
+    with warm as scratch:
+        while repetitions.more():
+            latencies = np.empty(0)
+            if pattern == access.WHOLE_ARRAY:
+                prepare()
+                (result,), region = timed([lambda: module.read(store_dir)], device)
+                verify_whole(method, result, source, floor_db)
+                del result
+            elif pattern == access.WHOLE:
+                prepare()
+                region = read_epoch(module, store_dir, source, device, floor_db)
+            else:
+                latencies, region = read_in_workers(
+                    method,
+                    store_dir,
+                    access.split(requests, readers),
+                    source,
+                    readahead=readahead == "on",
+                    device=device,
+                    floor_db=floor_db,
+                    scratch=scratch,
+                    prepare=prepare,
+                    before_check=evict_again,
+                )
+            repetitions.add(
+                new_row(
+                    env,
+                    **_common(source, method, module, variant, options, repeat, repetitions),
+                    operation="read",
+                    cache=cache_label(cache, state["cached"]),
+                    eviction=eviction if cache == "cold" else "none",
+                    read_pattern=pattern,
+                    readahead=readahead,
+                    readers=readers,
+                    batch_size=batch_size if vocabulary.uses(pattern, "batch_size") else "",
+                    seed=seed if vocabulary.uses(pattern, "seed") else "",
+                    images_read=images_read,
+                    bytes_requested=images_read * source.image_bytes,
+                    fsync=flush_strategy(fsync),
+                    seconds=region.elapsed_ns / 1e9,
+                    cached_fraction=state["cached"],
+                    open_in_clock=True,
+                    **_region_fields(region, state["prefaulted"], usage, memory_watch),
+                    **access.latency_percentiles(latencies),
+                )
             )
-        repetitions.add(
-            new_row(
-                env,
-                **_common(source, method, module, variant, options, repeat, repetitions),
-                operation="read",
-                cache=cache,
-                eviction=eviction if cache == "cold" else "none",
-                read_pattern=pattern,
-                readahead=readahead,
-                readers=readers,
-                batch_size=batch_size if vocabulary.uses(pattern, "batch_size") else "",
-                seed=seed if vocabulary.uses(pattern, "seed") else "",
-                images_read=images_read,
-                bytes_requested=images_read * source.image_bytes,
-                fsync=flush_strategy(fsync),
-                seconds=region.elapsed_ns / 1e9,
-                cached_fraction=cached,
-                **_region_fields(region, prefaulted, usage, memory_watch),
-                **access.latency_percentiles(latencies),
-            )
-        )
     return repetitions.result()

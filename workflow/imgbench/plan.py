@@ -166,12 +166,13 @@ class VariantOptions:
 
 
 class PsnrFloor:
-    """Rule ``params`` callable: the config's ``psnr_floor_db`` for a job whose variant
-    stores lossy images (``encoding.is_lossy`` of its resolved options), ``None`` for
-    every other job, so changing the floor reruns only the lossy stores and reads."""
+    """Rule ``params`` callable: the config's floor ``key`` (``store_psnr_floor_db`` or
+    ``image_psnr_floor_db``) for a job whose variant stores lossy images
+    (``encoding.is_lossy`` of its resolved options), ``None`` for every other job, so
+    changing a floor reruns only the lossy stores and reads."""
 
-    def __init__(self, config: dict):
-        self.floor_db = config["psnr_floor_db"]
+    def __init__(self, config: dict, key: str):
+        self.floor_db = config[key]
         self.options = VariantOptions(config)
 
     def __call__(self, wildcards) -> float | None:

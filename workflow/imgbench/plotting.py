@@ -1,5 +1,5 @@
 """Matplotlib figures from the aggregated statistics (medians, with error bars from the
-95 % interval of the median, the min-max range or the interquartile range).
+interval of the median over the stores, the min-max range or the interquartile range).
 
 Which figures exist, when a config asks for them and which function here draws each is
 the registry ``figures.FIGURES``; ``draw(stem, ...)`` draws one. Reads
@@ -41,17 +41,18 @@ CACHE_STYLE = {
     "n/a": "-",
     "cold": "-",
     "warm": "--",
+    "partly_cached": ":",
     "cold (fadvise)": "-",
     "cold (drop_caches)": "-.",
 }
-CACHE_HATCH = {"warm": "//", "cold (drop_caches)": ".."}
+CACHE_HATCH = {"warm": "//", "partly_cached": "xx", "cold (drop_caches)": ".."}
 MARKERS = {"store": "o", "read": "s"}
 # plot.spread -> (low column, high column, what the error bars are)
 SPREADS = {
     "ci": (
         "ci_low",
         "ci_high",
-        "interval of the median (order statistics over timings and over stores)",
+        "interval of the median (order statistics of the store medians)",
     ),
     "range": ("min_s", "max_s", "min-max over the timed runs"),
     "iqr": ("q25_s", "q75_s", "interquartile range"),
@@ -92,16 +93,28 @@ def _spread(points: pd.DataFrame, spread: str) -> np.ndarray:
 
 
 def _spread_name(stats: pd.DataFrame, spread: str) -> str:
-    """What the error bars are; for ``ci``, also where too few runs gave only min-max."""
-    name = SPREADS[spread][2]
+    """What the error bars are; for ``ci``, also their coverage and where there are none."""
+    if spread == "ci":
+        return _interval_name(stats)
     if int(stats["n"].max()) <= 1:
         return "none: one timing per point, so no spread (raise repeats and inner_repeats)"
-    lowest = stats.loc[stats["n"] > 1, "ci_level"].min()
-    if spread == "ci" and lowest < LEVEL:
+    return SPREADS[spread][2]
+
+
+def _interval_name(stats: pd.DataFrame) -> str:
+    """The interval bars: their lowest coverage where fewer than 6 stores gave only the
+    min-max of the store medians, and whether points of one store have none."""
+    levels = stats["ci_level"].dropna()
+    if levels.empty:
+        return "none: one store per point, so no interval (raise repeats)"
+    name = SPREADS["ci"][2]
+    if levels.min() < LEVEL:
         name += (
-            f"; 95 % where 6 or more values allow it, else min-max, covering the median "
-            f"with as little as {lowest:.1%}"
+            "; 95 % where 6 or more stores allow it, else min-max of the store medians, "
+            f"covering the median with as little as {levels.min():.1%}"
         )
+    if len(levels) < len(stats):
+        name += "; none where a point had one store"
     return name
 
 
@@ -124,13 +137,14 @@ def _readahead_text(reads: pd.DataFrame) -> str:
 
 
 def _note(base: pd.DataFrame, spread: str) -> str:
-    """What a time figure shows: n, the error bars and, where ``base`` has reads, which
-    reads (a figure of stores alone says nothing of reads)."""
+    """What a time figure shows: the median of the store medians, the stores and n, the
+    error bars and, where ``base`` has reads, which reads (a figure of stores alone says
+    nothing of reads)."""
     n_low, n_high = int(base["n"].min()), int(base["n"].max())
     n_text = f"{n_low}" if n_low == n_high else f"{n_low}-{n_high}"
     note = (
-        f"Median of n = {n_text} timed runs per point ({int(base['stores'].max())} store(s) "
-        f"x up to {int(base['inner_repeats'].max())} timed repetition(s));\n"
+        f"Median of the store medians per point ({int(base['stores'].max())} store(s) x up "
+        f"to {int(base['inner_repeats'].max())} timed repetition(s), n = {n_text});\n"
         f"bars: {_spread_name(base, spread)}."
     )
     reads = base[base["operation"] == "read"]
@@ -342,7 +356,7 @@ def _throughput_figure(reads, size, colours):
     name_readahead = reads["readahead"].nunique() > 1
     reader_counts = sorted(reads["readers"].unique())
     series_list = sorted(reads["series"].unique())
-    conditions = [c for cache in vocabulary.CACHE_STATES for c in _conditions(reads, cache)]
+    conditions = [c for cache in vocabulary.ROW_CACHE_STATES for c in _conditions(reads, cache)]
     single_cutoff = reads["cutoff"].nunique() == 1
     handles = _throughput_legend(conditions, single_cutoff, colours, series_list)
     width, height = PANEL_SIZE
@@ -427,7 +441,7 @@ def _latency_figure(single, size, colours):
     single = single[single["cutoff"] == single["cutoff"].max()]
     reader_counts = sorted(single["readers"].unique())
     series_list = sorted(single["series"].unique())
-    conditions = [c for cache in vocabulary.CACHE_STATES for c in _conditions(single, cache)]
+    conditions = [c for cache in vocabulary.ROW_CACHE_STATES for c in _conditions(single, cache)]
     several_readahead = single["readahead"].nunique() > 1
     handles = [
         plt.Line2D([], [], color=colours[s], marker="o", label=_label(s)) for s in series_list
@@ -502,7 +516,7 @@ def _speed_vs_npy_figure(stats, size):
     base = base[base["cutoff"] == base["cutoff"].max()]
     kinds = [("store", "n/a", "store")] + [
         ("read", condition, f"{condition} read")
-        for cache in vocabulary.CACHE_STATES
+        for cache in vocabulary.ROW_CACHE_STATES
         for condition in _conditions(base, cache)
     ]
     kinds = [k for k in kinds if ((base["operation"] == k[0]) & (base["condition"] == k[1])).any()]
@@ -719,7 +733,7 @@ def _disk_by_size_figure(disk):
 
 
 def _caches(stats: pd.DataFrame) -> list[str]:
-    return [c for c in vocabulary.CACHE_STATES if c in set(stats["cache"])]
+    return [c for c in vocabulary.ROW_CACHE_STATES if c in set(stats["cache"])]
 
 
 _TIME_TITLES = {

@@ -23,9 +23,9 @@ class TiledImages:
     one (``shape``, ``dtype``, ``len``, ``nbytes``) without holding N images.
 
     ``iter_chunks()`` yields the images front to back in arrays of at most
-    ``chunk_images`` images (views of the pool where a chunk does not wrap around it,
-    copies where it does); ``take(indices)`` gathers any images; ``matches(start, got)``
-    checks images read back against the pool without building the expected array.
+    ``chunk_images`` images, each a view of the pool (chunks are cut at the pool's end);
+    ``take(indices)`` gathers any images; ``matches(start, got)`` checks images read back
+    against the pool without building the expected array.
     """
 
     def __init__(
@@ -126,10 +126,24 @@ class TiledImages:
             raise IndexError(f"image indices must lie in 0..{self.count - 1}")
         return self.pool[indices % len(self.pool)]
 
+    def chunk_bounds(self) -> Iterator[tuple[int, int]]:
+        """(start, stop) of each chunk: at most ``chunk_images`` images, cut at the pool's
+        end, so every chunk is one piece of the pool (a pass over a pool of P images ends
+        with a shorter chunk unless ``chunk_images`` divides P)."""
+        start = 0
+        while start < self.count:
+            to_pool_end = len(self.pool) - start % len(self.pool)
+            stop = start + min(self.chunk_images, to_pool_end, self.count - start)
+            yield start, stop
+            start = stop
+
     def iter_chunks(self) -> Iterator[np.ndarray]:
-        """The images front to back, ``chunk_images`` at a time."""
-        for start in range(0, self.count, self.chunk_images):
-            yield self.batch(start, min(start + self.chunk_images, self.count))
+        """The images front to back, at most ``chunk_images`` at a time, each chunk a view
+        of the pool: a timed store never pays for copying a chunk that wraps around it
+        (with a 5,085-image pool every 64 MiB chunk wrapped, and npy's write took 72 %
+        longer from copies)."""
+        for start, stop in self.chunk_bounds():
+            yield self.batch(start, stop)
 
     def matches(self, start: int, images: np.ndarray) -> int | None:
         """None when ``images`` equal images ``start``..``start + len(images)``, else the

@@ -15,10 +15,28 @@ reader processes, whichever is larger): it counts pages of memory-mapped store f
 own memory alone, sampled (see ``memory``). ``method_description`` is the method
 module's ``DESCRIPTION``, carried into the statistics and disk tables, which name the
 method by it in legends and the summary. ``encoding`` is how the store keeps its images
-(``raw``, ``png``, ``jpeg q95``, ``webp lossless``; see ``encoding``); a ``lossy`` store
-is checked against the config's ``psnr_floor_db`` instead of exactly, and its store rows
-carry its PSNR against the source (``psnr_db`` over all pixels, ``psnr_min_db`` of its
-worst image).
+(``raw``, ``png``, ``jpeg q95 4:4:4``, ``webp lossless``; see ``encoding``); a ``lossy``
+store is checked by fidelity instead of exactly (each image read against the config's
+``image_psnr_floor_db``, the store once against ``store_psnr_floor_db``), and its store
+rows carry its PSNR against the source (``psnr_db`` over all pixels, the floor's measure;
+``psnr_min_db`` of its worst image; ``psnr_p01_db`` the 1st percentile of its images').
+
+``open_in_clock`` says whether opening the store is inside the clock: it is for every
+method, pattern and reader count (a reader's open, requests and close; a whole read's
+open). A read's ``cache`` is ``cold``, ``warm``, or ``partly_cached`` where a warm read
+found less than 99 % of the store cached (``cached_fraction``; a store larger than
+memory), which is never called warm.
+
+What others did during the timed region (``machine``): ``foreign_cpu_seconds`` is the
+CPU time every other process and kernel thread ran, the machine's busy CPU time less the
+CPU time of the job's process tree (the job, its readers, their threads) between two
+samples taken ``foreign_cpu_span_seconds`` apart around the clock;
+``foreign_cpu_resolution_seconds`` bounds its error (scheduler ticks, the counters'
+rounding, the time a sample takes), so a region much shorter than that cannot tell a quiet
+machine from a busy one. ``foreign_device_read_bytes`` is ``disk_read_bytes`` less
+``device_read_bytes``: bytes others read from the store's block device meanwhile. The load
+average and pressure stall information (``load_1min``, ``cpu_pressure_pct``,
+``io_pressure_pct``, sampled at the end of the region) are context: they count the job too.
 """
 
 from __future__ import annotations
@@ -39,6 +57,7 @@ ROW_FIELDS = [
     "lossy",
     "psnr_db",
     "psnr_min_db",
+    "psnr_p01_db",
     "image_size",
     "operation",
     "cutoff",
@@ -67,7 +86,11 @@ ROW_FIELDS = [
     "latency_max_us",
     "device_read_bytes",
     "disk_read_bytes",
+    "foreign_device_read_bytes",
     "cpu_seconds",
+    "foreign_cpu_seconds",
+    "foreign_cpu_resolution_seconds",
+    "foreign_cpu_span_seconds",
     "load_1min",
     "cpu_pressure_pct",
     "io_pressure_pct",
@@ -79,6 +102,7 @@ ROW_FIELDS = [
     "bytes_apparent",
     "n_files",
     "cached_fraction",
+    "open_in_clock",
     "gc",
     "host",
     "cpu_count",

@@ -1,10 +1,12 @@
 """Pure statistics: a distribution-free interval of the median, and which series is clearly
 best when each carries such an interval.
 
-The interval comes from order statistics: for ``n`` independent timings the number below
+The interval comes from order statistics: for ``n`` independent values the number below
 the true median is Binomial(n, 1/2), so the sorted values at ranks ``j`` and ``n + 1 - j``
 (1-based) enclose the median with probability ``1 - 2 P(Bin(n, 1/2) <= j - 1)``, whatever
-the distribution of the timings. No assumption of normality, no bootstrap.
+the distribution of the values. No assumption of normality, no bootstrap. The values must
+be independent: the benchmark passes one median per store (timings of one store share its
+placement on disk and are not), so the coverage is that of its stores, not its timings.
 """
 
 from __future__ import annotations
@@ -64,22 +66,30 @@ def median_ranks(n: int, level: float = LEVEL) -> tuple[int, int, float]:
 
 
 def median_interval(values: Iterable[float], level: float = LEVEL) -> MedianInterval:
-    """Interval of the median of ``values`` (NaN ignored); all NaN when none is left."""
+    """Interval of the median of ``values`` (NaN ignored). All NaN with fewer than two
+    values left: one value is a point, which covers the median with probability 0."""
     ordered = sorted(v for v in values if not math.isnan(v))
-    if not ordered:
+    if len(ordered) < 2:
         return MedianInterval(math.nan, math.nan, math.nan)
     low, high, coverage = median_ranks(len(ordered), level)
     return MedianInterval(ordered[low - 1], ordered[high - 1], coverage)
 
 
+def has_interval(candidate: Candidate) -> bool:
+    """Whether ``candidate`` carries an interval (NaN ends: none, e.g. from one store)."""
+    return not (math.isnan(candidate.low) or math.isnan(candidate.high))
+
+
 def overlaps(a: Candidate, b: Candidate) -> bool:
-    """Whether two closed intervals share a point; an unknown (NaN) end counts as overlap."""
+    """Whether two closed intervals share a point; an unknown (NaN) end counts as overlap:
+    a value without an interval is no evidence that either is better."""
     return not (a.high < b.low or b.high < a.low)
 
 
 def separate(candidates: Sequence[Candidate], *, higher_is_better: bool = False) -> Verdict:
     """The best candidate by median, and every other whose interval overlaps the best's
-    (ordered from the best down). The best is clear only when that list is empty."""
+    (ordered from the best down). The best is clear only when that list is empty, so never
+    while any candidate has no interval (``has_interval``): callers say why."""
     if not candidates:
         raise ValueError("no candidates to compare")
     ranked = sorted(candidates, key=lambda c: -c.value if higher_is_better else c.value)

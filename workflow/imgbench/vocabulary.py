@@ -107,7 +107,11 @@ def pattern_rank(name: str) -> int:
 
 COLD = "cold"  # the store evicted from the page cache before each timed read
 WARM = "warm"  # the store read once, untimed, before each timed read
-CACHE_STATES = (COLD, WARM)
+CACHE_STATES = (COLD, WARM)  # what a config asks for
+# What a warm read's row says when less than 99 % of the store was cached before the read
+# (a store larger than memory): never called warm in figures, tables or verdicts.
+PARTLY_CACHED = "partly_cached"
+ROW_CACHE_STATES = (COLD, WARM, PARTLY_CACHED)  # what rows carry
 NO_CACHE = "n/a"  # the cache state of a store row (stores have none)
 
 READAHEAD_ON = "on"

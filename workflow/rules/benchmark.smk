@@ -62,7 +62,8 @@ rule store:
     params:
         fsync=config["fsync"],
         options=plan.VariantOptions(config),
-        psnr_floor_db=plan.PsnrFloor(config),
+        store_psnr_floor_db=plan.PsnrFloor(config, "store_psnr_floor_db"),
+        image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db"),
         store_path=str(STORE),
         store_root=config["store_dir"],
         chunk_bytes=config["chunk_bytes"],
@@ -101,7 +102,7 @@ rule read:
         fsync=config["fsync"],
         cold=config["cold"],
         options=plan.VariantOptions(config),
-        psnr_floor_db=plan.PsnrFloor(config),
+        image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db"),
         batch_size=config["batch_size"],
         chunk_bytes=config["chunk_bytes"],
         random_reads=config["random_reads"],

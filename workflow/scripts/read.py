@@ -59,7 +59,7 @@ def measure_reads(watch):
         env=env,
         variant=smk.wildcards.variant,
         options=smk.params.options,
-        psnr_floor_db=smk.params.psnr_floor_db,
+        image_psnr_floor_db=smk.params.image_psnr_floor_db,
         pattern=smk.wildcards.read_pattern,
         readahead=smk.wildcards.readahead,
         readers=int(smk.wildcards.readers),

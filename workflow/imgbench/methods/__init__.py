@@ -35,8 +35,9 @@ A method module defines
     exists and is empty; everything in it belongs to the store), including the library's
     own close or commit. ``options`` is always the complete dict: the harness resolves
     the variant's options once (``resolve_options``: defaults filled in, names and
-    ``CHOICES`` checked) and passes the result, so a method reads ``options[name]`` and
-    never resolves them itself. Everyone else calls ``methods.store(name, store_dir,
+    ``CHOICES`` checked, an encoding's option given for another encoding refused) and
+    passes the result, so a method reads ``options[name]`` and never resolves them
+    itself. Everyone else calls ``methods.store(name, store_dir,
     images, labels, options)``, which resolves a variant's options (``None``: the
     defaults) and calls the method's ``store``. ``images`` is an (N, H, W, C) uint8 array
     or a stream of chunks of one (an object with ``shape``, ``dtype``, ``len()`` and
@@ -80,6 +81,8 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+from .. import encoding
 
 METHODS_DIR = Path(__file__).resolve().parent
 
@@ -144,6 +147,9 @@ def resolve_options(module: ModuleType, options: dict | None) -> dict:
             raise ValueError(
                 f"method {name} option {option} must be one of {listed}, not {value!r}"
             )
+    misplaced = encoding.misplaced_options(options or {}, defaults)
+    if misplaced:
+        raise ValueError(f"method {name} {misplaced}")
     return defaults
 
 
