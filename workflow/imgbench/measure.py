@@ -34,12 +34,12 @@ larger than memory. Reads follow a pattern (``access``). ``whole`` is an epoch t
 the method's ``read_batches`` in this process: the clock runs only while the method
 produces a chunk, and each chunk is checked against the pool between chunks and dropped.
 ``whole_array`` is the article's read: the method's ``read`` returns the whole store as
-one array. Every other pattern goes through the method's reader in forked worker
-processes, the same code for 1 or N readers (so the ratio between reader counts is a
-speed-up of one thing): the workers signal that they are ready and start together; each
-opens the store, serves its share of requests and closes it, checking each request's
-images right after it with its own clock stopped; a read's time is the slowest reader's
-reading time (open, requests, close).
+one array. Every other pattern goes through the method's reader in forked reader
+processes (``readers``), the same code for 1 or N readers: each warms up on the scratch
+store, the machine is prepared, all are released at once, and the read's time is the
+wall time from the release until the last reader finished, with no check inside it;
+every request is checked afterwards in an untimed pass. Every batch must be a fresh
+array (``freshness``): a view of a memory-mapped store is refused.
 
 Every row records the bytes read from the storage device during the timed region
 (``device_read_bytes``: ``read_bytes`` of ``/proc/self/io``, summed over the reader

@@ -59,7 +59,11 @@ A method module defines
     O(batch), never the whole store.
 ``open_reader(store_dir, *, readahead=True) -> reader``
     random access: ``reader.get(indices) -> (images, labels)`` returns the images at
-    ``indices`` in that order, gathered into one array; ``reader.close()``. With
+    ``indices`` in that order, gathered into one array; ``reader.close()``.
+    Every array ``read``, ``read_batches`` and ``get`` return must be fresh: memory the
+    method (or its library) allocated, never a view of a memory-mapped store, which would
+    be read only when the harness checks it, after the clock stopped. The harness refuses
+    such a view in one sentence (``freshness``). With
     ``readahead=False`` the reader tells the kernel its access is random (``madvise``
     ``MADV_RANDOM`` on a memory map, ``posix_fadvise`` ``POSIX_FADV_RANDOM`` on a file
     descriptor), so a single-image read fetches its own pages, not a readahead window.
