@@ -96,7 +96,11 @@ def test_missing_optional_keys_get_their_defaults_in_place(config):
     assert (config["inner_repeats"], config["inner_budget_seconds"]) == (5, 3)
     assert config["fsync"] == "syncfs" and config["cold"] == "fadvise"
     assert config["interval_threshold"] == 0.1
-    assert config["busy"] == {"load_per_core": 1.0, "cpu_pressure_pct": 10.0}
+    assert config["busy"] == {
+        "foreign_cpu_cores": 0.25,
+        "load_per_core": 1.0,
+        "cpu_pressure_pct": 10.0,
+    }
     assert config["readahead"] == ["on", "off"]
 
 
@@ -105,7 +109,11 @@ def test_nested_defaults_fill_around_given_values(config):
     config["busy"] = {"load_per_core": 2.0}
     validate_config(config, SCHEMA)
     assert config["plot"] == {"formats": ["png", "svg"], "dpi": 300, "spread": "ci"}
-    assert config["busy"] == {"load_per_core": 2.0, "cpu_pressure_pct": 10.0}
+    assert config["busy"] == {
+        "foreign_cpu_cores": 0.25,
+        "load_per_core": 2.0,
+        "cpu_pressure_pct": 10.0,
+    }
 
 
 def test_minimal_config_gets_every_default():
@@ -227,6 +235,7 @@ BAD_VALUES = [
     ("inner_repeats", 101, r"config key inner_repeats has the bad value 101"),
     ("inner_budget_seconds", -1, r"config key inner_budget_seconds has the bad value -1"),
     ("interval_threshold", 0, r"config key interval_threshold has the bad value 0"),
+    ("busy.foreign_cpu_cores", 0, r"config key busy\.foreign_cpu_cores has the bad value 0"),
     ("busy.load_per_core", 0, r"config key busy\.load_per_core has the bad value 0"),
     ("busy.cpu_pressure_pct", 101, r"config key busy\.cpu_pressure_pct has the bad value 101"),
     ("busy", {"load": 1}, r"config key busy: .*'load' was unexpected"),

@@ -1071,3 +1071,86 @@ def test_timed_disables_gc_only_inside():
     assert region.elapsed_ns == marks[-1]
     assert region.start_unix <= region.end_unix
     assert gc.isenabled()
+
+
+# --- busy means someone else ---------------------------------------------------------------
+
+# Random single-image reads of the 20-image npy store: about 0.3 s for two warm readers,
+# long against the 8-17 ms resolution of the foreign CPU time.
+FOREIGN_READS = 100_000
+
+
+def start_stranger() -> int:
+    """A ``while True: pass`` process that is not the job's: a shell starts it in the
+    background and exits, so it is no descendant of this process."""
+    import subprocess
+    import sys
+
+    launched = subprocess.run(
+        ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(launched.stdout)
+
+
+def two_reader_read(stores, data, env):
+    import pandas as pd
+
+    store_dir, _ = stores["npy"]
+    rows = read(
+        "npy",
+        store_dir,
+        data,
+        env,
+        cache="warm",
+        pattern="random_single",
+        readers=2,
+        random_reads=FOREIGN_READS,
+    )
+    frame = pd.DataFrame(rows)
+    assert frame["foreign_cpu_seconds"].notna().all(), "measure.py fills foreign_cpu_*"
+    assert (frame["foreign_cpu_resolution_seconds"] > 0).all()
+    assert (frame["foreign_cpu_span_seconds"] >= frame["seconds"] * 0.5).all()
+    return frame
+
+
+def others_cores(seconds: float = 0.3) -> float:
+    """Others' CPU time while this process sleeps, in cores, less its resolution."""
+    before = machine.cpu_sample()
+    time.sleep(seconds)
+    after = machine.cpu_sample()
+    foreign, resolution = machine.foreign_cpu(before, after)
+    return (foreign - resolution) / ((after.wall_ns - before.wall_ns) / 1e9)
+
+
+def test_a_read_beside_a_while_true_process_is_busy_and_alone_is_not(stores, data, env):
+    """Busy means someone else: a 2-reader read beside a ``while True: pass`` process is
+    flagged by ``aggregate.busy_rows``; the same read alone is not, its readers being its
+    own. Others' tests may share the machine: a read alone counts only where the machine
+    was quiet just before and after it (others below the threshold), it gets up to five
+    tries, and the test skips if the machine was never quiet. A job that counted its own
+    readers as foreign would be flagged on every quiet try."""
+    if machine.machine_cpu_source() is None:
+        unavailable("no machine-wide CPU counter (/proc/stat)")
+    stranger = start_stranger()
+    try:
+        time.sleep(0.05)
+        beside = two_reader_read(stores, data, env)
+    finally:
+        os.kill(stranger, signal.SIGKILL)
+    assert aggregate.busy_rows(beside).all(), beside["foreign_cpu_seconds"].tolist()
+    threshold = aggregate.DEFAULT_BUSY["foreign_cpu_cores"]
+    flagged_when_quiet = []
+    for _ in range(5):
+        quiet_before = others_cores() <= threshold
+        alone = two_reader_read(stores, data, env)
+        if not (quiet_before and others_cores() <= threshold):
+            continue  # others ran around this try: it tells nothing
+        flagged_when_quiet.append(alone["foreign_cpu_seconds"].tolist())
+        if not aggregate.busy_rows(alone).any():
+            return
+    if not flagged_when_quiet:
+        pytest.skip("others kept the machine busy around every try of the read alone")
+    pytest.fail(f"the read alone was flagged on every quiet try: {flagged_when_quiet}")

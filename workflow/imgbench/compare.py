@@ -42,10 +42,11 @@ last line of the report is ``contradictions: N of M verdicts``, where M counts t
 with an interval in both runs and a clear verdict in at least one run, and N those of them
 with opposite clear verdicts.
 
-A point is marked busy in a run when any of its rows was: a ``busy`` column where rows
-carry one; other processes' CPU time ``foreign_cpu_seconds`` above ``FOREIGN_CPU_SHARE``
-of the operation's ``seconds``; or ``aggregate.busy_rows`` (load and CPU pressure, at the
-default thresholds of the config's ``busy``). Runs without these columns are not marked.
+A point is marked busy in a run when any of its rows was, by the aggregation's rule
+(``aggregate.busy_rows``: other processes' CPU time ``foreign_cpu_seconds`` beyond its
+resolution above ``busy.foreign_cpu_cores`` of the region, at the default threshold;
+rows from before it was measured by load and CPU pressure), or carries a true ``busy``
+column. Runs without these columns are not marked.
 Settings that should be equal between the runs at a point (``SETTINGS``: batch size,
 chunk and pool sizes, fsync, images read, seed) are checked; where they differ, the point
 is listed, since its times are then of different work.
@@ -72,7 +73,6 @@ SERIES_KEYS = ("method", "variant")
 CONTEXT_KEYS = tuple(key for key in KEYS if key not in SERIES_KEYS)
 REQUIRED = [*KEYS, "repeat", "seconds"]
 SETTINGS = ("batch_size", "chunk_images", "pool_images", "fsync", "images_read", "seed")
-FOREIGN_CPU_SHARE = 0.1  # of the timed seconds, other processes' CPU time that is busy
 BUSY_COLUMNS = ("load_1min", "cpu_count", "cpu_pressure_pct", "readers")
 
 FASTER, SLOWER = "faster", "slower"
@@ -129,15 +129,14 @@ def load_run(location: str | Path) -> pd.DataFrame:
 
 
 def busy_rows(rows: pd.DataFrame) -> pd.Series | None:
-    """Whether each row was measured on a busy machine (see the module's docstring), or
-    None when the rows record nothing to tell."""
+    """Whether each row was measured on a busy machine, by the aggregation's own rule
+    (``aggregate.busy_rows``: others' CPU time beyond its resolution, else load and
+    pressure for rows written before it was measured); a ``busy`` column, where rows carry
+    one, counts too. None when the rows record nothing to tell."""
     flags = []
     if "busy" in rows:
         flags.append(rows["busy"].map(lambda value: str(value).lower() in ("true", "1", "1.0")))
-    if "foreign_cpu_seconds" in rows:
-        foreign = pd.to_numeric(rows["foreign_cpu_seconds"], errors="coerce")
-        flags.append(foreign > FOREIGN_CPU_SHARE * rows["seconds"])
-    if all(column in rows for column in BUSY_COLUMNS):
+    if "foreign_cpu_seconds" in rows or all(column in rows for column in BUSY_COLUMNS):
         flags.append(aggregate.busy_rows(rows, aggregate.DEFAULT_BUSY))
     if not flags:
         return None

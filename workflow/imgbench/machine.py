@@ -11,7 +11,6 @@ import gzip
 import math
 import os
 import re
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,7 +162,7 @@ PROC_STAT = Path("/proc/stat")
 CPUACCT_USAGE = Path("/sys/fs/cgroup/cpuacct/cpuacct.usage")
 CGROUP2_CPU_STAT = (Path("/sys/fs/cgroup/cpu.stat"), Path("/sys/fs/cgroup/unified/cpu.stat"))
 KERNEL_CONFIGS = (Path("/proc/config.gz"), Path("/boot"))
-BUSY_FIELDS = slice(0, 3), slice(4, 8)  # user nice system | irq softirq steal (of the cpu line)
+BUSY_FIELDS = slice(0, 3), slice(5, 8)  # user nice system, irq softirq steal: not idle, iowait
 SLOWEST_TICK_NS = 10_000_000  # CONFIG_HZ is at least 100 on every common architecture
 CPUCLOCK_SCHED = 2  # the kernel's process clock of scheduler run time (posix-cpu-timers)
 MACHINE_SHARE = 0.9  # a source counting less since boot than /proc/stat is not the machine's
@@ -322,13 +321,17 @@ def process_cpu_ns(pid: int) -> int | None:
     thread on another CPU may lack up to one kernel tick. None once it has been reaped."""
     try:
         return time.clock_gettime_ns((~pid << 3) | CPUCLOCK_SCHED)
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no clock_gettime (Windows)
         return None
 
 
 def reaped_children_ns() -> int:
     """CPU time of this process's children it has reaped (``RUSAGE_CHILDREN``, to the µs):
-    where a reader's time goes once it has exited and been waited for."""
+    where a reader's time goes once it has exited and been waited for; 0 on Windows."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return round((usage.ru_utime + usage.ru_stime) * 1e9)
 
@@ -348,13 +351,15 @@ def own_cpu_ns(root_pid: int | None = None) -> tuple[int, int]:
 
 
 class CpuSample(NamedTuple):
-    """CPU time counters read at one instant (``cpu_sample``); two give ``foreign_cpu``."""
+    """CPU time counters read at one instant (``cpu_sample``); two give ``foreign_cpu``,
+    over ``(after.wall_ns - before.wall_ns) / 1e9`` seconds."""
 
     machine_ns: int | None  # busy time of all CPUs so far, everyone's; None: no source
     own_ns: int  # CPU time so far of the job's process tree
     source: str  # the machine counter (``machine_cpu_source``), "" without one
     resolution_ns: int  # error bound of a difference of two samples, from the counters
     read_ns: int  # wall time the sample took (a skew between the machine and own reads)
+    wall_ns: int  # time.perf_counter_ns() halfway through the sample
     cpus: int
     processes: int  # processes in the tree
 
@@ -376,6 +381,7 @@ def cpu_sample(root_pid: int | None = None) -> CpuSample:
         source=source.name if source else "",
         resolution_ns=source.resolution_ns if source else 0,
         read_ns=read_ns,
+        wall_ns=started + read_ns // 2,
         cpus=os.cpu_count() or 1,
         processes=processes,
     )
