@@ -4,6 +4,8 @@ same machine must not make a test fail)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,3 +95,16 @@ def wait_until_ended(processes: list[tuple[int, str]], timeout_s: float) -> list
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
+
+
+def start_stranger() -> int:
+    """A ``while True: pass`` process that is not this process's descendant: a shell starts
+    it in the background and exits, so it is reparented away from us. The caller kills it
+    (SIGKILL) when done."""
+    launched = subprocess.run(
+        ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(launched.stdout)

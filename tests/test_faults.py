@@ -332,6 +332,16 @@ def workflow_copy(tmp_path: Path, tiny_archive, **changes) -> Path:
     return workdir
 
 
+def assert_a_rerun_measures_the_point_whole(workdir: Path, stores: Path) -> None:
+    """A plain rerun after a stopped or killed job: every row once, no store left."""
+    rerun = run_snakemake(workdir)
+    assert rerun.returncode == 0, rerun.stderr
+    timings = (workdir / "results" / "timings.csv").read_text().splitlines()
+    assert len(timings) == 1 + 2  # header, one store row and one read row
+    assert len(set(timings)) == len(timings)
+    assert list(stores.iterdir()) == []
+
+
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
@@ -461,12 +471,7 @@ def test_a_run_stopped_during_a_store_leaves_no_partial_store_and_reruns_whole(
         log.read_text()
     )
 
-    rerun = run_snakemake(workdir)
-    assert rerun.returncode == 0, rerun.stderr
-    timings = (workdir / "results" / "timings.csv").read_text().splitlines()
-    assert len(timings) == 1 + 2  # header, one store row and one read row
-    assert len(set(timings)) == len(timings)
-    assert list(stores.iterdir()) == []
+    assert_a_rerun_measures_the_point_whole(workdir, stores)
 
 
 def wait_for_job(process, script: bytes, processes: int, ready=lambda: True) -> tuple[int, list]:
@@ -537,9 +542,4 @@ def test_a_job_killed_by_sigkill_leaves_no_process_and_reruns_whole(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    rerun = run_snakemake(workdir)
-    assert rerun.returncode == 0, rerun.stderr
-    timings = (workdir / "results" / "timings.csv").read_text().splitlines()
-    assert len(timings) == 1 + 2  # header, one store row and one read row
-    assert len(set(timings)) == len(timings)
-    assert list(stores.iterdir()) == []
+    assert_a_rerun_measures_the_point_whole(workdir, stores)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from ci import unavailable
+from processes import start_stranger
 
 from imgbench import fsutil, machine
 
@@ -212,18 +213,6 @@ def machine_counter() -> machine.MachineClock:
     if source is None:
         unavailable("no /proc/stat: no machine-wide CPU counter")
     return source
-
-
-def start_stranger() -> int:
-    """A ``while True: pass`` process that is not this process's descendant: a shell starts
-    it in the background and exits, so it is reparented away from us."""
-    launched = subprocess.run(
-        ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(launched.stdout)
 
 
 def stop(pid: int) -> None:

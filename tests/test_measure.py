@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from ci import unavailable
 from PIL import Image
+from processes import start_stranger
 
 from imgbench import (
     access,
@@ -1078,21 +1079,6 @@ def test_timed_disables_gc_only_inside():
 # Random single-image reads of the 20-image npy store: about 0.3 s for two warm readers,
 # long against the 8-17 ms resolution of the foreign CPU time.
 FOREIGN_READS = 100_000
-
-
-def start_stranger() -> int:
-    """A ``while True: pass`` process that is not the job's: a shell starts it in the
-    background and exits, so it is no descendant of this process."""
-    import subprocess
-    import sys
-
-    launched = subprocess.run(
-        ["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(launched.stdout)
 
 
 def two_reader_read(stores, data, env):
