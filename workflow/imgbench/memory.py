@@ -23,7 +23,7 @@ import os
 import resource
 from pathlib import Path
 
-from . import lifetime
+from . import lifetime, machine
 
 PROC = Path("/proc")
 
@@ -51,27 +51,19 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = (PROC / str(pid) / "task" / str(pid) / "children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
-
-
 def anon_bytes(pid: int, skip: int | None = None, first_seen: dict | None = None) -> int:
     """``RssAnon`` of ``pid`` plus, for each descendant (all but ``skip``), what it added
     since its first sample (kept in ``first_seen``, by pid), in bytes."""
     first_seen = {} if first_seen is None else first_seen
     total = _status_kib(pid, "RssAnon")
-    pending = _children(pid)
+    pending = machine.child_pids(pid)
     while pending:
         current = pending.pop()
         if current == skip:
             continue
         now = _status_kib(current, "RssAnon")
         total += max(0, now - first_seen.setdefault(current, now))
-        pending.extend(_children(current))
+        pending.extend(machine.child_pids(current))
     return 1024 * total
 
 
