@@ -41,7 +41,7 @@ def photo_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     photograph (0..4). Natural images, unlike ``make_images``' smooth ramps and noise."""
     from PIL import Image
 
-    from imgbench import photos
+    from imgbench.data import photos
 
     photographs = photos.photographs(list(COLOUR_PHOTOGRAPHS))
     views = [photographs[name][0] for name in COLOUR_PHOTOGRAPHS]  # one view each

@@ -3,7 +3,7 @@
     imgbench compare A B [--csv FILE]   two runs' results compared point by point
                                         (``compare``: medians, ratio B/A, verdicts)
     imgbench photos OUT_DIR [--count N] an example image folder of real photographs
-                                        (``photos``; also ``python -m imgbench.photos``)
+                                        (``photos``; also ``python -m imgbench.data.photos``)
 
 Without installing the package: ``PYTHONPATH=workflow python -m imgbench.cli ...``.
 Errors in the input are one sentence on stderr and exit status 2.
@@ -15,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import compare, photos
+from imgbench.data import photos
+from imgbench.results import compare
 
 COMPARE_DESCRIPTION = """\
 Compare two runs point by point, as pyperf compare_to does: per point present in both,

@@ -23,8 +23,11 @@ os.environ.update(
     )
 )
 
-from imgbench import figures, job_resources, plan, sources, space, storeref, vocabulary
-from imgbench.config import validate_config
+from imgbench.experiment import plan, vocabulary
+from imgbench.harness import space, storeref
+from imgbench.jobs import job_resources, sources
+from imgbench.report import figures
+from imgbench.experiment.config import validate_config
 
 SCHEMA = WORKFLOW_DIR / "schemas" / "config.schema.yaml"
 

@@ -5,8 +5,8 @@
 # sizes, a folder's taken as they are). Jobs tile a pool to their cutoff: image i is
 # pool[i mod P].
 
-from imgbench import imagefolder
-from imgbench.config import ConfigError
+from imgbench.data import imagefolder
+from imgbench.experiment.config import ConfigError
 
 DOWNLOADED_ARCHIVE = DATA_DIR / "cifar-10-python.tar.gz"
 ARCHIVE = config["dataset"]["archive"] or DOWNLOADED_ARCHIVE

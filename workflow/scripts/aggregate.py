@@ -2,8 +2,9 @@
 
 import json
 
-from imgbench import aggregate, scriptlog
-from imgbench.atomic import write_text
+from imgbench.jobs import scriptlog
+from imgbench.results import aggregate
+from imgbench.system.atomic import write_text
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

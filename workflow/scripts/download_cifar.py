@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from imgbench import cifar, scriptlog
+from imgbench.data import cifar
+from imgbench.jobs import scriptlog
 
 logger = scriptlog.setup(snakemake.log[0])  # noqa: F821
 logger.info("downloading %s", snakemake.params.url)  # noqa: F821

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from imgbench import htmlpage, scriptlog
-from imgbench.atomic import write_text
+from imgbench.jobs import scriptlog
+from imgbench.report import htmlpage
+from imgbench.system.atomic import write_text
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

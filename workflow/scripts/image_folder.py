@@ -2,7 +2,8 @@
 resized, centre square cropped; imgbench.imagefolder), with their labels and classes, as
 .npy arrays for the pool."""
 
-from imgbench import imagefolder, scriptlog
+from imgbench.data import imagefolder
+from imgbench.jobs import scriptlog
 
 smk = snakemake  # noqa: F821
 

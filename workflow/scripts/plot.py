@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from imgbench import plotting, scriptlog
+from imgbench.jobs import scriptlog
+from imgbench.report import plotting
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

@@ -4,8 +4,10 @@ image folder's at every size), else resized in chunks (CIFAR's upscaled)."""
 
 import numpy as np
 
-from imgbench import plan, resize, scriptlog
-from imgbench.atomic import save_npy
+from imgbench.data import resize
+from imgbench.experiment import plan
+from imgbench.jobs import scriptlog
+from imgbench.system.atomic import save_npy
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

@@ -3,7 +3,9 @@
 import signal
 from pathlib import Path
 
-from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref
+from imgbench.experiment import plan
+from imgbench.harness import measure, memory, provenance, space, storeref
+from imgbench.jobs import scriptlog
 
 smk = snakemake  # noqa: F821
 store_dir = None

@@ -8,7 +8,9 @@ removed if the job fails or is interrupted, so no partial store stays behind.
 import signal
 from pathlib import Path
 
-from imgbench import measure, memory, plan, provenance, scriptlog, space, storeref
+from imgbench.experiment import plan
+from imgbench.harness import measure, memory, provenance, space, storeref
+from imgbench.jobs import scriptlog
 
 smk = snakemake  # noqa: F821
 wildcards = smk.wildcards

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from imgbench import cifar, scriptlog
-from imgbench.atomic import save_npy
+from imgbench.data import cifar
+from imgbench.jobs import scriptlog
+from imgbench.system.atomic import save_npy
 
 smk = snakemake  # noqa: F821
 logger = scriptlog.setup(smk.log[0])

@@ -86,7 +86,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .. import encoding
+from imgbench.methods import encoding
 
 METHODS_DIR = Path(__file__).resolve().parent
 
@@ -96,9 +96,17 @@ def blocks(nbytes: int, block: int = 4096) -> int:
     return -(-int(nbytes) // block) * block
 
 
+# Modules of this package that serve the methods and are not methods themselves.
+SUPPORT_MODULES = ("encoding",)
+
+
 def available_methods() -> list[str]:
     """Names of all method modules in this package."""
-    return sorted(p.stem for p in METHODS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    return sorted(
+        p.stem
+        for p in METHODS_DIR.glob("*.py")
+        if not p.stem.startswith("_") and p.stem not in SUPPORT_MODULES
+    )
 
 
 def get_method(name: str) -> ModuleType:

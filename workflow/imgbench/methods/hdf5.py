@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import batch_bounds, blocks, indexed_chunks
+from imgbench.methods import batch_bounds, blocks, indexed_chunks
 
 DESCRIPTION = "HDF5 (one file, images + labels datasets)"
 PACKAGES = ("h5py",)

@@ -13,7 +13,7 @@ metadata keys follow in a final transaction, so a store without its ``~meta`` ke
 incomplete one. The map is sized from ``map_bytes``; when a transaction finds it full,
 the map is doubled and only that transaction is retried (the earlier ones are committed).
 
-Options: ``encoding`` of each value (``imgbench.encoding``: ``raw`` pixel bytes, the
+Options: ``encoding`` of each value (``imgbench.methods.encoding``: ``raw`` pixel bytes, the
 default, or ``png``, ``jpeg``, ``webp`` bytes); ``value_format`` ``raw`` (the value is the
 encoded image; the default) or ``pickle`` (the article's pickled ``CIFAR_Image`` object
 holding the pixel bytes and the label, to show what that choice costs; raw encoding
@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import encoding
-from . import batch_bounds, indexed_chunks
+from imgbench.methods import batch_bounds, encoding, indexed_chunks
 
 DESCRIPTION = "LMDB (one key per image)"
 PACKAGES = ("lmdb",)

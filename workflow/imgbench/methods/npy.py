@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import batch_bounds, blocks, indexed_chunks
+from imgbench.methods import batch_bounds, blocks, indexed_chunks
 
 DESCRIPTION = "raw .npy array (baseline)"
 OPTIONS: dict = {}

@@ -35,7 +35,7 @@ Column options (measured on crops of scikit-image photos, pyarrow 26):
   Min/max of image bytes filter nothing.
 
 Options: the encoding's (``encoding`` ``raw | png | jpeg | webp``, ``quality``,
-``lossless``, ``compress_level``; see ``imgbench.encoding``), ``row_group_images`` (the
+``lossless``, ``compress_level``; see ``imgbench.methods.encoding``), ``row_group_images`` (the
 images per row group, a whole number of at least 1; 1024 by default) and ``compression``
 (``none | snappy | zstd``, pyarrow's codecs at their default levels, applied per page on
 top of the image encoding).
@@ -56,8 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import encoding
-from . import blocks, indexed_chunks
+from imgbench.methods import blocks, encoding, indexed_chunks
 
 DESCRIPTION = "Parquet (one file, image bytes column)"
 PACKAGES = ("pyarrow", "Pillow")

@@ -2,7 +2,7 @@
 
 The files are PNG by default (the article's); option ``encoding`` makes them JPEG
 (``{i}.jpg``), WebP (``{i}.webp``) or raw pixel bytes (``{i}.raw``, one file per image
-without any codec: what the small files alone cost), through ``imgbench.encoding``. The
+without any codec: what the small files alone cost), through ``imgbench.methods.encoding``. The
 store records its encoding and image shape in ``format.json``. ``store`` encodes the
 images chunk by chunk; ``read_batches`` decodes the files of one batch at a time.
 """
@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import encoding
-from . import batch_bounds, blocks, indexed_chunks
+from imgbench.methods import batch_bounds, blocks, encoding, indexed_chunks
 
 DESCRIPTION = "image files + labels.csv"
 PACKAGES = ("Pillow",)

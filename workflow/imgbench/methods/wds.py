@@ -2,7 +2,7 @@
 for random access.
 
 Each image is one sample of two tar members, ``{key}.{ext}`` (the image in the store's
-``encoding``: ``raw`` pixels, PNG, JPEG or WebP, see ``imgbench.encoding``) and
+``encoding``: ``raw`` pixels, PNG, JPEG or WebP, see ``imgbench.methods.encoding``) and
 ``{key}.cls`` (the label as decimal text, the WebDataset convention), with ``key =
 f"{index:09d}"`` so that keys sort in index order. The samples fill ``shard-000000.tar``,
 ``shard-000001.tar``, ... of at most ``shard_bytes`` each (a sample larger than that on
@@ -33,7 +33,7 @@ bytes decoded with ``encoding.decode``. ``open_reader`` reads a member's bytes w
 ``os.pread`` at the offset the index gives, from shard files opened on first use.
 
 Options: the encoding's (``encoding`` ``png`` by default; ``quality``, ``lossless``,
-``compress_level``, see ``imgbench.encoding``) and ``shard_bytes`` (256 MiB; at least
+``compress_level``, see ``imgbench.methods.encoding``) and ``shard_bytes`` (256 MiB; at least
 1 MiB).
 """
 
@@ -47,9 +47,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .. import encoding
-from ..atomic import write_text
-from . import batch_bounds, blocks, indexed_chunks
+from imgbench.methods import batch_bounds, blocks, encoding, indexed_chunks
+from imgbench.system.atomic import write_text
 
 DESCRIPTION = "WebDataset tar shards (+ offset index)"
 PACKAGES = ("webdataset", "Pillow")

@@ -91,7 +91,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import batch_bounds, blocks, indexed_chunks
+from imgbench.methods import batch_bounds, blocks, indexed_chunks
 
 DESCRIPTION = "Zarr v3 array (chunked; sharded by default)"
 PACKAGES = ("zarr", "numcodecs")

@@ -1,0 +1,216 @@
+"""A new storage method is one module plus its name in the config: this test writes a
+module into a copy of the workflow, names it in the copy's config.yaml, edits nothing
+else, and runs Snakemake end to end: the method's rows, statistics, summary, figures
+(its DESCRIPTION in the legends) and the report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from cifar_fixtures import make_archive
+
+from imgbench.methods import available_methods
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+NAME = "npz"
+DESCRIPTION = "npz archives, one per chunk (a method only this test knows)"
+# The whole method, as a user would write it from the contract in methods/__init__.py.
+MODULE = f'''"""npz: one ``.npz`` archive per chunk of the stream (its images and labels) and a
+``meta.json`` listing the chunks; numpy only."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from . import batch_bounds, blocks, indexed_chunks
+
+DESCRIPTION = "{DESCRIPTION}"
+OPTIONS = {{"compressed": False}}
+CHOICES = {{"compressed": (False, True)}}
+PACKAGES: tuple = ()
+
+
+def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
+    """Pixels and labels (deflate grows incompressible data by well under 1 %), plus per
+    archive (at most one per image) its zip and .npy headers and a block's rounding."""
+    pixels = n_images * (image_bytes + 1)
+    return blocks(pixels + pixels // 100) + max(n_images, 1) * 3 * 4096 + blocks(4096)
+
+
+def _archive(store_dir: Path, index: int) -> Path:
+    return Path(store_dir) / f"chunk{{index:06}}.npz"
+
+
+def store(store_dir: Path, images, labels: np.ndarray, *, options: dict) -> None:
+    save = np.savez_compressed if options["compressed"] else np.savez
+    chunks = []
+    for start, chunk in indexed_chunks(images):
+        save(
+            _archive(store_dir, len(chunks)),
+            images=chunk,
+            labels=labels[start : start + len(chunk)],
+        )
+        chunks.append(start)
+    meta = {{
+        "count": len(images),
+        "shape": list(images.shape[1:]),
+        "dtype": str(np.dtype(images.dtype)),
+        "labels_dtype": str(labels.dtype),
+        "chunks": chunks,
+    }}
+    (Path(store_dir) / "meta.json").write_text(json.dumps(meta))
+
+
+class Reader:
+    """Loads the archive holding each requested image (the last one kept); without
+    readahead each archive's file is advised POSIX_FADV_RANDOM before it is read."""
+
+    def __init__(self, store_dir: Path, *, readahead: bool = True):
+        self.store_dir = Path(store_dir)
+        self.readahead = readahead
+        self.meta = json.loads((self.store_dir / "meta.json").read_text())
+        self.loaded = (None, None, None)
+
+    def _chunk(self, index: int):
+        if self.loaded[0] != index:
+            with open(_archive(self.store_dir, index), "rb") as handle:
+                if not self.readahead:
+                    os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+                with np.load(handle, allow_pickle=False) as archive:
+                    self.loaded = (index, archive["images"], archive["labels"])
+        return self.loaded[1], self.loaded[2]
+
+    def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.asarray(indices)
+        shape, starts = tuple(self.meta["shape"]), self.meta["chunks"]
+        images = np.empty((len(indices), *shape), dtype=self.meta["dtype"])
+        labels = np.empty(len(indices), dtype=self.meta["labels_dtype"])
+        for position, index in enumerate(indices.tolist()):
+            chunk = bisect.bisect_right(starts, index) - 1
+            chunk_images, chunk_labels = self._chunk(chunk)
+            images[position] = chunk_images[index - starts[chunk]]
+            labels[position] = chunk_labels[index - starts[chunk]]
+        return images, labels
+
+    def close(self) -> None:
+        self.loaded = (None, None, None)
+
+
+def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
+    return Reader(store_dir, readahead=readahead)
+
+
+def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    reader = Reader(store_dir)
+    try:
+        for start, stop in batch_bounds(reader.meta["count"], batch_images):
+            yield reader.get(np.arange(start, stop))
+    finally:
+        reader.close()
+
+
+def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    reader = Reader(store_dir)
+    try:
+        return reader.get(np.arange(reader.meta["count"]))
+    finally:
+        reader.close()
+'''
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", *args]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The workflow copied as tests/test_e2e.py copies it, plus the module and its name in
+    config.yaml; run, then its report made."""
+    assert NAME not in available_methods()  # the shipped workflow does not know it
+    workdir = tmp_path_factory.mktemp("new_method")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for name in ("workflow", "profiles", "envs"):
+        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (workdir / "workflow" / "imgbench" / "methods" / f"{NAME}.py").write_text(MODULE)
+    archive, md5, _, _ = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.update(
+        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
+        n_images=40,
+        cutoffs=[12],
+        methods=["npy", NAME],
+        variants={NAME: {"default": {}, "deflate": {"compressed": True}}},
+        store_dir="stores",
+        repeats=1,
+        inner_repeats=2,
+        inner_budget_seconds=600,
+        read_cache=["cold", "warm"],
+        read_patterns=["whole", "random_single"],
+        readahead=["on"],
+        random_reads=10,
+    )
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(workdir, "--cores", "2")
+    snakemake(workdir, "--report", "report.html")
+    return workdir
+
+
+def test_rows_and_statistics_of_the_new_method(run):
+    results = run / "results"
+    timings = pd.read_csv(results / "timings.csv", keep_default_na=False, na_values=[""])
+    mine = timings[timings["method"] == NAME]
+    assert set(mine["variant"]) == {"default", "deflate"}
+    assert set(mine["operation"]) == {"store", "read"}
+    assert set(mine["read_pattern"]) == {"n/a", "whole", "random_single"}
+    assert (mine["method_description"] == DESCRIPTION).all()
+    assert (mine["seconds"] > 0).all() and (mine["bytes_on_disk"] > 0).all()
+    stats = pd.read_csv(results / "timings_stats.csv", keep_default_na=False, na_values=[""])
+    points = stats[stats["method"] == NAME]
+    assert set(points["series"]) == {NAME, f"{NAME}:deflate"}
+    assert set(zip(points["operation"], points["cache"], strict=True)) == {
+        ("store", "n/a"),
+        ("read", "cold"),
+        ("read", "warm"),
+    }
+    assert (points["method_description"] == DESCRIPTION).all()
+    assert (points["n"] >= 1).all()
+
+
+def test_the_new_method_is_named_by_its_description(run):
+    results = run / "results"
+    assert f"| {NAME} | {DESCRIPTION} |" in (results / "summary.md").read_text()
+    assert f"| {NAME} | {DESCRIPTION} |" in (results / "disk_usage.md").read_text()
+    svgs = sorted((results / "plots").glob("*.svg"))
+    named = [svg.name for svg in svgs if DESCRIPTION in svg.read_text()]
+    assert "disk_usage.svg" in named, named
+    assert f"{DESCRIPTION} [deflate]" in (results / "plots" / "disk_usage.svg").read_text()
+    assert any(name.startswith("store_time") for name in named), named
+
+
+def test_the_report_holds_every_figure(run):
+    report = run / "report.html"
+    assert report.is_file() and report.stat().st_size > 0
+    text = report.read_text(errors="replace")
+    figures = sorted(path.name for path in (run / "results" / "plots").glob("*.png"))
+    assert figures
+    missing = [name for name in figures if name not in text]
+    assert missing == [], missing

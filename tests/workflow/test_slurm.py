@@ -1,0 +1,285 @@
+"""Integration: the pipeline on a tiny config through a real single-node Slurm.
+
+The module fixture brings Slurm up with .ci/slurm/start_slurm.sh (Debian packages,
+slurmdbd with MariaDB so that `sacct` works) and stops it afterwards if it started it.
+Without root or apt the test is skipped with the reason; with CI=true that is a failure.
+The run uses profiles/slurm unchanged; `sacct` then shows that every job of a non-local
+rule ran as part of a Slurm job of this run and completed, that each store was read and
+removed inside the Slurm job that wrote it, and that no two timed Slurm jobs overlapped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from cifar_fixtures import make_archive
+
+from imgbench.results.aggregate import overlapping_timings
+
+REPO = Path(__file__).resolve().parents[2]
+START = REPO / ".ci" / "slurm" / "start_slurm.sh"
+STOP = REPO / ".ci" / "slurm" / "stop_slurm.sh"
+ACCOUNT = "imgbench"
+PARTITION = "debug"
+METHODS = ["png", "lmdb", "hdf5", "npy"]
+CUTOFFS = [1, 12]
+CACHES = ["cold", "warm"]
+# Rules that run in the Snakemake process itself (localrules), never as Slurm jobs.
+LOCAL_RULES = {"download_cifar", "aggregate", "plot", "all"}
+GROUP = "bench"
+
+pytestmark = pytest.mark.slurm
+
+
+def report(request, message: str) -> None:
+    """Print past pytest's output capture (durations and sacct excerpts belong in CI logs)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(message)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(message)
+
+
+def unavailable(reason: str):
+    """Skip, printing the reason; under CI (CI=true) a missing Slurm is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Slurm integration test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(f"Slurm integration test skipped: {reason}")
+
+
+def slurm_is_up() -> bool:
+    if shutil.which("scontrol") is None:
+        return False
+    result = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return result.returncode == 0 and "UP" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def slurm(request):
+    """A running single-node Slurm with accounting; stopped afterwards if started here."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        unavailable("needs root to install and start Slurm (.ci/slurm/start_slurm.sh)")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        unavailable("Slurm is not installed and there is no apt-get to install it")
+    already_up = slurm_is_up()
+    started = time.monotonic()
+    try:
+        result = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        result = None
+    if result is None or result.returncode != 0:
+        if not already_up:  # stop whatever part of it did start
+            subprocess.run(["bash", str(STOP)], capture_output=True, timeout=300)
+        if result is None:
+            unavailable(f"{START.name} did not finish within 30 minutes")
+        unavailable(f"{START.name} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    report(
+        request,
+        f"\n[slurm] {START.name}: {time.monotonic() - started:.1f} s "
+        f"({'already running' if already_up else 'installed/started'})",
+    )
+    yield {"SBATCH_ACCOUNT": ACCOUNT, "SBATCH_PARTITION": PARTITION}
+    if not already_up:
+        stop = subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=300)
+        report(request, f"[slurm] {STOP.name}: exit {stop.returncode}")
+
+
+def sacct(*args: str) -> list[dict[str, str]]:
+    fields = ["JobID", "JobName", "Comment", "State", "ExitCode", "NodeList", "Start", "End"]
+    command = ["sacct", "--parsable2", "--noheader", f"--format={','.join(fields)}", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [dict(zip(fields, line.split("|"), strict=True)) for line in result.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm, request, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm-workflow")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for name in ("workflow", "profiles", "envs"):
+        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    archive, md5, _, _ = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
+    # Node-local scratch, expanded inside each job (TMPDIR is Snakemake's tmpdir resource).
+    scratch_name = f"imgbench-slurm-test-{uuid.uuid4().hex[:8]}"
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.update(
+        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
+        n_images=12,
+        cutoffs=CUTOFFS,
+        methods=METHODS,
+        store_dir=f"$TMPDIR/{scratch_name}",
+        repeats=1,
+        inner_repeats=1,
+        read_cache=CACHES,
+        read_patterns=["whole"],
+    )
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # The one node is this machine, and the jobs inherit this environment (sbatch
+    # --export=ALL), so their $TMPDIR is this process's temporary directory.
+    scratch = Path(tempfile.gettempdir()) / scratch_name
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+
+    # The profile as a user runs it; the only additions poll Slurm every few seconds
+    # instead of 40 s (fine for a private test cluster) and keep the Slurm logs.
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--slurm-keep-successful-logs",
+    ]
+    environment = {**os.environ, **slurm}
+    since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    started = time.monotonic()
+    result = subprocess.run(
+        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=1500
+    )
+    seconds = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-8000:]}"
+    found = re.search(r"SLURM run ID: (\S+)", output)
+    assert found, f"no SLURM run ID in the Snakemake output:\n{output[-4000:]}"
+    run_id = found.group(1)
+    jobs = sacct("-X", "-S", since, "--name", run_id)
+    steps = sacct("-S", since, "--name", run_id)
+    report(
+        request,
+        f"[slurm] snakemake --profile profiles/slurm: {seconds:.1f} s, "
+        f"{len(jobs)} Slurm jobs (run {run_id})",
+    )
+    for job in jobs:
+        report(
+            request,
+            f"[slurm]   {job['JobID']:>6} {job['State']:<10} {job['NodeList']:<8} "
+            f"{job['Start']} .. {job['End']}  {job['Comment']}",
+        )
+    return workdir, output, jobs, steps, scratch
+
+
+def rule_of(job: dict[str, str]) -> str:
+    """The rule (or group) named in the --comment the plugin sets: rule_<name>[_wildcards_..]."""
+    comment = job["Comment"]
+    assert comment.startswith("rule_"), job
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+def test_every_non_local_job_ran_as_a_completed_slurm_job(slurm_run):
+    workdir, output, jobs, steps, _ = slurm_run
+    assert jobs, "sacct shows no Slurm job of this run"
+    assert all(job["State"] == "COMPLETED" and job["ExitCode"] == "0:0" for job in jobs), jobs
+
+    stores = len(METHODS) * len(CUTOFFS)
+    rules = Counter(rule_of(job) for job in jobs)
+    groups = [name for name in rules if name.startswith(f"{GROUP}_")]
+    assert len(groups) == 1, rules
+    # Data preparation as one Slurm job each; store + reads + removal as one per store.
+    assert rules == Counter(unpickle_cifar=1, pool=1, **{groups[0]: stores}), rules
+    assert not LOCAL_RULES & {name for name in rules}
+    # Each Slurm job ran its rules as job steps (srun), all completed: one step for a
+    # plain job; store, one per read, and remove_store for a group job.
+    numbered = Counter()
+    for step in steps:
+        job_id, _, step_id = step["JobID"].partition(".")
+        if step_id.isdigit():
+            assert step["State"] == "COMPLETED", step
+            numbered[job_id] += 1
+    per_job = {job["JobID"]: numbered[job["JobID"]] for job in jobs}
+    expected = {
+        job["JobID"]: 1 if rule_of(job) in ("unpickle_cifar", "pool") else 2 + len(CACHES)
+        for job in jobs
+    }
+    assert per_job == expected
+    # Snakemake itself saw every job finish (32 timing jobs, 2 data jobs, 3 local ones).
+    assert re.search(r"(\d+) of \1 steps \(100%\) done", output)
+
+
+def test_outputs_and_rows(slurm_run):
+    workdir, _, _, _, _ = slurm_run
+    results = workdir / "results"
+    timings = pd.read_csv(results / "timings.csv", keep_default_na=False, na_values=[""])
+    expected = Counter()
+    for method in METHODS:
+        for cutoff in CUTOFFS:
+            expected[(method, "store", cutoff, "n/a")] += 1
+            for cache in CACHES:
+                expected[(method, "read", cutoff, cache)] += 1
+    got = Counter(
+        zip(
+            timings["method"],
+            timings["operation"],
+            timings["cutoff"],
+            timings["cache"],
+            strict=True,
+        )
+    )
+    assert got == expected
+    assert (timings["seconds"] > 0).all()
+    for name in ("summary.md", "disk_usage.csv", "timings_stats.csv"):
+        assert (results / name).stat().st_size > 0
+    assert (results / "plots" / "store_time_linear_32px.png").is_file()
+
+
+def test_each_store_was_read_and_removed_in_its_own_slurm_job(slurm_run):
+    workdir, _, jobs, _, scratch = slurm_run
+    results = workdir / "results"
+    # Each row's provenance (its .env.json beside it) names the Slurm job it ran in.
+    rows = []
+    for env_path in sorted((results / "rows").rglob("*.env.json")):
+        row = pd.read_csv(env_path.with_name(env_path.name.replace(".env.json", ".csv")))
+        record = json.loads(env_path.read_text())
+        assert record["store_fs_type"], record
+        rows.append({**row.iloc[0].to_dict(), "slurm_job_id": record["slurm_job_id"]})
+    rows = pd.DataFrame(rows)
+    assert len(rows) == len(METHODS) * len(CUTOFFS) * (1 + len(CACHES))
+    group_jobs = {job["JobID"]: job for job in jobs if rule_of(job).startswith(f"{GROUP}_")}
+    assert set(rows["slurm_job_id"]) == set(group_jobs)
+    for job_id, in_job in rows.groupby("slurm_job_id"):
+        # One store and its reads: same method, cutoff and repeat, on the job's node.
+        assert len({*zip(in_job["method"], in_job["cutoff"], in_job["repeat"], strict=True)}) == 1
+        assert Counter(in_job["operation"]) == Counter(store=1, read=len(CACHES))
+        assert {host.split(".")[0] for host in in_job["host"]} == {group_jobs[job_id]["NodeList"]}
+    # The stores went to the expanded node-local path and were removed after their reads.
+    store_log = workdir / "logs" / "store" / "png" / "default" / "32px" / "12" / "repeat1.log"
+    assert f"{scratch}/png/default/32px/12/repeat1" in store_log.read_text()
+    assert "$TMPDIR" not in store_log.read_text()
+    markers = list((results / "rows" / "store").rglob("*.removed"))
+    assert len(markers) == len(METHODS) * len(CUTOFFS)
+    assert all(marker.read_text().startswith("removed ") for marker in markers)
+    assert scratch.is_dir()
+    assert not any(path.is_file() for path in scratch.rglob("*"))
+
+
+def test_timed_work_never_overlapped(slurm_run):
+    workdir, _, jobs, _, _ = slurm_run
+    timings = pd.read_csv(
+        workdir / "results" / "timings.csv", keep_default_na=False, na_values=[""]
+    )
+    # Inside each Slurm job the store and its reads ran one after another ...
+    assert overlapping_timings(timings) == []
+    assert "No two timed operations overlapped" in (workdir / "results" / "summary.md").read_text()
+    # ... and Snakemake never had two timed Slurm jobs running at once (timing_slot=1).
+    timed = sorted(
+        (job for job in jobs if rule_of(job).startswith(f"{GROUP}_")), key=lambda job: job["Start"]
+    )
+    for before, after in zip(timed, timed[1:], strict=False):
+        assert after["Start"] >= before["End"], (before, after)

@@ -1,0 +1,225 @@
+"""Which jobs a configuration asks for: the axes of the experiment, expanded.
+
+Axes (named after their config keys, and so are the wildcards): ``method`` and its
+``variant``, ``image_size``, ``cutoff``, ``repeat``; reads add ``read_cache``,
+``read_pattern``, ``readers`` and ``readahead``. Every cutoff runs at every image size:
+a job holds the image pool (at most ``pool_bytes``) and a few chunks (``chunk_bytes``),
+not its cutoff, so a store may be larger than memory. Only the article's ``whole_array``
+read, which returns the whole store as one array, is bounded (``max_array_bytes``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import product
+
+from imgbench import methods
+from imgbench.experiment import vocabulary
+from imgbench.experiment.vocabulary import image_bytes
+from imgbench.methods import encoding
+
+CIFAR_SIZE = 32
+CIFAR_TRAINING_IMAGES = 50_000
+
+
+def pool_bytes(config: dict, size: int) -> int:
+    """The most bytes the pool of ``size`` holds: ``pool_bytes``, or CIFAR's training set
+    where that is smaller (the archive may hold fewer images still). An image folder
+    (``dataset.images_dir``) has no such bound: ``pool_bytes`` (it may hold fewer)."""
+    if (config.get("dataset") or {}).get("images_dir"):
+        return int(config["pool_bytes"])
+    return min(int(config["pool_bytes"]), CIFAR_TRAINING_IMAGES * image_bytes(size))
+
+
+def chunk_images(config: dict, size: int) -> int:
+    """Images per chunk of a store or a whole-store read (at least one)."""
+    return max(1, int(config["chunk_bytes"]) // image_bytes(size))
+
+
+def array_read_fits(config: dict, size: int, cutoff: int) -> bool:
+    """Whether the article's whole_array read of a store may load it into one array."""
+    return cutoff * image_bytes(size) <= int(config["max_array_bytes"])
+
+
+def excluded_points(config: dict) -> list[str]:
+    notes = []
+    if vocabulary.WHOLE_ARRAY in config["read_patterns"]:
+        for size in config["image_sizes"]:
+            big = [c for c in config["cutoffs"] if not array_read_fits(config, size, c)]
+            if big:
+                notes.append(
+                    f"read_patterns whole_array: image_size {size}: cutoffs {big} skipped, "
+                    f"larger than max_array_bytes ({int(config['max_array_bytes']):,} bytes) "
+                    "in one array; their whole read streams (pattern whole)"
+                )
+    if vocabulary.RANDOM_SINGLE in config["read_patterns"]:
+        small = sorted(c for c in config["cutoffs"] if c < config["random_reads"])
+        if small:
+            notes.append(
+                f"read_patterns random_single: cutoffs {small} skipped, below random_reads "
+                f"({config['random_reads']}): a store of fewer images than reads would mostly "
+                "re-read images already read"
+            )
+    return notes
+
+
+def method_variants(config: dict) -> list[tuple[str, str]]:
+    """(method, variant) pairs; a method without configured variants runs ``default``."""
+    pairs = []
+    for method in config["methods"]:
+        for variant in config["variants"].get(method) or {"default": {}}:
+            pairs.append((method, variant))
+    return pairs
+
+
+STORE_WILDCARDS = ("method", "variant", "image_size", "cutoff", "repeat")
+
+
+def store_jobs(config: dict) -> list[dict]:
+    jobs = []
+    for (method, variant), size in product(method_variants(config), config["image_sizes"]):
+        for cutoff, repeat in product(config["cutoffs"], range(1, config["repeats"] + 1)):
+            jobs.append(
+                {
+                    "method": method,
+                    "variant": variant,
+                    "image_size": size,
+                    "cutoff": cutoff,
+                    "repeat": repeat,
+                }
+            )
+    return jobs
+
+
+def read_kinds(
+    config: dict, cutoff: int | None = None, image_size: int | None = None
+) -> list[dict]:
+    """The reads of a store of ``cutoff`` images of ``image_size``: cache state x pattern
+    x readers x readahead (every kind when ``cutoff`` is None).
+
+    ``whole`` (an epoch streamed in chunks) and ``whole_array`` (the article's read into
+    one array; only up to ``max_array_bytes``) run once per cache state, in one process
+    with the kernel's readahead. Readahead ``off`` is read only cold: a warm read fetches nothing
+    from the device, so it would repeat the ``on`` figure. ``random_single`` runs only on
+    stores of at least ``random_reads`` images (fewer would mostly re-read images).
+    """
+    kinds = []
+    for cache, pattern in product(config["read_cache"], config["read_patterns"]):
+        if (
+            vocabulary.uses(pattern, "random_reads")
+            and cutoff is not None
+            and cutoff < config["random_reads"]
+        ):
+            continue
+        if (
+            pattern == vocabulary.WHOLE_ARRAY
+            and cutoff is not None
+            and image_size is not None
+            and not array_read_fits(config, image_size, cutoff)
+        ):
+            continue
+        if vocabulary.is_one_process(pattern):
+            kinds.append((cache, pattern, 1, vocabulary.READAHEAD_ON))
+            continue
+        for readers, readahead in product(config["readers"], config["readahead"]):
+            if readahead == vocabulary.READAHEAD_ON or cache == vocabulary.COLD:
+                kinds.append((cache, pattern, readers, readahead))
+    return [
+        {"read_cache": c, "read_pattern": p, "readers": r, "readahead": a} for c, p, r, a in kinds
+    ]
+
+
+def read_jobs(config: dict) -> list[dict]:
+    return [
+        {**job, **kind}
+        for job in store_jobs(config)
+        for kind in read_kinds(config, job["cutoff"], job["image_size"])
+    ]
+
+
+class StoreReads:
+    """Rule input callable: the read rows of one store (the reads its removal waits for)."""
+
+    def __init__(self, config: dict, template):
+        self.config = config
+        self.template = str(template)
+
+    def __call__(self, wildcards) -> list[str]:
+        fields = {name: getattr(wildcards, name) for name in STORE_WILDCARDS}
+        return [
+            self.template.format(**fields, **kind)
+            for kind in read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
+        ]
+
+
+def paths(template, jobs: list[dict]) -> list[str]:
+    """Fill a rule's output pattern with each job's wildcards."""
+    return [str(template).format(**job) for job in jobs]
+
+
+class VariantOptions:
+    """Rule ``params`` callable: the format options of the job's (method, variant)."""
+
+    def __init__(self, config: dict):
+        self.variants = config["variants"]
+
+    def __call__(self, wildcards) -> dict:
+        return dict((self.variants.get(wildcards.method) or {}).get(wildcards.variant) or {})
+
+
+class PsnrFloor:
+    """Rule ``params`` callable: the config's floor ``key`` (``store_psnr_floor_db`` or
+    ``image_psnr_floor_db``) for a job whose variant stores lossy images
+    (``encoding.is_lossy`` of its resolved options), ``None`` for every other job, so
+    changing a floor reruns only the lossy stores and reads."""
+
+    def __init__(self, config: dict, key: str):
+        self.floor_db = config[key]
+        self.options = VariantOptions(config)
+
+    def __call__(self, wildcards) -> float | None:
+        module = methods.get_method(wildcards.method)
+        options = methods.resolve_options(module, self.options(wildcards))
+        return self.floor_db if encoding.is_lossy(options) else None
+
+
+def read_priority(wildcards) -> int:
+    """Rule ``priority`` of a read: above every store (below 1) and removal (10), so a
+    store is read as soon as it exists; warm reads (21) before cold ones (20), while the
+    store just written is still in the page cache and making it warm costs nothing."""
+    return 21 if wildcards.read_cache == vocabulary.WARM else 20
+
+
+class StorePriority:
+    """Rule ``priority`` callable: a seeded order of the store jobs in [0, 1).
+
+    Block by repeat (every point's first store before any second store), shuffled within
+    a block with ``seed``, so repeats of one method never run back to back by design and
+    slow drift of the machine spreads over all methods. Reads (priority 20) and removals
+    (10) of a store run before the next store starts.
+    """
+
+    def __init__(self, config: dict):
+        self.repeats = int(config["repeats"])
+        self.seed = int(config["seed"])
+
+    def __call__(self, wildcards) -> float:
+        point = "/".join(
+            str(getattr(wildcards, name))
+            for name in ("method", "variant", "image_size", "cutoff", "repeat")
+        )
+        digest = hashlib.sha256(f"{self.seed}/{point}".encode()).digest()
+        within_block = int.from_bytes(digest[:6], "big") / float(1 << 48)
+        block = self.repeats - int(wildcards.repeat)  # repeat 1 first
+        return (block + within_block) / self.repeats
+
+
+class PoolCount:
+    """Rule ``params`` callable: the most images of the pool of the job's image_size."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __call__(self, wildcards) -> int:
+        size = int(wildcards.image_size)
+        return pool_bytes(self.config, size) // image_bytes(size)

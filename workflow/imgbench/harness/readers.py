@@ -1,0 +1,249 @@
+"""The forked reader pool: N reader processes serve their shares of requests together.
+
+The same code runs for 1 or N readers, so the ratio between reader counts is a speed-up
+of one thing. One call of ``read_in_workers`` is one timed repetition:
+
+1. **fork and warm up.** Each reader is forked bound to the job's process (``lifetime``)
+   and, before it says it is ready, runs the method's reader once on the job's scratch
+   one-image store (open, get, check, close): the first use of each library in a fresh
+   process (LMDB's environment, h5py's file, pyarrow's and zarr's machinery) is paid
+   there, never in a reader's clock.
+2. **prepare.** With every reader ready, the parent brings the machine to the point's
+   state (``prepare``: write back, recycle memory, evict or fill the store's pages).
+3. **timed pass.** The parent notes the time and releases every reader at once. Each
+   opens the store, serves its requests (each request's latency recorded, the batch
+   dropped at once) and closes it; nothing is checked in between. The read's time is the
+   **wall time from the release until the last reader finished**: while one reader
+   waits for the device the others may use it, but no reader's checking is left out of
+   the clock to give the others the device to themselves (with per-reader clocks that
+   left the checks out, 2 readers of a device that serves one request at a time showed
+   a 1.87x "speed-up").
+4. **verification pass**, untimed: the parent evicts the store again where the point is
+   cold (``before_check``), and each reader serves the same requests again through a
+   new reader, checking every batch against the pool (and that it is a fresh array).
+
+The opening of the store is inside the clock, for every method and reader count (rows:
+``open_in_clock``). A reader that fails or dies (a signal, the OOM killer) fails the job
+at once with what it said or its exit status; a reader never outlives the job.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import numpy as np
+
+from imgbench.harness import memory
+from imgbench.methods import get_method
+from imgbench.system import lifetime, machine
+
+# How often a reader waiting to be released checks that its parent is still there.
+PARENT_CHECK_S = 0.1
+
+
+class ReaderError(RuntimeError):
+    """A reader process failed, died, or did not answer in time."""
+
+
+@dataclass
+class TimedPass:
+    """What one reader measured in its timed pass."""
+
+    latencies_ns: np.ndarray
+    started_ns: int  # perf_counter_ns (CLOCK_MONOTONIC: one clock for every process)
+    finished_ns: int
+    cpu_seconds: float
+    device_read_bytes: int | None
+    peak_rss_bytes: int
+
+
+@dataclass
+class PoolRead:
+    """One timed repetition of the pool: the wall time and what the readers measured."""
+
+    released_ns: int
+    finished_ns: int
+    passes: list[TimedPass]
+    prepared: object  # what ``prepare`` returned
+
+    @property
+    def elapsed_ns(self) -> int:
+        return self.finished_ns - self.released_ns
+
+    @property
+    def latencies_ns(self) -> np.ndarray:
+        return np.concatenate([one.latencies_ns for one in self.passes])
+
+
+def serve(reader, requests: list) -> np.ndarray:
+    """Serve ``requests`` through an open reader, dropping each batch at once; each
+    request's latency in ns."""
+    latencies = np.empty(len(requests), dtype=np.int64)
+    for position, request in enumerate(requests):
+        start = time.perf_counter_ns()
+        batch = reader.get(request)
+        latencies[position] = time.perf_counter_ns() - start
+        del batch
+    return latencies
+
+
+def timed_requests(module, store_dir: Path, requests: list, readahead: bool) -> np.ndarray:
+    """Open a reader, serve ``requests``, close it: the work inside a reader's clock."""
+    reader = module.open_reader(store_dir, readahead=readahead)
+    try:
+        return serve(reader, requests)
+    finally:
+        reader.close()
+
+
+def checked_requests(module, store_dir: Path, requests: list, readahead: bool, check) -> None:
+    """Open a reader, serve ``requests`` and ``check(batch, request)`` each, close."""
+    reader = module.open_reader(store_dir, readahead=readahead)
+    try:
+        for request in requests:
+            check(reader.get(request), request)
+    finally:
+        reader.close()
+
+
+def _wait_for(event, parent: int) -> None:
+    """Wait for ``event``; end this process if the parent is gone meanwhile."""
+    while not event.wait(PARENT_CHECK_S):
+        if not lifetime.parent_alive(parent):
+            os._exit(1)
+
+
+def _reader(parent, method, store_dir, scratch, share, readahead, check, go, recheck, out):
+    """One reader process: warm up, say ready, wait; the timed pass; the checks."""
+    try:
+        module = get_method(method)
+        if scratch is not None:
+            checked_requests(module, scratch, [np.array([0])], readahead, check)
+        out.send(("ready", None))
+        _wait_for(go, parent)
+        started = time.perf_counter_ns()
+        gc.disable()
+        io_before, cpu_before = machine.io_read_bytes(), time.process_time()
+        latencies = timed_requests(module, store_dir, share, readahead)
+        finished = time.perf_counter_ns()
+        cpu = time.process_time() - cpu_before
+        io_after = machine.io_read_bytes()
+        gc.enable()
+        device = None if io_before is None or io_after is None else io_after - io_before
+        peak = memory.own_peak_rss_bytes()
+        out.send(("timed", TimedPass(latencies, started, finished, cpu, device, peak)))
+        _wait_for(recheck, parent)
+        checked_requests(module, store_dir, share, readahead, check)
+        out.send(("checked", None))
+    except BaseException as error:  # reported to the parent, which fails the job
+        out.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        out.close()
+
+
+def _gather(method: str, workers, receivers, stage: str, timeout_s: float) -> list:
+    """One ``stage`` message from every reader, in reader order; a reader that reports an
+    error, dies without a word, or is silent for ``timeout_s`` fails the read."""
+    got: dict[int, object] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(got) < len(workers):
+        pending = [i for i in range(len(workers)) if i not in got]
+        waiting = [receivers[i] for i in pending] + [workers[i].sentinel for i in pending]
+        ready = wait(waiting, timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise ReaderError(
+                f"{method} readers did not all {stage} within {timeout_s:.0f} s "
+                f"({len(got)} of {len(workers)} did)"
+            )
+        for i in pending:
+            if receivers[i].poll():
+                try:
+                    kind, payload = receivers[i].recv()
+                except EOFError:
+                    kind, payload = "died", None
+            elif workers[i].sentinel in ready:
+                kind, payload = "died", None
+            else:
+                continue
+            if kind == "error":
+                raise ReaderError(f"{method} reader failed: {payload}")
+            if kind == "died":
+                workers[i].join(timeout=5)
+                raise ReaderError(
+                    f"a {method} reader process died without reporting (pid "
+                    f"{workers[i].pid}, exit code {workers[i].exitcode}); a negative code is "
+                    "the signal that killed it (-9: out of memory, -11: segfault)"
+                )
+            assert kind == stage, f"reader sent {kind!r} while the pool waited for {stage!r}"
+            got[i] = payload
+    return [got[i] for i in range(len(workers))]
+
+
+def read_in_workers(
+    method: str,
+    store_dir: Path,
+    shares: list[list],
+    check: Callable,
+    *,
+    readahead: bool,
+    scratch: Path | None = None,
+    prepare: Callable[[], object] = lambda: None,
+    before_check: Callable[[], None] = lambda: None,
+    on_release: Callable[[], None] = lambda: None,
+    on_finish: Callable[[], None] = lambda: None,
+    timeout_s: float = 600.0,
+) -> PoolRead:
+    """Fork one reader per share, warm each up on ``scratch``, ``prepare()`` the machine,
+    release them together and time until the last one finished; then ``before_check()``
+    and let every reader check its share again, untimed. ``check(batch, request)`` raises
+    on wrong data. ``on_release``/``on_finish`` run in the parent right before the release
+    and right after the last reader reported (to sample the machine around the region)."""
+    context = multiprocessing.get_context("fork")
+    go, recheck = context.Event(), context.Event()
+    pipes = [context.Pipe(duplex=False) for _ in shares]
+    workers = [
+        lifetime.process(
+            context,
+            _reader,
+            (os.getpid(), method, store_dir, scratch, share, readahead, check, go, recheck, send),
+        )
+        for share, (_, send) in zip(shares, pipes, strict=True)
+    ]
+    receivers = [receive for receive, _ in pipes]
+    try:
+        for worker in workers:
+            worker.start()
+        for _, send in pipes:
+            send.close()  # the parent's copy: a dead reader's pipe then reads EOF
+        _gather(method, workers, receivers, "ready", timeout_s)
+        prepared = prepare()
+        gc.collect()
+        on_release()
+        released = time.perf_counter_ns()
+        go.set()
+        passes = _gather(method, workers, receivers, "timed", timeout_s)
+        on_finish()
+        before_check()
+        recheck.set()
+        _gather(method, workers, receivers, "checked", timeout_s)
+    except BaseException:
+        for worker in workers:  # the others may wait for a release that never comes
+            if worker.is_alive():
+                worker.kill()
+        raise
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        for receive in receivers:
+            receive.close()
+    return PoolRead(released, max(one.finished_ns for one in passes), passes, prepared)

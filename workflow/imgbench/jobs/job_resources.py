@@ -1,0 +1,62 @@
+"""Resource requests of the timing jobs, from the pool and chunk sizes, not the cutoff.
+
+A store or read job holds the image pool (at most ``pool_bytes``) and a few chunks
+(``chunk_bytes``), whatever its cutoff; only the article's ``whole_array`` read holds the
+whole store as one array. Each job records what it really used (``peak_rss_bytes`` in its
+rows, ``max_rss`` in its Snakemake benchmark file), so these requests can be checked.
+"""
+
+from __future__ import annotations
+
+from imgbench.experiment import plan, vocabulary
+
+BASE_MB = 512  # Python, numpy, the format libraries, the warm-up store
+
+
+def _mb(nbytes: float) -> int:
+    return int(nbytes / 1e6 + 0.5)
+
+
+class _PerJob:
+    def __init__(self, config: dict):
+        self.config = config
+
+    def _pool_mb(self, wildcards) -> int:
+        return _mb(plan.pool_bytes(self.config, int(wildcards.image_size)))
+
+    def _chunk_mb(self, wildcards) -> int:
+        size = int(wildcards.image_size)
+        return _mb(plan.chunk_images(self.config, size) * vocabulary.image_bytes(size))
+
+    def _store_mb(self, wildcards) -> int:
+        return _mb(int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)))
+
+
+class StoreMemMb(_PerJob):
+    """The pool, a chunk being produced, the library's copy of it, and slack."""
+
+    def __call__(self, wildcards) -> int:
+        return BASE_MB + self._pool_mb(wildcards) + 3 * self._chunk_mb(wildcards)
+
+
+class ReadMemMb(_PerJob):
+    """The pool and two chunks (a batch read and the check); the whole_array read adds
+    the store as one array and a copy for the check."""
+
+    def __call__(self, wildcards) -> int:
+        mb = BASE_MB + self._pool_mb(wildcards) + 2 * self._chunk_mb(wildcards)
+        if wildcards.read_pattern == vocabulary.WHOLE_ARRAY:
+            mb += 2 * self._store_mb(wildcards)
+        return mb
+
+
+def read_threads(wildcards) -> int:
+    """One core per reader process."""
+    return int(wildcards.readers)
+
+
+def timing_runtime(wildcards) -> int:
+    """Minutes: PNG, the slowest method, encodes about 10 MB of pixels a second here
+    (256x256 images in about 20 ms each); 10 minutes plus three times that."""
+    pixels_mb = int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)) / 1e6
+    return 10 + int(pixels_mb / 200)
