@@ -15,7 +15,7 @@ import pytest
 
 from imgbench.harness import measure
 from imgbench.jobs import scriptlog
-from imgbench.results import aggregate
+from imgbench.results import aggregate, series
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "hostA"
@@ -926,8 +926,8 @@ def test_human_bytes(count, text):
 
 
 def test_series_name():
-    assert aggregate.series_name("png", "default") == "png"
-    assert aggregate.series_name("png", "level1") == "png:level1"
+    assert series.series_name("png", "default") == "png"
+    assert series.series_name("png", "level1") == "png:level1"
 
 
 def test_baseline_is_stores_and_whole_reads_with_readahead_on():
@@ -939,9 +939,9 @@ def test_baseline_is_stores_and_whole_reads_with_readahead_on():
             "readers": [1, 1, 1, 1, 1],
         }
     )
-    assert list(aggregate.baseline(stats).index) == [0, 1]
+    assert list(series.store_and_whole_reads(stats).index) == [0, 1]
     only_off = stats.assign(readahead=["n/a", "off", "off", "on", "on"])
-    assert list(aggregate.baseline(only_off).index) == [0, 1, 2]
+    assert list(series.store_and_whole_reads(only_off).index) == [0, 1, 2]
 
 
 def test_aggregate_script_writes_every_output(tmp_path, monkeypatch):
@@ -1096,7 +1096,7 @@ def test_descriptions_from_the_rows_reach_the_tables_and_the_summary(tmp_path):
     disk = aggregate.disk_usage_table(loaded)
     for table in (stats, disk):
         assert dict(zip(table["method"], table["method_description"], strict=True)) == DESCRIPTIONS
-    assert aggregate.method_descriptions(stats) == DESCRIPTIONS
+    assert series.method_descriptions(stats) == DESCRIPTIONS
     summary = aggregate.summary_markdown(loaded, stats, disk, {ENV_ID: ENVIRONMENT}, 0.1)
     methods_table = (
         "## Methods\n\n| method | description |\n|---|---|\n"
@@ -1104,18 +1104,18 @@ def test_descriptions_from_the_rows_reach_the_tables_and_the_summary(tmp_path):
     )
     assert methods_table in summary
     assert methods_table in aggregate.disk_usage_markdown(disk)
-    assert aggregate.series_label("png:level1", DESCRIPTIONS) == "PNG files + labels.csv [level1]"
-    assert aggregate.series_label("npy", DESCRIPTIONS) == "raw .npy array (baseline)"
+    assert series.series_label("png:level1", DESCRIPTIONS) == "PNG files + labels.csv [level1]"
+    assert series.series_label("npy", DESCRIPTIONS) == "raw .npy array (baseline)"
 
 
 def test_rows_without_a_description_name_the_method(tables):
     _, stats, disk = tables[:3]
-    assert aggregate.method_descriptions(stats) == {"npy": "npy", "png": "png"}
-    assert aggregate.method_descriptions(disk.drop(columns="method_description")) == {
+    assert series.method_descriptions(stats) == {"npy": "npy", "png": "png"}
+    assert series.method_descriptions(disk.drop(columns="method_description")) == {
         "npy": "npy",
         "png": "png",
     }
-    assert aggregate.series_label("zarr:fast", {}) == "zarr [fast]"
+    assert series.series_label("zarr:fast", {}) == "zarr [fast]"
 
 
 def test_environment_json_joins_the_methods_of_one_environment(tmp_path):
@@ -1196,10 +1196,10 @@ def test_methods_table_names_each_series_encoding_and_fidelity():
     # Rows written before the 1st percentile was recorded: the store's and the worst.
     older = aggregate.methods_markdown(frame.drop(columns="psnr_p01_db"))
     assert "| lossy: PSNR 41.2 dB, worst image 37.1 dB |" in older
-    labels = aggregate.series_encodings(frame)
+    labels = series.series_encodings(frame)
     assert labels == {"png": "png", "png:jpeg95": "jpeg q95 4:4:4"}  # npy: raw, unnamed
     assert (
-        aggregate.series_label("png:jpeg95", {"png": "image files + labels.csv"}, labels)
+        series.series_label("png:jpeg95", {"png": "image files + labels.csv"}, labels)
         == "image files + labels.csv [jpeg95], jpeg q95 4:4:4"
     )
 

@@ -16,7 +16,7 @@ import yaml
 
 from imgbench.experiment import plan, vocabulary
 from imgbench.harness import access, measure
-from imgbench.results import aggregate
+from imgbench.results import aggregate, series
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -135,10 +135,12 @@ def test_whole_store_read_is_the_baseline():
             "readahead": ["on", "on", "on", "off", "on", "on"],
         }
     )
-    assert list(aggregate.whole_store_reads(stats)) == [False, True] + [False] * 4
-    assert list(aggregate.baseline(stats).index) == [0, 1]
+    assert list(series.whole_store_reads(stats)) == [False, True] + [False] * 4
+    assert list(series.store_and_whole_reads(stats).index) == [0, 1]
     for column, value in vocabulary.WHOLE_STORE_READ.items():
-        assert (aggregate.baseline(stats).query("operation == 'read'")[column] == value).all()
+        assert (
+            series.store_and_whole_reads(stats).query("operation == 'read'")[column] == value
+        ).all()
 
 
 def test_vocabulary_imports_nothing_heavy():

@@ -136,3 +136,8 @@ def image_bytes(size: int) -> int:
 WHOLE_STORE_READ = {"read_pattern": WHOLE, "readers": 1}
 WHOLE_STORE_READAHEAD = READAHEAD_ON
 WHOLE_STORE_TEXT = "the whole store, streamed in chunks by one reader"
+
+
+# The baseline method: raw pixels in one .npy file, read with numpy. Tables and figures
+# give every other series as a ratio to it ("x times npy").
+BASELINE = "npy"

@@ -25,7 +25,13 @@ import pandas as pd  # noqa: E402
 
 from imgbench.experiment import vocabulary  # noqa: E402
 from imgbench.report import figures  # noqa: E402
-from imgbench.results.aggregate import baseline, method_descriptions, series_encodings, series_label  # noqa: E402
+from imgbench.results.series import (  # noqa: E402
+    method_descriptions,
+    series_encodings,
+    series_label,
+    store_and_whole_reads,
+)
+from imgbench.system.units import human_bytes  # noqa: E402
 
 # What legends and tick labels call each method: its DESCRIPTION, which the rows carry
 # into the statistics and disk tables (column method_description); ``draw`` takes them
@@ -508,7 +514,7 @@ def _latency_figure(single, size, colours):
 def _speed_vs_npy_figure(stats, size):
     """Each method's median time as a multiple of the npy baseline, largest cutoff, each
     bar labelled with its multiple."""
-    base = _with_condition(baseline(stats))
+    base = _with_condition(store_and_whole_reads(stats))
     base = base[base["cutoff"] == base["cutoff"].max()]
     kinds = [("store", "n/a", "store")] + [
         ("read", condition, f"{condition} read")
@@ -580,7 +586,9 @@ def _disk_figure(disk):
         ax.set_yscale("log", base=2)
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=4))
         ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _binary_bytes(v)))
+        ax.yaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(lambda v, _: human_bytes(v, significant=3))
+        )
         ax.set_ylabel("Disk usage (allocated blocks, log scale)")
         ax.set_title(f"{size}x{size} images" if len(sizes) > 1 else "", fontsize="medium")
         ax.grid(True, axis="y", which="both", alpha=0.3)
@@ -595,15 +603,6 @@ def _disk_figure(disk):
     fig.suptitle(f"Disk usage per store, {what}")
     fig.tight_layout()
     return fig
-
-
-def _binary_bytes(count: float) -> str:
-    """``4 KiB``, ``16 MiB``: a tick label in binary units."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.3g} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 # Markers of the disk-by-size lines, largest first: a series drawn on top of another
@@ -742,7 +741,7 @@ _TIME_TITLES = {
 def time_figure(stats, disk, size, spread, *, what, log):
     """Store and/or whole-store read time vs cutoff at one image size."""
     at_size = stats[stats["image_size"] == size]
-    base = baseline(at_size)
+    base = store_and_whole_reads(at_size)
     selections = ([("store", "n/a")] if what != "read" else []) + (
         [("read", c) for c in _caches(stats)] if what != "store" else []
     )

@@ -20,6 +20,14 @@ import pandas as pd
 
 from imgbench.experiment import vocabulary
 from imgbench.results import stats as st
+from imgbench.results.series import (
+    BASELINE,
+    method_descriptions,
+    series_name,
+    store_and_whole_reads,
+    whole_store_reads,
+)
+from imgbench.system.units import human_bytes
 
 POINT_KEYS = [
     "method",
@@ -73,46 +81,6 @@ MAXIMA = [
     "foreign_cpu_cores",
     "foreign_device_read_bytes",
 ]
-
-
-def series_name(method: str, variant: str) -> str:
-    """Legend and table name: the method, with its variant unless it is ``default``."""
-    return method if variant == "default" else f"{method}:{variant}"
-
-
-def method_descriptions(frame: pd.DataFrame) -> dict[str, str]:
-    """Each method's ``DESCRIPTION``, as the rows carry it into every table (column
-    ``method_description``); the method's name where none was recorded."""
-    described = {}
-    if "method_description" in frame:
-        given = frame[frame["method_description"].notna()]
-        described = dict(zip(given["method"], given["method_description"], strict=True))
-    return {method: str(described.get(method, method)) for method in sorted(set(frame["method"]))}
-
-
-def series_encodings(frame: pd.DataFrame) -> dict[str, str]:
-    """The encoding of each series' images (rows' ``encoding``, see ``encoding.describe``)
-    for the methods that keep encoded images, i.e. where some series of the method is not
-    raw pixels; nothing for the others, whose images are always raw."""
-    if "encoding" not in frame or "series" not in frame:
-        return {}
-    given = frame[frame["encoding"].notna()]
-    encoded = set(given.loc[given["encoding"] != "raw", "method"])
-    chosen = given[given["method"].isin(encoded)]
-    return dict(zip(chosen["series"], chosen["encoding"].astype(str), strict=True))
-
-
-def series_label(
-    series: str, descriptions: dict[str, str], encodings: dict[str, str] | None = None
-) -> str:
-    """A series (``method`` or ``method:variant``) by its method's description, the
-    variant in brackets and the encoding of its images where the method has several:
-    ``image files + labels.csv [jpeg95], jpeg q95 4:4:4``."""
-    method, _, variant = series.partition(":")
-    name = descriptions.get(method, method)
-    label = f"{name} [{variant}]" if variant else name
-    encoding = (encodings or {}).get(series)
-    return f"{label}, {encoding}" if encoding else label
 
 
 def methods_markdown(frame: pd.DataFrame) -> str:
@@ -337,25 +305,6 @@ def _encodings_of(table: pd.DataFrame, rows: pd.DataFrame) -> None:
             table[column] = float("nan")
 
 
-def whole_store_reads(frame: pd.DataFrame) -> pd.Series:
-    """Which rows of ``frame`` (rows or statistics) are the whole-store read of
-    ``vocabulary.WHOLE_STORE_READ``: only those with ``WHOLE_STORE_READAHEAD`` where it
-    was measured with several readahead settings."""
-    whole = frame["operation"] == "read"
-    for column, value in vocabulary.WHOLE_STORE_READ.items():
-        whole &= frame[column] == value
-    preferred = frame["readahead"] == vocabulary.WHOLE_STORE_READAHEAD
-    if (whole & preferred).any():
-        whole &= preferred
-    return whole
-
-
-def baseline(stats: pd.DataFrame) -> pd.DataFrame:
-    """Stores, and the whole-store read (``vocabulary.WHOLE_STORE_READ``): the rows of the
-    per-cutoff tables, the time figures and the speed-vs-npy figure."""
-    return stats[(stats["operation"] == "store") | whole_store_reads(stats)]
-
-
 def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Bytes each store takes per method, variant, image size and cutoff (median, min and
     max over the stores' timed operations)."""
@@ -389,16 +338,6 @@ def disk_usage_table(rows: pd.DataFrame) -> pd.DataFrame:
     table["method_description"] = table["method"].map(method_descriptions(rows))
     _encodings_of(table, rows)
     return table
-
-
-def human_bytes(count: float) -> str:
-    if count is None or (isinstance(count, float) and math.isnan(count)):
-        return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def markdown_table(header: list[str], body: list[list[str]]) -> str:
@@ -732,7 +671,7 @@ def _point_table(here, columns, points, disk_by, size, cutoff) -> str:
 
 
 def _point_tables(stats, disk, out) -> None:
-    base = baseline(stats)
+    base = store_and_whole_reads(stats)
     columns = _columns(base)
     points = _keyed(base, TIME_KEYS)
     disk_by = _keyed(disk, ["series", "image_size", "cutoff"])
@@ -757,7 +696,7 @@ def _point_tables(stats, disk, out) -> None:
 
 
 def _cold_warm(stats, out) -> None:
-    reads = baseline(stats)
+    reads = store_and_whole_reads(stats)
     reads = reads[reads["operation"] == "read"]
     cold = reads[reads["cache"] == "cold"].sort_values(
         ["series", "image_size", "cutoff", "eviction"]
@@ -892,7 +831,7 @@ def _patterns(stats, out) -> None:
             out.append(_latency_table(single, shown))
 
 
-BASELINE_SERIES = "npy"
+BASELINE_SERIES = BASELINE
 
 
 def _vs_baseline(value: float, baseline_value: float | None, unit: str) -> str:

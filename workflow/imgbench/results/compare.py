@@ -65,7 +65,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgbench.experiment import vocabulary
-from imgbench.results import aggregate
+from imgbench.results import aggregate, series
 from imgbench.results import stats as st
 from imgbench.system.atomic import write_text
 
@@ -264,7 +264,7 @@ def sort_key(key: tuple) -> tuple:
 
 
 def series_of(key: tuple) -> str:
-    return aggregate.series_name(str(field_of(key, "method")), str(field_of(key, "variant")))
+    return series.series_name(str(field_of(key, "method")), str(field_of(key, "variant")))
 
 
 def context_label(key: tuple) -> str:

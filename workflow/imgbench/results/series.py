@@ -1,0 +1,72 @@
+"""Series and their names: a series is a method with one variant (``png:jpeg95``); the
+points every table and figure starts from (stores and the whole-store read); the baseline
+series that speed-ups are relative to.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from imgbench.experiment import vocabulary
+
+# The series every "x times npy" ratio divides by: raw pixels in one file, read with numpy.
+BASELINE = vocabulary.BASELINE
+
+
+def series_name(method: str, variant: str) -> str:
+    """Legend and table name: the method, with its variant unless it is ``default``."""
+    return method if variant == "default" else f"{method}:{variant}"
+
+
+def method_descriptions(frame: pd.DataFrame) -> dict[str, str]:
+    """Each method's ``DESCRIPTION``, as the rows carry it into every table (column
+    ``method_description``); the method's name where none was recorded."""
+    described = {}
+    if "method_description" in frame:
+        given = frame[frame["method_description"].notna()]
+        described = dict(zip(given["method"], given["method_description"], strict=True))
+    return {method: str(described.get(method, method)) for method in sorted(set(frame["method"]))}
+
+
+def series_encodings(frame: pd.DataFrame) -> dict[str, str]:
+    """The encoding of each series' images (rows' ``encoding``, see ``encoding.describe``)
+    for the methods that keep encoded images, i.e. where some series of the method is not
+    raw pixels; nothing for the others, whose images are always raw."""
+    if "encoding" not in frame or "series" not in frame:
+        return {}
+    given = frame[frame["encoding"].notna()]
+    encoded = set(given.loc[given["encoding"] != "raw", "method"])
+    chosen = given[given["method"].isin(encoded)]
+    return dict(zip(chosen["series"], chosen["encoding"].astype(str), strict=True))
+
+
+def series_label(
+    series: str, descriptions: dict[str, str], encodings: dict[str, str] | None = None
+) -> str:
+    """A series (``method`` or ``method:variant``) by its method's description, the
+    variant in brackets and the encoding of its images where the method has several:
+    ``image files + labels.csv [jpeg95], jpeg q95 4:4:4``."""
+    method, _, variant = series.partition(":")
+    name = descriptions.get(method, method)
+    label = f"{name} [{variant}]" if variant else name
+    encoding = (encodings or {}).get(series)
+    return f"{label}, {encoding}" if encoding else label
+
+
+def whole_store_reads(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of ``frame`` (rows or statistics) are the whole-store read of
+    ``vocabulary.WHOLE_STORE_READ``: only those with ``WHOLE_STORE_READAHEAD`` where it
+    was measured with several readahead settings."""
+    whole = frame["operation"] == "read"
+    for column, value in vocabulary.WHOLE_STORE_READ.items():
+        whole &= frame[column] == value
+    preferred = frame["readahead"] == vocabulary.WHOLE_STORE_READAHEAD
+    if (whole & preferred).any():
+        whole &= preferred
+    return whole
+
+
+def store_and_whole_reads(stats: pd.DataFrame) -> pd.DataFrame:
+    """Stores, and the whole-store read (``vocabulary.WHOLE_STORE_READ``): the rows of the
+    per-cutoff tables, the time figures and the speed-vs-npy figure."""
+    return stats[(stats["operation"] == "store") | whole_store_reads(stats)]
