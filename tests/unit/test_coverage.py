@@ -1,4 +1,4 @@
-"""Coverage of the intervals of ``aggregate.summarise``, by simulation.
+"""Coverage of the intervals of ``points.summarise``, by simulation.
 
 The data-generating process of one point: each store draws its own level, log-normal
 around ``TRUE_MEDIAN`` with a spread of ``BETWEEN`` (its placement on disk, its process,
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from imgbench.harness import measure
-from imgbench.results import aggregate
+from imgbench.results import points
 from imgbench.results import stats as st
 
 SEED = 20_240_611
@@ -69,7 +69,7 @@ def simulated(request):
     stores, timings = request.param
     rng = np.random.default_rng([SEED, stores, timings])
     seconds = simulated_seconds(rng, stores, timings)
-    return seconds, aggregate.summarise(simulated_rows(seconds))
+    return seconds, points.summarise(simulated_rows(seconds))
 
 
 def test_summarise_takes_the_level_from_the_stores_alone(simulated):

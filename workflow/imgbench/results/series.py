@@ -1,6 +1,7 @@
 """Series and their names: a series is a method with one variant (``png:jpeg95``); the
 points every table and figure starts from (stores and the whole-store read); the baseline
-series that speed-ups are relative to.
+series that speed-ups are relative to; the columns that name a table's series
+(``add_series_columns``: name, description, encoding, fidelity).
 """
 
 from __future__ import annotations
@@ -70,3 +71,30 @@ def store_and_whole_reads(stats: pd.DataFrame) -> pd.DataFrame:
     """Stores, and the whole-store read (``vocabulary.WHOLE_STORE_READ``): the rows of the
     per-cutoff tables, the time figures and the speed-vs-npy figure."""
     return stats[(stats["operation"] == "store") | whole_store_reads(stats)]
+
+
+_SERIES_PROPERTIES = {  # rows' column: how a series' rows give its one value
+    "encoding": "first",
+    "lossy": "first",
+    "psnr_db": "median",
+    "psnr_min_db": "min",
+    "psnr_p01_db": "min",
+}
+
+
+def add_series_columns(table: pd.DataFrame, rows: pd.DataFrame) -> None:
+    """Columns of ``table`` (one line per method and variant or finer) that name its
+    series from the rows: ``series``, ``method_description``, and the rows' ``encoding``,
+    ``lossy``, the median store PSNR and the lowest worst-image and 1st-percentile PSNR per
+    (method, variant) (NaN for rows written before they existed)."""
+    methods, variants = table["method"], table["variant"]
+    table["series"] = [series_name(m, v) for m, v in zip(methods, variants, strict=True)]
+    table["method_description"] = methods.map(method_descriptions(rows))
+    present = {c: how for c, how in _SERIES_PROPERTIES.items() if c in rows}
+    by_series = rows.groupby(["method", "variant"], sort=False).agg(present) if present else None
+    for column in _SERIES_PROPERTIES:
+        if by_series is not None and column in by_series:
+            found = by_series[column]
+            table[column] = [found.get(key) for key in zip(methods, variants, strict=True)]
+        else:
+            table[column] = float("nan")

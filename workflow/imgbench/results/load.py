@@ -1,0 +1,100 @@
+"""What the aggregate step reads: the rows the store and read jobs wrote (one per timed
+operation), their provenance records (environments) and Snakemake's benchmark files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from imgbench.experiment import vocabulary
+
+SORT_KEYS = [
+    "_order",
+    "method",
+    "variant",
+    "image_size",
+    "cutoff",
+    "cache",
+    "eviction",
+    "read_pattern",
+    "readahead",
+    "readers",
+    "repeat",
+    "inner_repeat",
+]
+
+
+def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
+    """Concatenate the rows' CSVs into the tidy table (one row per timed operation)."""
+    frames = [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
+    if not frames:
+        raise ValueError("no timing rows to aggregate")
+    rows = pd.concat(frames, ignore_index=True)
+    rows["_order"] = rows["operation"].map({"store": 0, "read": 1})
+    rows = rows.sort_values(SORT_KEYS)
+    return rows.drop(columns="_order").reset_index(drop=True)
+
+
+def _join(record: dict, key: str, value) -> None:
+    """Set ``record[key]`` to ``value``, or to the list of the distinct values when jobs
+    of one environment reported it differently."""
+    if key not in record:
+        record[key] = value
+        return
+    values = record[key] if isinstance(record[key], list) else [record[key]]
+    if value not in values:
+        record[key] = [*values, value]
+
+
+def load_environments(paths: Iterable[Path]) -> dict[str, dict]:
+    """Distinct provenance records keyed by env_id, each joining what its jobs reported
+    of their methods (``provenance``): ``methods`` maps every method run there to the
+    versions of its packages and C libraries, which also stand at the top level under
+    their own keys (``pillow``, ``zlib``, ``lmdb``, ``lmdb_c``, ``h5py``, ``hdf5_c``...).
+    A version jobs of one environment reported differently is the list of the values."""
+    environments: dict[str, dict] = {}
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        if "methods" not in record:  # written before methods reported their versions
+            environments.setdefault(record["env_id"], record)
+            continue
+        joined = environments.setdefault(record["env_id"], {**record, "methods": {}})
+        for method, versions in record["methods"].items():
+            mine = joined["methods"].setdefault(method, {})
+            for key, value in versions.items():
+                _join(mine, key, value)
+                _join(joined, key, value)
+    return environments
+
+
+_BENCHMARK_NAME = re.compile(
+    r"(?P<operation>store|read)/(?P<method>[^/]+)/(?P<variant>[^/]+)/(?P<image_size>\d+)px/"
+    r"(?P<cutoff>\d+)/repeat(?P<repeat>\d+)"
+    rf"(?:_(?P<cache>{'|'.join(vocabulary.CACHE_STATES)})_(?P<read_pattern>.+)"
+    rf"_(?P<readers>\d+)readers_ra-(?P<readahead>{'|'.join(vocabulary.READAHEAD)}))?"
+    r"\.tsv$"
+)
+
+
+def load_benchmarks(paths: Iterable[Path]) -> pd.DataFrame:
+    """Snakemake's benchmark files of the store and read jobs (``max_rss`` in MB, sampled
+    by Snakemake), one row per job, with the job's coordinates from its path."""
+    records = []
+    for path in paths:
+        match = _BENCHMARK_NAME.search(Path(path).as_posix())
+        if match is None:
+            raise ValueError(f"{path} is not a store or read benchmark file of this workflow")
+        frame = pd.read_csv(path, sep="\t")
+        record = {k: v for k, v in match.groupdict().items() if v is not None}
+        for key in ("image_size", "cutoff", "repeat", "readers"):
+            if key in record:
+                record[key] = int(record[key])
+        record["max_rss_mb"] = pd.to_numeric(frame["max_rss"], errors="coerce").max()
+        record["job_seconds"] = pd.to_numeric(frame["s"], errors="coerce").max()
+        records.append(record)
+    return pd.DataFrame.from_records(records)
