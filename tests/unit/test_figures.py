@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import docutils.core
 import docutils.utils
+import jinja2
 import pytest
+import yaml
 
 from imgbench.report import figures, plotting
+
+# The report's captions and front page (workflow/report/).
+REPORT_DIR = Path(__file__).resolve().parents[2] / "workflow" / "report"
 
 
 def make_config(**changes) -> dict:
@@ -73,28 +79,66 @@ def test_every_stem_names_its_figure_and_size():
 
 def test_every_figure_is_drawn_by_a_plotting_function():
     for figure in figures.FIGURES:
-        assert callable(getattr(plotting, figure.draw, None)), figure.draw
+        assert callable(plotting.DRAWERS.get(figure.draw)), figure.draw
 
 
 @pytest.mark.parametrize("figure", figures.FIGURES, ids=lambda f: f.name)
-def test_every_caption_is_clean_restructured_text(figure):
-    assert figure.category and len(figure.caption) > 80
+def test_every_caption_is_a_file_of_clean_restructured_text(figure):
+    path = REPORT_DIR / figure.caption
+    assert path.parent == REPORT_DIR / "figures" and path.suffix == ".rst"
+    text = path.read_text()
+    assert figure.category and len(text) > 80
     # Rendered as the report renders it; any warning (bad markup) is an error here.
     docutils.core.publish_parts(
-        figure.caption,
+        text,
         writer="html",
         settings_overrides={"halt_level": docutils.utils.Reporter.WARNING_LEVEL},
     )
+
+
+def test_every_caption_file_belongs_to_a_figure():
+    used = {REPORT_DIR / figure.caption for figure in figures.FIGURES}
+    assert set((REPORT_DIR / "figures").glob("*.rst")) == used
 
 
 def test_report_fields_of_a_plot_job():
     wildcards = SimpleNamespace(figure="read_time_loglog_64px")
     assert figures.ReportField("category")(wildcards) == "Time"
     assert figures.ReportField("subcategory")(wildcards) == "64x64"
-    assert "Log-log" in figures.ReportField("caption")(wildcards)
+    caption = figures.ReportField("caption")(wildcards)
+    assert caption == "figures/read_time.rst"
+    assert "``read_time_loglog``: log-log axes" in (REPORT_DIR / caption).read_text()
     assert figures.report_labels(wildcards) == {
         "figure": "read time loglog",
         "image size": "64x64",
     }
     per_run = SimpleNamespace(figure="disk_usage")
     assert figures.ReportField("subcategory")(per_run) == "all sizes"
+
+
+def front_page(config: dict) -> str:
+    """The report's front page for ``config``, rendered as ``snakemake --report`` does,
+    with its whitespace collapsed."""
+    template = (REPORT_DIR / "workflow.rst").read_text()
+    environment = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    text = environment.from_string(template).render(snakemake=SimpleNamespace(config=config))
+    page = docutils.core.publish_parts(
+        text,
+        writer="html",
+        settings_overrides={"halt_level": docutils.utils.Reporter.WARNING_LEVEL},
+    )["html_body"]
+    return " ".join(page.split())  # as a browser shows it: line breaks are spaces
+
+
+def test_front_page_describes_the_run_of_its_config():
+    config = yaml.safe_load((REPORT_DIR.parents[1] / "config.yaml").read_text())
+    page = front_page(config)
+    assert "Methods: png, lmdb, hdf5, npy." in page and "Variants" not in page
+    assert "Images: CIFAR-10, 32 pixels a side" in page
+    assert "patterns whole, random_single" in page
+    assert f"more than {config['busy']['foreign_cpu_cores']} of a core" in page
+    config["variants"] = {"png": {"default": {}, "level1": {}}, "wds": {"webp": {}}}
+    config["dataset"]["images_dir"] = "photos"
+    page = front_page(config)
+    assert "Variants: png (default, level1); wds (webp)." in page
+    assert 'Images: the folder <tt class="docutils literal">photos</tt>, 32 pixels' in page

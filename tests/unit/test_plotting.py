@@ -1,4 +1,5 @@
-"""plotting: every figure the registry (figures.stems) promises is written, as PNG and SVG."""
+"""plotting: every figure the registry (figures.stems) promises is written, as PNG and SVG;
+each family draws what its figure promises."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from itertools import product  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import matplotlib.lines  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -17,7 +19,18 @@ from PIL import Image  # noqa: E402
 from imgbench.experiment import vocabulary  # noqa: E402
 from imgbench.harness import measure  # noqa: E402
 from imgbench.report import figures, plotting  # noqa: E402
-from imgbench.results import aggregate  # noqa: E402
+from imgbench.report.plotting import (  # noqa: E402
+    disk_usage,
+    grid,
+    latency,
+    speed,
+    style,
+    throughput,
+    times,
+)
+from imgbench.report.plotting.labels import Labels  # noqa: E402
+from imgbench.results import footprint, points  # noqa: E402
+from imgbench.results.series import store_and_whole_reads  # noqa: E402
 
 CUTOFFS = [10, 100]
 REPEAT_FACTORS = (0.9, 1.0, 1.2)
@@ -124,11 +137,10 @@ def make_rows(methods, sizes, patterns, readaheads=("on",), inner=1) -> pd.DataF
 def tables(tmp_path: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Statistics and disk usage as the plot job reads them: from aggregate's CSV files."""
     stats_path, disk_path = tmp_path / "timings_stats.csv", tmp_path / "disk_usage.csv"
-    aggregate.summarise(rows).to_csv(stats_path, index=False)
-    aggregate.disk_usage_table(rows).to_csv(disk_path, index=False)
+    points.summarise(rows).to_csv(stats_path, index=False)
+    footprint.disk_usage_table(rows).to_csv(disk_path, index=False)
     stats = pd.read_csv(stats_path, keep_default_na=False, na_values=[""])
     disk = pd.read_csv(disk_path)
-    plotting.use_descriptions(stats, disk)  # as draw does, for the figure functions
     return stats, disk
 
 
@@ -208,35 +220,35 @@ def test_spread_is_interval_range_or_interquartile():
         | {"q25_s": [1.5, 4.5], "q75_s": [3.0, 5.25]}
         | {"ci_low": [1.25, 4.25], "ci_high": [3.5, 5.5]}
     )
-    np.testing.assert_allclose(plotting._spread(points, "range"), [[1.0, 1.0], [2.0, 0.5]])
-    np.testing.assert_allclose(plotting._spread(points, "iqr"), [[0.5, 0.5], [1.0, 0.25]])
-    np.testing.assert_allclose(plotting._spread(points, "ci"), [[0.75, 0.75], [1.5, 0.5]])
+    np.testing.assert_allclose(times.spread_bars(points, "range"), [[1.0, 1.0], [2.0, 0.5]])
+    np.testing.assert_allclose(times.spread_bars(points, "iqr"), [[0.5, 0.5], [1.0, 0.25]])
+    np.testing.assert_allclose(times.spread_bars(points, "ci"), [[0.75, 0.75], [1.5, 0.5]])
 
 
 def test_spread_name_says_what_the_bars_are():
     nan = float("nan")
     enough = pd.DataFrame({"ci_level": [0.9609375, 0.96875], "n": [27, 30]})
-    assert plotting._spread_name(enough, "ci") == (
+    assert times.spread_name(enough, "ci") == (
         "interval of the median (order statistics of the store medians)"
     )
     # 3 stores somewhere: no 95 % interval exists there; the bars are min-max at 75 %; a
     # point of one store has none, however many timings
     few = pd.DataFrame({"ci_level": [0.9609375, 0.75, nan], "n": [27, 15, 5]})
-    name = plotting._spread_name(few, "ci")
+    name = times.spread_name(few, "ci")
     assert name.startswith("interval of the median (order statistics of the store medians)")
     assert "; 95 % where 6 or more stores allow it, else min-max of the store medians" in name
     assert "covering the median with as little as 75.0%" in name
     assert name.endswith("; none where a point had one store")
-    assert plotting._spread_name(few, "range") == "min-max over the timed runs"
-    assert plotting._spread_name(few, "iqr") == "interquartile range"
+    assert times.spread_name(few, "range") == "min-max over the timed runs"
+    assert times.spread_name(few, "iqr") == "interquartile range"
     # one store everywhere: no interval bars at all, said so; range still has timings
     lone = pd.DataFrame({"ci_level": [nan, nan], "n": [5, 5]})
-    assert plotting._spread_name(lone, "ci").startswith("none: one store per point")
-    assert plotting._spread_name(lone, "range") == "min-max over the timed runs"
+    assert times.spread_name(lone, "ci").startswith("none: one store per point")
+    assert times.spread_name(lone, "range") == "min-max over the timed runs"
     # one timing everywhere: no bars of any kind
     single = pd.DataFrame({"ci_level": [nan, nan], "n": [1, 1]})
-    assert plotting._spread_name(single, "ci").startswith("none: one store per point")
-    assert plotting._spread_name(single, "range").startswith("none: one timing per point")
+    assert times.spread_name(single, "ci").startswith("none: one store per point")
+    assert times.spread_name(single, "range").startswith("none: one timing per point")
 
 
 def figure_texts(fig) -> str:
@@ -252,22 +264,23 @@ def figure_texts(fig) -> str:
 def test_time_figure_note_names_n_the_interval_and_the_reads(tmp_path):
     rows = make_rows(["png", "npy"], [32], ["whole", "shuffled"], inner=2)
     stats, _ = tables(tmp_path, rows)
-    base = plotting.baseline(stats)
+    base = store_and_whole_reads(stats)
     assert set(base["read_pattern"]) == {"n/a", "whole"}
-    note = plotting._note(base, "ci")
+    note = times.note(base, "ci")
     median = "Median of the store medians per point (3 store(s) x up to 2 timed repetition(s), "
     assert median + "n = 6);" in note
     assert "bars: interval of the median (order statistics of the store medians); 95 % " in note
     assert "covering the median with as little as 75.0%." in note
     assert "Reads: the whole store, streamed in chunks by one reader; readahead on." in note
-    fig = plotting._time_figure(
+    fig = times.draw_time(
         base,
         [("read", "cold"), ("read", "warm")],
-        "t",
-        False,
-        "ci",
-        note,
-        {"png": "C0", "npy": "C1"},
+        title="t",
+        log=False,
+        spread="ci",
+        note_text=note,
+        colours={"png": "C0", "npy": "C1"},
+        labels=Labels.of_tables(stats),
     )
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     # The title says read: the labels name only the cache state.
@@ -277,7 +290,7 @@ def test_time_figure_note_names_n_the_interval_and_the_reads(tmp_path):
         "PNG files (cold)",
         "PNG files (warm)",
     ]
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 @pytest.mark.parametrize(
@@ -292,9 +305,29 @@ def test_legend_labels_are_the_descriptions_the_tables_carry(series, label):
     described = pd.DataFrame(
         {"method": ["png", "npy"], "method_description": ["PNG files + labels.csv", None]}
     )
-    plotting.use_descriptions(described, described.drop(columns="method_description"))
-    assert plotting._label(series) == label
-    assert plotting._label("npy") == "npy"
+    labels = Labels.of_tables(described, described.drop(columns="method_description"))
+    assert labels(series) == label
+    assert labels("npy") == "npy"
+
+
+def test_each_drawing_names_the_series_of_its_own_tables(tmp_path):
+    """Labels are an argument, not state left behind: a figure of tables without
+    descriptions, drawn after one with them, names its methods by their names."""
+    stats, disk = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"]))
+    described = plotting.draw("disk_usage", stats, disk, spread="ci")
+    bare = [frame.drop(columns="method_description") for frame in (stats, disk)]
+    named = plotting.draw("disk_usage", *bare, spread="ci")
+    legend_texts = [
+        [t.get_text() for t in fig.axes[0].get_legend().get_texts()] for fig in (described, named)
+    ]
+    assert legend_texts == [["npy (baseline)", "PNG files"], ["npy", "png"]]
+    for fig in (described, named):
+        plt.close(fig)
+
+
+def test_every_registry_drawing_is_a_plotting_function():
+    assert {figure.draw for figure in figures.FIGURES} == set(plotting.DRAWERS)
+    assert all(callable(draw) for draw in plotting.DRAWERS.values())
 
 
 def test_svg_legends_hold_the_descriptions_as_text(tmp_path):
@@ -316,7 +349,7 @@ def test_throughput_with_one_cutoff_draws_bars_for_every_method_and_cache(tmp_pa
         rows = rows[rows["cutoff"] == max(CUTOFFS)]
     stats, _ = tables(tmp_path, rows)
     reads = stats[stats["operation"] == "read"]
-    fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+    fig = throughput.throughput_panels(reads, 32, style.colours(stats), Labels.of_tables(stats))
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["shuffled, 1 reader", "shuffled, 2 readers"]
     assert "readahead on" in fig.get_suptitle()  # the one setting, said once
@@ -333,7 +366,7 @@ def test_throughput_with_one_cutoff_draws_bars_for_every_method_and_cache(tmp_pa
             "npy (baseline)",
             "PNG files",
         ]
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 @pytest.mark.parametrize("single_cutoff", [True, False])
@@ -346,7 +379,7 @@ def test_throughput_keeps_readahead_on_and_off_apart(tmp_path, single_cutoff):
         rows = rows[rows["cutoff"] == max(CUTOFFS)]
     stats, _ = tables(tmp_path, rows)
     reads = stats[stats["operation"] == "read"]
-    fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+    fig = throughput.throughput_panels(reads, 32, style.colours(stats), Labels.of_tables(stats))
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
     assert list(panels) == [
         "whole, readahead on, 1 reader",
@@ -373,7 +406,7 @@ def test_throughput_keeps_readahead_on_and_off_apart(tmp_path, single_cutoff):
         assert len(off.lines) == len(methods)  # cold only, one line per method
         drawn = sorted(y for line in off.lines for y in line.get_ydata())
         assert drawn == pytest.approx(sorted(expected["median_images_per_s"]))
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_latency_figure_has_a_panel_per_reader_count_and_names_readahead(tmp_path):
@@ -382,7 +415,7 @@ def test_latency_figure_has_a_panel_per_reader_count_and_names_readahead(tmp_pat
     rows = make_rows(["png", "npy"], [32], ["random_single"], readaheads=("on", "off"))
     stats, _ = tables(tmp_path, rows)
     single = stats[(stats["operation"] == "read") & (stats["read_pattern"] == "random_single")]
-    fig = plotting._latency_figure(single, 32, plotting._colours(stats))
+    fig = latency.latency_panels(single, 32, style.colours(stats), Labels.of_tables(stats))
     assert [ax.get_title() for ax in fig.axes] == ["1 reader", "2 readers"]
     for ax, readers in zip(fig.axes, (1, 2), strict=True):
         assert len(ax.lines) == 2 * 3  # methods x (cold on, cold off, warm on)
@@ -400,7 +433,7 @@ def test_latency_figure_has_a_panel_per_reader_count_and_names_readahead(tmp_pat
         "readahead on (filled)",
         "readahead off (hollow)",
     ]
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 # --- figures a reader would rather look at -------------------------------------------
@@ -422,7 +455,7 @@ def test_disk_by_size_with_one_size_is_labelled_bars_against_the_raw_pixels(tmp_
     each labelled with its bytes and ratio to raw, and raw pixels a line across."""
     methods = ["png", "hdf5", "npy"]
     _, disk = tables(tmp_path, make_rows(methods, [32], ["whole"]))
-    fig = plotting._disk_by_size_figure(disk)
+    fig = disk_usage.draw_bytes_per_image(disk, Labels.of_tables(disk))
     (ax,) = fig.axes
     widths = sorted(patch.get_width() for patch in ax.patches)
     largest = disk[disk["cutoff"] == max(CUTOFFS)]
@@ -435,7 +468,7 @@ def test_disk_by_size_with_one_size_is_labelled_bars_against_the_raw_pixels(tmp_
     (raw,) = handles
     assert set(raw.get_xdata()) == {3072}  # a line across the bars at the raw bytes
     assert "stores of 100 images" in ax.get_title()
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_disk_by_size_with_several_sizes_shows_coinciding_lines(tmp_path):
@@ -443,7 +476,7 @@ def test_disk_by_size_with_several_sizes_shows_coinciding_lines(tmp_path):
     Its legend entry says so, the markers differ (npy's smaller, hollow, inside hdf5's) and
     every legend entry is drawn."""
     _, disk = tables(tmp_path, make_rows(["png", "hdf5", "npy"], [32, 64], ["whole"]))
-    fig = plotting._disk_by_size_figure(disk)
+    fig = disk_usage.draw_bytes_per_image(disk, Labels.of_tables(disk))
     (ax,) = fig.axes
     handles, names = ax.get_legend_handles_labels()
     assert names == ["raw pixels (HxWx3)", "HDF5", "npy (baseline) (same as HDF5)", "PNG files"]
@@ -454,7 +487,7 @@ def test_disk_by_size_with_several_sizes_shows_coinciding_lines(tmp_path):
     assert npy.get_markersize() < hdf5.get_markersize()
     assert npy.get_markerfacecolor() == "none"
     assert lines["raw pixels (HxWx3)"].get_zorder() > npy.get_zorder()  # on top: visible
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_disk_by_size_legend_of_many_series_sits_beside_the_axes(tmp_path):
@@ -462,30 +495,32 @@ def test_disk_by_size_legend_of_many_series_sits_beside_the_axes(tmp_path):
     small sizes; beside them it covers nothing. With few series it stays inside."""
     _, disk = tables(tmp_path, make_rows(["png", "lmdb", "hdf5", "npy"], [32, 64], ["whole"]))
     variant = disk[disk["method"] == "png"].assign(variant="level1", series="png:level1")
-    fig = plotting._disk_by_size_figure(pd.concat([disk, variant], ignore_index=True))
+    fig = disk_usage.draw_bytes_per_image(
+        pd.concat([disk, variant], ignore_index=True), Labels.of_tables(disk)
+    )
     (ax,) = fig.axes
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     legend_box = ax.get_legend().get_window_extent(renderer)
     assert legend_box.x0 >= ax.get_window_extent(renderer).x1
-    plotting.plt.close(fig)
+    plt.close(fig)
     (tmp_path / "few").mkdir()
     _, few = tables(tmp_path / "few", make_rows(["png", "npy"], [32, 64], ["whole"]))
-    fig = plotting._disk_by_size_figure(few)
+    fig = disk_usage.draw_bytes_per_image(few, Labels.of_tables(few))
     (ax,) = fig.axes
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     assert ax.get_legend().get_window_extent(renderer).x1 <= ax.get_window_extent(renderer).x1
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_figures_of_stores_say_nothing_of_reads(tmp_path):
     """The store-only figures' note names n and the bars, not the whole-store read; the
     figures with reads name it."""
     stats, disk = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"], inner=2))
-    stores = plotting.baseline(stats).query("operation == 'store'")
-    assert "Reads" not in plotting._note(stores, "ci")
-    assert "Median of the store medians per point (3 store(s)" in plotting._note(stores, "ci")
+    stores = store_and_whole_reads(stats).query("operation == 'store'")
+    assert "Reads" not in times.note(stores, "ci")
+    assert "Median of the store medians per point (3 store(s)" in times.note(stores, "ci")
     for stem, reads in (
         ("store_time_linear_32px", False),
         ("store_time_loglog_32px", False),
@@ -496,7 +531,7 @@ def test_figures_of_stores_say_nothing_of_reads(tmp_path):
         note = "\n".join(t.get_text() for t in fig.texts)
         assert note.startswith("Median of the store medians per point")
         assert ("Reads: the whole store" in note) == reads, stem
-        plotting.plt.close(fig)
+        plt.close(fig)
 
 
 def layout(fig) -> dict:
@@ -529,7 +564,7 @@ def test_throughput_canvas_is_as_large_as_its_panels(tmp_path, single_cutoff):
             rows = rows[rows["cutoff"] == max(CUTOFFS)]
         stats, _ = tables(tmp_path, rows)
         reads = stats[stats["operation"] == "read"]
-        fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+        fig = throughput.throughput_panels(reads, 32, style.colours(stats), Labels.of_tables(stats))
         panels = fig.axes
         found = layout(fig)
         width, height = fig.get_size_inches()
@@ -539,11 +574,11 @@ def test_throughput_canvas_is_as_large_as_its_panels(tmp_path, single_cutoff):
         assert found["axes_share"] > 0.4
         assert 0 <= found["title_gap"] < 0.3
         sizes[tuple(patterns)] = (len(panels), width, height)
-        plotting.plt.close(fig)
-    one, columns, grid = sizes[("whole",)], sizes[("shuffled",)], sizes[("whole", "shuffled")]
-    assert (one[0], columns[0], grid[0]) == (1, 2, 4)
-    assert columns[1] - one[1] == pytest.approx(plotting.PANEL_SIZE[0], abs=0.3)
-    assert grid[2] - columns[2] == pytest.approx(columns[2] - plotting.TITLE_HEIGHT, abs=0.01)
+        plt.close(fig)
+    one, columns, rows = sizes[("whole",)], sizes[("shuffled",)], sizes[("whole", "shuffled")]
+    assert (one[0], columns[0], rows[0]) == (1, 2, 4)
+    assert columns[1] - one[1] == pytest.approx(throughput.PANEL_SIZE[0], abs=0.3)
+    assert rows[2] - columns[2] == pytest.approx(columns[2] - grid.TITLE_HEIGHT, abs=0.01)
 
 
 def test_a_pattern_missing_from_the_vocabulary_keeps_its_panel(tmp_path):
@@ -553,71 +588,69 @@ def test_a_pattern_missing_from_the_vocabulary_keeps_its_panel(tmp_path):
     rows.loc[rows["read_pattern"] == "random_single", "read_pattern"] = "zigzag"
     stats, _ = tables(tmp_path, rows)
     reads = stats[stats["operation"] == "read"]
-    assert plotting._panel_rows(reads) == [("whole", "on"), ("zigzag", "on")]
+    assert throughput.panel_rows(reads) == [("whole", "on"), ("zigzag", "on")]
     rows.loc[rows["read_pattern"] == "zigzag", "read_pattern"] = "random_single"
     known = reads.assign(read_pattern=reads["read_pattern"].replace("zigzag", "random_single"))
-    assert [p for p, _ in plotting._panel_rows(known)] == ["whole", "random_single"]
-    fig = plotting._throughput_figure(reads, 32, plotting._colours(stats))
+    assert [p for p, _ in throughput.panel_rows(known)] == ["whole", "random_single"]
+    fig = throughput.throughput_panels(reads, 32, style.colours(stats), Labels.of_tables(stats))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert "zigzag, 1 reader" in titles
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_every_vocabulary_pattern_gets_a_throughput_panel(tmp_path):
     rows = make_rows(["npy"], [32], list(vocabulary.PATTERNS))
     stats, _ = tables(tmp_path, rows)
     reads = stats[stats["operation"] == "read"]
-    assert [p for p, _ in plotting._panel_rows(reads)] == list(vocabulary.PATTERNS)
+    assert [p for p, _ in throughput.panel_rows(reads)] == list(vocabulary.PATTERNS)
 
 
 def test_speed_vs_npy_bars_carry_their_multiples(tmp_path):
     stats, _ = tables(tmp_path, make_rows(["png", "npy"], [32], ["whole"]))
-    fig = plotting._speed_vs_npy_figure(stats, 32)
+    fig = speed.draw_speed_vs_baseline(stats, 32, Labels.of_tables(stats))
     (ax,) = fig.axes
     heights = [patch.get_height() for patch in ax.patches]
     labels = [t.get_text() for t in ax.texts]
     assert labels == [f"{h:.2f}x" for h in heights]
     assert labels == ["4.00x"] * 3  # png is 4x npy in make_rows: store, cold and warm read
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_latency_tail_scale_keeps_p99_apart_from_p95(tmp_path):
     rows = make_rows(["png", "npy"], [32], ["random_single"])
     stats, _ = tables(tmp_path, rows)
     single = stats[(stats["operation"] == "read") & (stats["read_pattern"] == "random_single")]
-    fig = plotting._latency_figure(single, 32, plotting._colours(stats))
+    fig = latency.latency_panels(single, 32, style.colours(stats), Labels.of_tables(stats))
     ax = fig.axes[0]
     ticks = dict(zip((t.get_text() for t in ax.get_yticklabels()), ax.get_yticks(), strict=True))
     assert list(ticks) == ["p50", "p95", "p99"]
     assert ticks["p99"] - ticks["p95"] > 0.5 * (ticks["p95"] - ticks["p50"])
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_cutoff_labels_do_not_collide():
-    fig, ax = plotting.plt.subplots()
+    fig, ax = plt.subplots()
     ax.set_xscale("log")
-    plotting._cutoff_ticks(ax, [1, 10, 100, 1000, 2000])
+    style.cutoff_ticks(ax, [1, 10, 100, 1000, 2000])
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["1", "10", "100", "", "2,000"]  # 1,000 would overlap 2,000
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_disk_usage_has_a_panel_per_image_size(tmp_path):
     """Every image size's stores are drawn (before, only the smallest size's were)."""
     _, disk = tables(tmp_path, make_rows(["png", "npy"], [32, 64], ["whole"]))
-    fig = plotting._disk_figure(disk)
+    fig = disk_usage.draw_disk_usage(disk, Labels.of_tables(disk))
     assert [ax.get_title() for ax in fig.axes] == ["32x32 images", "64x64 images"]
     for ax, size in zip(fig.axes, (32, 64), strict=True):
         heights = sorted(patch.get_height() for patch in ax.patches)
         assert heights == sorted(disk.loc[disk["image_size"] == size, "bytes_on_disk"])
-    plotting.plt.close(fig)
+    plt.close(fig)
 
 
 def test_more_series_than_ten_colours_still_get_distinct_colours():
-    from imgbench.report import plotting
-
     frame = pd.DataFrame({"series": [f"m{i}" for i in range(13)]})
-    colours = plotting._colours(frame)
+    colours = style.colours(frame)
     assert len(set(colours.values())) == 13
-    few = plotting._colours(frame.head(4))
+    few = style.colours(frame.head(4))
     assert list(few.values()) == ["C0", "C1", "C2", "C3"]

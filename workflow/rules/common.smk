@@ -149,3 +149,19 @@ onsuccess:
 
 onerror:
     end_reselection_timers()
+
+
+def caption_text(name):
+    """The text of workflow/report/<name>: the caption of a page or a figure, which
+    caption.rst shows through the job's params.caption."""
+    return (WORKFLOW_DIR / "report" / name).read_text()
+
+
+def page_caption(wildcards):
+    """Rule callable: the caption of the page an html_page job renders."""
+    return caption_text(REPORT_PAGES[wildcards.page][1])
+
+
+def figure_caption(wildcards):
+    """Rule callable: the caption of the figure a plot job draws (figures.Figure.caption)."""
+    return caption_text(figures.ReportField("caption")(wildcards))

@@ -1,6 +1,7 @@
 # Tidy table, statistics over repeats, disk usage, summary and figures, each marked for
 # `snakemake --report report.html` with a caption from workflow/report/. The figures come
-# from the registry imgbench.figures: one plot job per figure file.
+# from the registry imgbench.report.figures: one plot job per figure file, its caption
+# in workflow/report/figures/.
 
 
 localrules:
@@ -86,9 +87,7 @@ rule html_page:
         mem_mb=512,
         runtime=5,
     params:
-        caption=lambda wildcards: Path(
-            workflow.source_path(f"../report/{REPORT_PAGES[wildcards.page][1]}")
-        ).read_text(),
+        caption=page_caption,
     script:
         "../scripts/html_page.py"
 
@@ -118,7 +117,7 @@ rule plot:
         mem_mb=1024,
         runtime=10,
     params:
-        caption=figures.ReportField("caption"),
+        caption=figure_caption,
         formats=figure_formats(),
         dpi=config["plot"]["dpi"],
         spread=config["plot"]["spread"],
