@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from processes import descendants, identity, running, wait_until_ended
 
-from imgbench.harness import measure, memory
+from imgbench.harness import memory, timed_reads
 from imgbench.methods import get_method
 from imgbench.system import lifetime
 
@@ -148,7 +148,7 @@ def test_reader_processes_die_with_their_worker(npy_store, monkeypatch):
     shares = [[np.array([0, 1])], [np.array([2, 3])]]
 
     def body():
-        measure.read_in_workers("npy", store, shares, images, labels, readahead=True)
+        timed_reads.read_in_workers("npy", store, shares, images, labels, readahead=True)
 
     worker = in_forked_worker(body)
     try:
@@ -163,7 +163,8 @@ GUARDED = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {workflow!r})
-    from imgbench import memory, scriptlog
+    from imgbench.harness import memory
+    from imgbench.jobs import scriptlog
     scriptlog.setup(sys.argv[1])
 
     def main():

@@ -1,4 +1,5 @@
-"""measure: timed stores and reads of every method, their rows, verification and CSV output."""
+"""measure: timed stores and reads of every method, their rows, verification and CSV output;
+the timed region, the machine's preparation and the rows' repetitions they are made of."""
 
 from __future__ import annotations
 
@@ -22,10 +23,22 @@ from processes import start_stranger
 from imgbench import methods
 from imgbench.data import pool
 from imgbench.experiment import rows as row_model
-from imgbench.harness import access, measure, provenance, readers
+from imgbench.harness import (
+    access,
+    job_rows,
+    measure,
+    prepare,
+    provenance,
+    readers,
+    region,
+    timed_reads,
+    verification,
+)
+from imgbench.harness.point import Point, Settings
 from imgbench.methods import available_methods, get_method
 from imgbench.methods import lmdb as lmdb_method
-from imgbench.results import aggregate
+from imgbench.results import busy as busy_rule
+from imgbench.results import load
 from imgbench.system import fsutil, machine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,17 +70,21 @@ def stores(tmp_path_factory, data, env):
     for method in METHODS:
         store_dir = root / method
         rows = measure.run_store(
-            method, images, labels, store_dir, fsync=True, repeat=1, env=env, variant="default"
+            Point(method, variant="default", repeat=1, fsync="per_file"), data, store_dir, env=env
         )
         made[method] = (store_dir, rows)
     return made
 
 
+SETTINGS = ("inner_repeats", "inner_budget_s")
+
+
 def read(method, store_dir, data, env, **kwargs) -> list[dict]:
-    images, labels = data
-    options = {"cache": "cold", "fsync": True, "repeat": 1, "env": env}
-    options.update(kwargs)
-    return measure.run_read(method, store_dir, images, labels, **options)
+    """A read of the point ``kwargs`` (a cold whole read by default) and ``Settings`` from
+    its ``inner_repeats``/``inner_budget_s``."""
+    settings = Settings(**{key: kwargs.pop(key) for key in SETTINGS if key in kwargs})
+    point = Point(method, **{"cache": "cold", "fsync": "per_file", **kwargs})
+    return measure.run_read(point, data, store_dir, env=env, settings=settings)
 
 
 def read_one(method, store_dir, data, env, **kwargs) -> dict:
@@ -123,7 +140,7 @@ def test_store_row(method, stores, data, env):
     assert row["image_size"] == 32
     assert row["cutoff"] == COUNT == row["images_read"]
     assert row["repeat"] == 1 and row["inner_repeat"] == 1
-    assert row["fsync"] == "per_file"  # the legacy `true`
+    assert row["fsync"] == "per_file"
     assert row["cache"] == "n/a" and row["read_pattern"] == "n/a"
     assert row["eviction"] == "n/a" and row["readahead"] == "n/a"
     assert row["readers"] == 1
@@ -162,15 +179,11 @@ def test_store_time_is_write_plus_flush(strategy, tmp_path, data, env, monkeypat
     monkeypatch.setattr(fsutil, "fsync_tree", fsync_tree)
     monkeypatch.setattr(fsutil, "syncfs", syncfs)
     rows = measure.run_store(
-        "npy",
-        images,
-        labels,
+        Point("npy", fsync=strategy),
+        (images, labels),
         store_dir,
-        fsync=strategy,
-        repeat=1,
         env=env,
-        inner_repeats=3,
-        inner_budget_s=60,
+        settings=Settings(inner_repeats=3, inner_budget_s=60),
     )
     assert [row["inner_repeat"] for row in rows] == [1, 2, 3]
     for row in rows:
@@ -187,39 +200,30 @@ def test_store_time_is_write_plus_flush(strategy, tmp_path, data, env, monkeypat
     assert on_store == ([] if strategy == "none" else [strategy] * (3 + warmups))
 
 
-@pytest.mark.parametrize(("fsync", "recorded"), [(True, "per_file"), (False, "none")])
-def test_boolean_fsync_is_still_accepted(fsync, recorded, tmp_path, data, env):
-    images, labels = data
+def test_a_store_row_records_the_points_variant_repeat_and_flush(tmp_path, data, env):
     (row,) = measure.run_store(
-        "npy", images, labels, tmp_path / "s", fsync=fsync, repeat=2, env=env, variant="x"
+        Point("npy", variant="x", repeat=2, fsync="none"), data, tmp_path / "s", env=env
     )
-    assert row["fsync"] == recorded
+    assert row["fsync"] == "none"
     assert row["repeat"] == 2 and row["variant"] == "x"
-    assert measure.flush_strategy(fsync) == recorded
 
 
-@pytest.mark.parametrize("bad", ["always", None, 1, "True"])
-def test_bad_flush_strategy_is_refused(bad, tmp_path, data, env):
-    images, labels = data
-    with pytest.raises(ValueError, match="fsync must be one of per_file, syncfs, none"):
-        measure.flush_strategy(bad)
-    with pytest.raises(ValueError, match="fsync must be one of"):
-        measure.run_store("npy", images, labels, tmp_path / "s", fsync=bad, repeat=1, env=env)
-    assert not (tmp_path / "s").exists()
+@pytest.mark.parametrize("bad", ["always", None, 1, "True", True, False])
+def test_bad_flush_strategy_is_refused(bad):
+    """The config turns the older boolean fsync into a strategy's name (``config``); the
+    harness takes names only."""
+    with pytest.raises(ValueError, match="fsync must be one of per_file, syncfs, none, not"):
+        Point("npy", fsync=bad)
 
 
 def test_inner_repeats_and_budget(tmp_path, data, env):
     images, labels = data
     rows = measure.run_store(
-        "npy",
-        images,
-        labels,
+        Point("npy", repeat=4, fsync="none"),
+        (images, labels),
         tmp_path / "s",
-        fsync="none",
-        repeat=4,
         env=env,
-        inner_repeats=4,
-        inner_budget_s=60,
+        settings=Settings(inner_repeats=4, inner_budget_s=60),
     )
     assert [row["inner_repeat"] for row in rows] == [1, 2, 3, 4]
     assert {row["repeat"] for row in rows} == {4}
@@ -233,19 +237,19 @@ def test_inner_repeats_and_budget(tmp_path, data, env):
 
 
 def test_first_cheap_repetition_is_a_warmup_not_kept():
-    cheap = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)  # cheap: < 4 s
+    cheap = job_rows.Repetitions(inner_repeats=4, inner_budget_s=4.0)  # cheap: < 4 s
     for seconds in (3.9, 0.5, 0.6):
         cheap.add({"seconds": seconds})
     rows = cheap.result()
     assert [row["seconds"] for row in rows] == [0.5, 0.6]
     assert all(row["warmup_seconds"] == 3.9 for row in rows)
     # An expensive first repetition (no second one fits in the budget) is kept.
-    costly = measure._Repetitions(inner_repeats=4, inner_budget_s=4.0)
+    costly = job_rows.Repetitions(inner_repeats=4, inner_budget_s=4.0)
     costly.add({"seconds": 4.5})
     assert [row["seconds"] for row in costly.result()] == [4.5]
     assert math.isnan(costly.result()[0]["warmup_seconds"])
     # With one repetition asked for, nothing is set aside.
-    single = measure._Repetitions(inner_repeats=1, inner_budget_s=4.0)
+    single = job_rows.Repetitions(inner_repeats=1, inner_budget_s=4.0)
     single.add({"seconds": 0.01})
     assert len(single.result()) == 1
 
@@ -256,29 +260,29 @@ def test_warm_fill_reads_a_store_that_is_not_cached(tmp_path):
     (store / "a.bin").write_bytes(os.urandom(4 << 20))
     fsutil.evict_tree(store)
     assert fsutil.cached_fraction(store) < 0.5
-    measure.fill_cache(store)
+    prepare.fill_cache(store)
     assert fsutil.cached_fraction(store) == 1.0
 
 
 def test_keep_going_follows_count_and_budget():
     now = time.perf_counter_ns()
     long_ago = now - 10 * 10**9
-    assert measure._keep_going(0, long_ago, 5, 0.0)  # the first repetition always runs
-    assert measure._keep_going(1, now, 5, 3.0)
-    assert not measure._keep_going(1, long_ago, 5, 3.0)  # budget spent
-    assert not measure._keep_going(5, now, 5, 100.0)  # count reached
-    assert not measure._keep_going(1, now, 1, 100.0)
+    assert job_rows.keep_going(0, long_ago, 5, 0.0)  # the first repetition always runs
+    assert job_rows.keep_going(1, now, 5, 3.0)
+    assert not job_rows.keep_going(1, long_ago, 5, 3.0)  # budget spent
+    assert not job_rows.keep_going(5, now, 5, 100.0)  # count reached
+    assert not job_rows.keep_going(1, now, 1, 100.0)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_repeat_store_replaces_older_store(method, tmp_path, data, env):
     images, labels = data
     store_dir = tmp_path / "store"
-    (big,) = measure.run_store(method, images, labels, store_dir, fsync=False, repeat=1, env=env)
+    (big,) = measure.run_store(Point(method, fsync="none"), data, store_dir, env=env)
     (store_dir / "stale.txt").write_text("left over")
     few_images, few_labels = images[:5].copy(), labels[:5].copy()
     (small,) = measure.run_store(
-        method, few_images, few_labels, store_dir, fsync=False, repeat=2, env=env
+        Point(method, repeat=2, fsync="none"), (few_images, few_labels), store_dir, env=env
     )
     assert not (store_dir / "stale.txt").exists()
     assert small["cutoff"] == 5
@@ -292,7 +296,10 @@ def test_repeat_store_replaces_older_store(method, tmp_path, data, env):
     assert len(got_images) == 5 and len(got_labels) == 5
     np.testing.assert_array_equal(got_images, few_images)
     (row,) = measure.run_read(
-        method, store_dir, few_images, few_labels, cache="cold", fsync=False, repeat=2, env=env
+        Point(method, repeat=2, fsync="none", cache="cold"),
+        (few_images, few_labels),
+        store_dir,
+        env=env,
     )
     assert row["images_read"] == 5
     # Neither the warm-up scratch store nor the page-cache scratch file is left beside it.
@@ -353,13 +360,13 @@ PATTERN_READERS = [
 def test_patterns_and_readers(method, pattern, readers, stores, data, env, monkeypatch):
     store_dir, _ = stores[method]
     calls = []
-    real_read_in_workers = measure.read_in_workers
+    real_read_in_workers = timed_reads.read_in_workers
 
     def recording(*args, **kwargs):
         calls.append(kwargs["readahead"])
         return real_read_in_workers(*args, **kwargs)
 
-    monkeypatch.setattr(measure, "read_in_workers", recording)
+    monkeypatch.setattr(timed_reads, "read_in_workers", recording)
     row = read_one(
         method,
         store_dir,
@@ -440,7 +447,7 @@ def test_bad_cache_pattern_readahead_and_eviction(stores, data, env):
     with pytest.raises(ValueError, match="cold must be one of fadvise, drop_caches, not 'hot'"):
         read("npy", store_dir, data, env, eviction="hot")
     with pytest.raises(ValueError, match="cold must be one of"):
-        measure.evict(store_dir, "hot")
+        prepare.evict(store_dir, "hot")
 
 
 def test_cold_read_with_drop_caches(stores, data, env):
@@ -514,7 +521,7 @@ CORRUPT.update({m: rewrite_with_image_3_inverted(m) for m in METHODS if m not in
 def test_corrupted_store_fails_verification(method, pattern, readers, tmp_path, data, env):
     images, labels = data
     store_dir = tmp_path / "store"
-    measure.run_store(method, images, labels, store_dir, fsync=False, repeat=1, env=env)
+    measure.run_store(Point(method, fsync="none"), data, store_dir, env=env)
     # Intact, the read passes.
     read(method, store_dir, data, env, pattern=pattern, readers=readers, batch_size=BATCH)
     CORRUPT[method](store_dir, images)
@@ -527,7 +534,7 @@ def test_corrupted_store_fails_verification(method, pattern, readers, tmp_path, 
 def test_wrong_label_fails_verification(tmp_path, data, env):
     images, labels = data
     store_dir = tmp_path / "store"
-    measure.run_store("png", images, labels, store_dir, fsync=False, repeat=1, env=env)
+    measure.run_store(Point("png", fsync="none"), data, store_dir, env=env)
     lines = (store_dir / "labels.csv").read_text().splitlines()
     index, label = lines[5].split(",")
     lines[5] = f"{index},{(int(label) + 1) % 10}"
@@ -539,16 +546,18 @@ def test_wrong_label_fails_verification(tmp_path, data, env):
 def test_verify_reports_shape_mismatch(data):
     images, labels = data
     with pytest.raises(measure.VerificationError, match="19 images, expected 20"):
-        measure.verify_whole("npy", (images[:-1], labels[:-1]), images)
+        verification.verify_whole("npy", (images[:-1], labels[:-1]), images)
     with pytest.raises(measure.VerificationError, match="expected uint8"):
-        measure.verify("npy", (images[:, :16], labels), images, labels)
+        verification.verify("npy", (images[:, :16], labels), images, labels)
     with pytest.raises(measure.VerificationError, match="image 4 differs"):
-        measure.verify("npy", (images[[2, 3, 5]], labels[[2, 3, 4]]), images, labels, start=2)
+        verification.verify("npy", (images[[2, 3, 5]], labels[[2, 3, 4]]), images, labels, start=2)
     with pytest.raises(measure.VerificationError, match="labels differ"):
-        measure.verify("npy", (images[[4, 0]], labels[[4, 1]]), images, labels, indices=[4, 0])
-    measure.verify("npy", (images.copy(), labels.copy()), images, labels)  # equal: no error
-    measure.verify("npy", (images[5:9], labels[5:9]), images, labels, start=5)
-    measure.verify("npy", (images[[9, 2, 9]], labels[[9, 2, 9]]), images, labels, indices=[9, 2, 9])
+        verification.verify("npy", (images[[4, 0]], labels[[4, 1]]), images, labels, indices=[4, 0])
+    verification.verify("npy", (images.copy(), labels.copy()), images, labels)  # equal: no error
+    verification.verify("npy", (images[5:9], labels[5:9]), images, labels, start=5)
+    verification.verify(
+        "npy", (images[[9, 2, 9]], labels[[9, 2, 9]]), images, labels, indices=[9, 2, 9]
+    )
 
 
 CHECK_S = 1.0
@@ -565,7 +574,7 @@ def test_verification_is_outside_the_clock(
     it runs in this process (whole) or in the forked readers (which inherit the patch)."""
     store_dir, _ = stores["npy"]
     log = tmp_path / "checks.txt"
-    real_verify = measure.verify
+    real_verify = verification.verify
 
     checked_here = set()  # a forked reader starts with the parent's (empty) set
 
@@ -578,7 +587,7 @@ def test_verification_is_outside_the_clock(
                 handle.write(f"{os.getpid()}\n")
         real_verify(method, got, source, *args, **kwargs)
 
-    monkeypatch.setattr(measure, "verify", slow_verify)
+    monkeypatch.setattr(verification, "verify", slow_verify)
     began = time.monotonic()
     row = read_one(
         "npy",
@@ -612,22 +621,18 @@ def test_more_readers_than_requests(method, tmp_path):
     images = rng.integers(0, 256, size=(1, 32, 32, 3), dtype=np.uint8)
     labels = np.array([3], dtype=np.uint8)
     store_dir = tmp_path / "store"
-    measure.run_store(method, images, labels, store_dir, fsync=False, repeat=1, env=minimal_env)
+    measure.run_store(Point(method, fsync="none"), (images, labels), store_dir, env=minimal_env)
     for pattern, expected_reads in (("sequential", 1), ("shuffled", 1), ("random_single", 2)):
-        (row,) = measure.run_read(
+        point = Point(
             method,
-            store_dir,
-            images,
-            labels,
+            fsync="none",
             cache="warm",
-            fsync=False,
-            repeat=1,
-            env=minimal_env,
             pattern=pattern,
             readers=3,
             batch_size=8,
             random_reads=2,
         )
+        (row,) = measure.run_read(point, (images, labels), store_dir, env=minimal_env)
         assert row["images_read"] == expected_reads
         assert row["readers"] == 3
         assert row["host"] == "testhost" and row["store_fs_type"] == "testfs"
@@ -644,9 +649,9 @@ def short_barrier_timeout(monkeypatch):
     """Readers that never reach a barrier fail the job after BARRIER_TIMEOUT_S instead of
     10 minutes; a prompt failure is one well before that."""
     monkeypatch.setattr(
-        measure,
+        timed_reads,
         "read_in_workers",
-        functools.partial(measure.read_in_workers, timeout_s=BARRIER_TIMEOUT_S),
+        functools.partial(timed_reads.read_in_workers, timeout_s=BARRIER_TIMEOUT_S),
     )
 
 
@@ -761,14 +766,14 @@ def test_clock_ends_when_the_last_reader_finished_not_when_the_parent_noticed(
     monkeypatch.setattr(module, "open_reader", slow_open)
     monkeypatch.setattr(readers, "_gather", parent_notices_late)
     shares = access.split(access.random_single(COUNT, 3, seed=0), 1)
-    latencies, region = measure.read_in_workers(
+    latencies, timed = timed_reads.read_in_workers(
         "npy", store_dir, shares, images, labels, readahead=True
     )
     assert len(latencies) == 3 and latencies.min() >= 0.2e9
     # one reader: its requests ran back to back inside the timed region ...
-    assert region.elapsed_ns >= latencies.sum(), (region.elapsed_ns, latencies.sum())
+    assert timed.elapsed_ns >= latencies.sum(), (timed.elapsed_ns, latencies.sum())
     # ... and the region ended with them, not when the parent looked
-    assert region.elapsed_ns < latencies.sum() + 0.4e9, (region.elapsed_ns, latencies.sum())
+    assert timed.elapsed_ns < latencies.sum() + 0.4e9, (timed.elapsed_ns, latencies.sum())
 
 
 # --- warm-up -------------------------------------------------------------------------------
@@ -783,7 +788,7 @@ def test_warm_up_exercises_the_method_before_the_first_timed_region(
     seen = {"store": [], "open_reader": 0, "read": 0}
     at_first_timed = {}
     real_store, real_open, real_read = module.store, module.open_reader, module.read
-    real_timed, real_workers = measure.timed, measure.read_in_workers
+    real_enter = region.Region.__enter__
 
     def store(path, imgs, lbls, **kwargs):
         seen["store"].append((Path(path), len(imgs)))
@@ -807,23 +812,18 @@ def test_warm_up_exercises_the_method_before_the_first_timed_region(
             },
         )
 
-    def timed(steps, device=None):
-        note("timed")
-        return real_timed(steps, device)
-
-    def workers(*args, **kwargs):
-        note("workers")
-        return real_workers(*args, **kwargs)
+    def enter(self):
+        note(self.work)
+        return real_enter(self)
 
     monkeypatch.setattr(module, "store", store)
     monkeypatch.setattr(module, "open_reader", open_reader)
     monkeypatch.setattr(module, "read", read_whole)
-    monkeypatch.setattr(measure, "timed", timed)
-    monkeypatch.setattr(measure, "read_in_workers", workers)
+    monkeypatch.setattr(region.Region, "__enter__", enter)
 
     one_image, one_label = images[:1].copy(), labels[:1].copy()
-    measure.run_store("hdf5", one_image, one_label, store_dir, fsync="none", repeat=1, env=env)
-    before = at_first_timed["timed"]
+    measure.run_store(Point("hdf5", fsync="none"), (one_image, one_label), store_dir, env=env)
+    before = at_first_timed[region.HERE]
     # Before the first timed store: one one-image store in a scratch beside the store,
     # read back whole and through a reader.
     assert len(before["store"]) == 1
@@ -845,7 +845,7 @@ def test_warm_up_exercises_the_method_before_the_first_timed_region(
         pattern="random_single",
         random_reads=3,
     )
-    before = at_first_timed["workers"]
+    before = at_first_timed[region.IN_READERS]
     assert len(before["store"]) == 1 and before["store"][0][0].name.startswith("store.warmup-")
     assert before["open_reader"] >= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
@@ -861,7 +861,7 @@ def test_warm_up_scratch_is_removed_when_it_fails(tmp_path, data, monkeypatch):
 
     monkeypatch.setattr(module, "read", failing_read)
     with pytest.raises(OSError, match="disk on fire"):
-        measure.warm_up(
+        prepare.warm_up(
             module,
             pool.tile(images, labels, len(images)),
             scratch,
@@ -891,7 +891,7 @@ def big(tmp_path_factory):
     root = tmp_path_factory.mktemp("big")
     made = {}
     for method in ("npy", "lmdb"):
-        measure.run_store(method, images, labels, root / method, fsync="none", repeat=1, env=env)
+        measure.run_store(Point(method, fsync="none"), (images, labels), root / method, env=env)
         made[method] = root / method
     return made, images, labels, env
 
@@ -902,8 +902,8 @@ def test_whole_read_counts_device_bytes(method, big):
     made, images, labels, env = big
     store_dir = made[method]
     on_disk = fsutil.disk_usage(store_dir).bytes_on_disk
-    (cold,) = measure.run_read(method, store_dir, images, labels, cache="cold", repeat=1, env=env)
-    (warm,) = measure.run_read(method, store_dir, images, labels, cache="warm", repeat=1, env=env)
+    (cold,) = measure.run_read(Point(method, cache="cold"), (images, labels), store_dir, env=env)
+    (warm,) = measure.run_read(Point(method, cache="warm"), (images, labels), store_dir, env=env)
     assert cold["bytes_on_disk"] == on_disk
     assert cold["device_read_bytes"] >= 0.5 * on_disk, cold["device_read_bytes"]
     assert warm["device_read_bytes"] < 0.05 * on_disk, warm["device_read_bytes"]
@@ -918,19 +918,15 @@ def test_readahead_off_fetches_fewer_device_bytes(method, big):
     store_dir = made[method]
     fetched = {}
     for readahead in ("on", "off"):
-        (row,) = measure.run_read(
+        point = Point(
             method,
-            store_dir,
-            images,
-            labels,
             cache="cold",
-            repeat=1,
-            env=env,
             pattern="random_single",
             random_reads=300,
             readahead=readahead,
             seed=3,
         )
+        (row,) = measure.run_read(point, (images, labels), store_dir, env=env)
         assert row["readahead"] == readahead and row["eviction"] == "fadvise"
         assert row["cached_fraction"] < 0.05
         fetched[readahead] = row["device_read_bytes"]
@@ -965,14 +961,14 @@ def test_write_rows_writes_every_row_with_nan_as_empty(tmp_path, stores, data, e
     assert [line["inner_repeat"] for line in written[1:]] == ["1", "2"]
     assert "nan" not in path.read_text().lower()
     # The aggregation reads the empty cells back as missing values.
-    table = aggregate.load_rows([path])
+    table = load.load_rows([path])
     assert len(table) == 3 and table["latency_p50_us"].isna().all()
 
 
 def test_write_environment_records_env_id(tmp_path, env):
     path = tmp_path / "env" / "environment.json"
     measure.write_environment(env, path)
-    environments = aggregate.load_environments([path])
+    environments = load.load_environments([path])
     assert list(environments) == [row_model.environment_id(env)]
     assert environments[row_model.environment_id(env)]["host"] == env["host"]
 
@@ -1005,7 +1001,7 @@ def test_the_harness_resolves_the_variant_options_once(operation, tmp_path, data
     store_dir = tmp_path / "store"
     options = {"chunks": "image"}
     if operation == "read":
-        measure.run_store("hdf5", images, labels, store_dir, repeat=1, env=env, options=options)
+        measure.run_store(Point("hdf5", options=options), (images, labels), store_dir, env=env)
     resolved = []
     real_resolve = measure.resolve_options
     monkeypatch.setattr(
@@ -1021,11 +1017,12 @@ def test_the_harness_resolves_the_variant_options_once(operation, tmp_path, data
         "store",
         lambda *args, options: received.append(options) or real_store(*args, options=options),
     )
-    common = {"repeat": 1, "env": env, "options": options, "inner_repeats": 2}
+    common = {"env": env, "settings": Settings(inner_repeats=2)}
     if operation == "store":
-        measure.run_store("hdf5", images, labels, store_dir, **common)
+        measure.run_store(Point("hdf5", options=options), (images, labels), store_dir, **common)
     else:
-        measure.run_read("hdf5", store_dir, images, labels, cache="warm", **common)
+        point = Point("hdf5", options=options, cache="warm")
+        measure.run_read(point, (images, labels), store_dir, **common)
     assert resolved == [options]
     complete = {"chunks": "image", "compression": "none", "compression_opts": None}
     # The warm-up's one-image store, and for a store job each timed store.
@@ -1037,7 +1034,7 @@ def test_unknown_options_stop_a_store_before_anything_is_written(tmp_path, data,
     images, labels = data
     with pytest.raises(ValueError, match="method png has no option level"):
         measure.run_store(
-            "png", images, labels, tmp_path / "store", repeat=1, env=env, options={"level": 1}
+            Point("png", options={"level": 1}), (images, labels), tmp_path / "store", env=env
         )
     assert list(tmp_path.iterdir()) == []
 
@@ -1058,14 +1055,14 @@ def test_load_source_holds_the_pool_tiled(tmp_path, data):
 
 def test_timed_disables_gc_only_inside():
     assert gc.isenabled()
-    results, region = measure.timed(
+    results, timed = region.timed(
         [lambda: gc.isenabled(), lambda: time.sleep(0.01), lambda: "done"]
     )
     assert results == [False, None, "done"]
-    marks = [region.marks_ns[i] for i in range(3)]
+    marks = [timed.marks_ns[i] for i in range(3)]
     assert marks == sorted(marks) and marks[1] - marks[0] >= 10**7
-    assert region.elapsed_ns == marks[-1]
-    assert region.start_unix <= region.end_unix
+    assert timed.elapsed_ns == marks[-1]
+    assert timed.start_unix <= timed.end_unix
     assert gc.isenabled()
 
 
@@ -1091,7 +1088,7 @@ def two_reader_read(stores, data, env):
         random_reads=FOREIGN_READS,
     )
     frame = pd.DataFrame(rows)
-    assert frame["foreign_cpu_seconds"].notna().all(), "measure.py fills foreign_cpu_*"
+    assert frame["foreign_cpu_seconds"].notna().all(), "the region fills foreign_cpu_*"
     assert (frame["foreign_cpu_resolution_seconds"] > 0).all()
     assert (frame["foreign_cpu_span_seconds"] >= frame["seconds"] * 0.5).all()
     return frame
@@ -1108,7 +1105,7 @@ def others_cores(seconds: float = 0.3) -> float:
 
 def test_a_read_beside_a_while_true_process_is_busy_and_alone_is_not(stores, data, env):
     """Busy means someone else: a 2-reader read beside a ``while True: pass`` process is
-    flagged by ``aggregate.busy_rows``; the same read alone is not, its readers being its
+    flagged by ``busy.busy_rows``; the same read alone is not, its readers being its
     own. Others' tests may share the machine: a read alone counts only where the machine
     was quiet just before and after it (others below the threshold), it gets up to five
     tries, and the test skips (fails on CI) if the machine was never quiet. A job that
@@ -1121,8 +1118,8 @@ def test_a_read_beside_a_while_true_process_is_busy_and_alone_is_not(stores, dat
         beside = two_reader_read(stores, data, env)
     finally:
         os.kill(stranger, signal.SIGKILL)
-    assert aggregate.busy_rows(beside).all(), beside["foreign_cpu_seconds"].tolist()
-    threshold = aggregate.DEFAULT_BUSY["foreign_cpu_cores"]
+    assert busy_rule.busy_rows(beside).all(), beside["foreign_cpu_seconds"].tolist()
+    threshold = busy_rule.DEFAULT_BUSY["foreign_cpu_cores"]
     flagged_when_quiet = []
     for _ in range(5):
         quiet_before = others_cores() <= threshold
@@ -1130,7 +1127,7 @@ def test_a_read_beside_a_while_true_process_is_busy_and_alone_is_not(stores, dat
         if not (quiet_before and others_cores() <= threshold):
             continue  # others ran around this try: it tells nothing
         flagged_when_quiet.append(alone["foreign_cpu_seconds"].tolist())
-        if not aggregate.busy_rows(alone).any():
+        if not busy_rule.busy_rows(alone).any():
             return
     if not flagged_when_quiet:
         unavailable("others kept the machine busy around every try of the read alone")

@@ -75,7 +75,9 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {workflow!r})
 import numpy as np
-from imgbench import measure, memory, methods, pool, provenance
+from imgbench import methods
+from imgbench.data import pool
+from imgbench.harness import measure, memory, provenance
 
 method, count, store = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 # A Parquet writer holds a row group: one of a chunk's images, so the bound below holds.
@@ -95,12 +97,12 @@ with memory.AnonWatch(interval_s=0.005) as watch:
     for _ in methods.get_method(method).read_batches(scratch, 64):
         pass
     base = watch.peak()
-    rows = measure.run_store(method, source, source.labels, store, fsync="none", repeat=1,
-                             env=env, memory_watch=watch, options=options)
+    point = measure.Point(method, options=options, fsync="none")
+    rows = measure.run_store(point, source, store, env=env, memory_watch=watch)
     for pattern in ("whole", "shuffled"):
-        rows += measure.run_read(method, store, source, cache="warm", repeat=1, env=env,
-                                 pattern=pattern, batch_size=64, memory_watch=watch,
-                                 options=options)
+        point = measure.Point(method, options=options, fsync="none", cache="warm",
+                              pattern=pattern, batch_size=64)
+        rows += measure.run_read(point, source, store, env=env, memory_watch=watch)
 print(json.dumps({{"base": base, "anon": max(r["peak_anon_bytes"] for r in rows),
                   "rss": max(r["peak_rss_bytes"] for r in rows)}}))
 """

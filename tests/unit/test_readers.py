@@ -13,7 +13,17 @@ import numpy as np
 import pytest
 
 from imgbench.experiment import vocabulary
-from imgbench.harness import access, freshness, measure, provenance, readers
+from imgbench.harness import (
+    access,
+    freshness,
+    measure,
+    provenance,
+    readers,
+    timed_reads,
+    verification,
+)
+from imgbench.harness.job_rows import cache_label
+from imgbench.harness.point import Point
 from imgbench.methods import get_method
 
 COUNT = 40
@@ -63,20 +73,20 @@ def device_reader(monkeypatch, lock_path=None):
 def slow_checks(monkeypatch, seconds=REQUEST_S):
     """The harness's real checks, each made as costly as a request (the old per-reader
     clocks left them out and gave a serial device a 1.87x speed-up)."""
-    real_verify = measure.verify
+    real_verify = verification.verify
 
     def verify(*args, **kwargs):
         time.sleep(seconds)
         return real_verify(*args, **kwargs)
 
-    monkeypatch.setattr(measure, "verify", verify)
+    monkeypatch.setattr(verification, "verify", verify)
 
 
 def read_seconds(store, images, labels, count: int) -> float:
     requests = access.random_single(COUNT, COUNT, seed=0)  # 40 requests of one image
     best = float("inf")
     for _ in range(2):
-        _, region = measure.read_in_workers(
+        _, region = timed_reads.read_in_workers(
             "npy", store, access.split(requests, count), images, labels, readahead=True
         )
         best = min(best, region.elapsed_ns / 1e9)
@@ -129,11 +139,11 @@ def test_a_reader_pays_first_use_costs_in_its_warm_up_not_in_its_clock(
     scratch.mkdir()
     module.store(scratch, images[:1], labels[:1], options={})
     requests = access.split(access.random_single(COUNT, 4, seed=0), 2)
-    latencies, _ = measure.read_in_workers(
+    latencies, _ = timed_reads.read_in_workers(
         "npy", store, requests, images, labels, readahead=True, scratch=scratch
     )
     assert latencies.max() < 0.1e9, latencies
-    without, _ = measure.read_in_workers("npy", store, requests, images, labels, readahead=True)
+    without, _ = timed_reads.read_in_workers("npy", store, requests, images, labels, readahead=True)
     assert without.max() >= 0.2e9  # the test sees the cost when nobody warms up
 
 
@@ -141,17 +151,8 @@ def test_read_rows_say_the_open_is_in_the_clock(npy_store, tmp_path):
     store, images, labels = npy_store
     env = provenance.collect(tmp_path, Path(__file__).resolve().parents[2])
     for pattern in ("whole", "shuffled"):
-        (row,) = measure.run_read(
-            "npy",
-            store,
-            images,
-            labels,
-            cache="warm",
-            repeat=1,
-            env=env,
-            pattern=pattern,
-            batch_size=8,
-        )
+        point = Point("npy", cache="warm", pattern=pattern, batch_size=8)
+        (row,) = measure.run_read(point, (images, labels), store, env=env)
         assert row["open_in_clock"] is True
 
 
@@ -191,7 +192,7 @@ def test_a_method_returning_views_of_a_memory_map_fails_in_one_sentence(npy_stor
 
     monkeypatch.setattr(module, "read_batches", lazy_batches)
     with pytest.raises(measure.VerificationError, match="a batch must be a fresh array"):
-        measure.run_read("npy", store, images, labels, cache="cold", repeat=1, env={})
+        measure.run_read(Point("npy", cache="cold"), (images, labels), store, env={})
 
 
 def test_a_reader_returning_views_of_a_memory_map_fails(npy_store, monkeypatch):
@@ -213,7 +214,7 @@ def test_a_reader_returning_views_of_a_memory_map_fails(npy_store, monkeypatch):
     monkeypatch.setattr(module, "open_reader", Lazy)
     requests = access.split(access.random_single(COUNT, 4, seed=0), 2)
     with pytest.raises(measure.VerificationError, match="npy method returned a view"):
-        measure.read_in_workers("npy", store, requests, images, labels, readahead=True)
+        timed_reads.read_in_workers("npy", store, requests, images, labels, readahead=True)
 
 
 # --- cache labels ----------------------------------------------------------------------------
@@ -230,7 +231,7 @@ def test_a_reader_returning_views_of_a_memory_map_fails(npy_store, monkeypatch):
     ],
 )
 def test_a_warm_read_of_a_store_not_wholly_cached_is_not_called_warm(cache, cached, label):
-    assert measure.cache_label(cache, cached) == label
+    assert cache_label(cache, cached) == label
 
 
 def test_readers_end_when_waiting_for_a_release_that_never_comes(monkeypatch):

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from imgbench.experiment import plan, vocabulary
-from imgbench.harness import access, measure
-from imgbench.results import aggregate, series
+from imgbench.harness import access
+from imgbench.results import series, tables
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -92,9 +92,8 @@ def test_other_modules_take_the_vocabulary():
     assert access.PATTERNS == vocabulary.PATTERNS
     assert access.ONE_PROCESS_PATTERNS == vocabulary.ONE_PROCESS_PATTERNS
     assert access.REQUEST_PATTERNS == vocabulary.REQUEST_PATTERNS
-    assert measure.CACHE_STATES == vocabulary.CACHE_STATES
-    assert measure.READAHEAD == vocabulary.READAHEAD
-    assert list(aggregate.PATTERN_ORDER) == list(vocabulary.PATTERNS)
+    assert tuple(SCHEMA["properties"]["cold"]["enum"]) == vocabulary.EVICTIONS
+    assert list(tables.PATTERN_ORDER) == list(vocabulary.PATTERNS)
     assert plan.image_bytes is vocabulary.image_bytes
 
 
@@ -146,7 +145,7 @@ def test_whole_store_read_is_the_baseline():
 def test_vocabulary_imports_nothing_heavy():
     """The Snakemake process imports it (wildcard constraints): no pandas, no matplotlib."""
     code = (
-        "import sys; import imgbench.vocabulary; "
+        "import sys; import imgbench.experiment.vocabulary; "
         "heavy = {'pandas', 'matplotlib', 'numpy'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

@@ -50,27 +50,28 @@ def measure_reads(watch):
         plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
     )
     env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
-    rows = measure.run_read(
+    point = measure.Point(
         smk.wildcards.method,
-        store_dir,
-        source,
-        cache=smk.wildcards.read_cache,
-        eviction=smk.params.cold,
-        fsync=smk.params.fsync,
-        repeat=int(smk.wildcards.repeat),
-        env=env,
         variant=smk.wildcards.variant,
         options=smk.params.options,
-        image_psnr_floor_db=smk.params.image_psnr_floor_db,
+        repeat=int(smk.wildcards.repeat),
+        fsync=smk.params.fsync,
+        cache=smk.wildcards.read_cache,
+        eviction=smk.params.cold,
         pattern=smk.wildcards.read_pattern,
         readahead=smk.wildcards.readahead,
         readers=int(smk.wildcards.readers),
         batch_size=smk.params.batch_size,
         random_reads=smk.params.random_reads,
         seed=smk.params.seed,
+    )
+    settings = measure.Settings(
         inner_repeats=smk.params.inner_repeats,
         inner_budget_s=smk.params.inner_budget_seconds,
-        memory_watch=watch,
+        image_psnr_floor_db=smk.params.image_psnr_floor_db,
+    )
+    rows = measure.run_read(
+        point, source, store_dir, env=env, settings=settings, memory_watch=watch
     )
     for row in rows:
         logger.info(

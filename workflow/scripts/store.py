@@ -11,6 +11,7 @@ from pathlib import Path
 from imgbench.experiment import plan
 from imgbench.harness import measure, memory, provenance, space, storeref
 from imgbench.jobs import scriptlog
+from imgbench.system.units import human_bytes
 
 smk = snakemake  # noqa: F821
 wildcards = smk.wildcards
@@ -39,7 +40,7 @@ def on_signal(signum):
     """The sentence for a store job killed by a signal it could not catch; its partial
     store is removed here, since the job could not."""
     name = signal.Signals(signum).name
-    free = space.human(space.free_bytes(store_dir))  # before the partial store goes
+    free = human_bytes(space.free_bytes(store_dir))  # before the partial store goes
     storeref.release(store_dir, store_root)
     if signum == signal.SIGBUS:
         return (
@@ -66,8 +67,8 @@ def main():
     logger.info(
         "%s store needs up to %s; %s free under store_dir",
         label,
-        space.human(need),
-        space.human(space.free_bytes(store_dir)),
+        human_bytes(need),
+        human_bytes(space.free_bytes(store_dir)),
     )
     with storeref.writing(store_dir, store_root), memory.AnonWatch() as watch:
         source = measure.load_source(
@@ -77,21 +78,21 @@ def main():
             plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, int(wildcards.image_size)),
         )
         env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], wildcards.method)
-        rows = measure.run_store(
+        point = measure.Point(
             wildcards.method,
-            source,
-            source.labels,
-            store_dir,
-            fsync=smk.params.fsync,
-            repeat=int(wildcards.repeat),
-            env=env,
             variant=wildcards.variant,
             options=smk.params.options,
-            store_psnr_floor_db=smk.params.store_psnr_floor_db,
-            image_psnr_floor_db=smk.params.image_psnr_floor_db,
+            repeat=int(wildcards.repeat),
+            fsync=smk.params.fsync,
+        )
+        settings = measure.Settings(
             inner_repeats=smk.params.inner_repeats,
             inner_budget_s=smk.params.inner_budget_seconds,
-            memory_watch=watch,
+            store_psnr_floor_db=smk.params.store_psnr_floor_db,
+            image_psnr_floor_db=smk.params.image_psnr_floor_db,
+        )
+        rows = measure.run_store(
+            point, source, store_dir, env=env, settings=settings, memory_watch=watch
         )
         for row in rows:
             logger.info(

@@ -118,6 +118,11 @@ READAHEAD_ON = "on"
 READAHEAD_OFF = "off"  # readers advised of random access (MADV_RANDOM, POSIX_FADV_RANDOM)
 READAHEAD = (READAHEAD_ON, READAHEAD_OFF)
 
+# How a cold read's store is evicted before each timed read (config key ``cold``).
+FADVISE = "fadvise"  # the store's data pages dropped (posix_fadvise), no root needed
+DROP_CACHES = "drop_caches"  # the page cache, dentries and inodes of the machine (root)
+EVICTIONS = (FADVISE, DROP_CACHES)
+
 # --- images -----------------------------------------------------------------------------------
 
 CHANNELS = 3  # RGB, one byte each

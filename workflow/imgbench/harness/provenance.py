@@ -7,7 +7,7 @@ a store or read job, ``{method: versions}`` with the versions of what that metho
 (its ``PACKAGES``, keyed like the core ones, and its ``library_versions()``, e.g.
 ``{"h5py": "3.16.0", "hdf5_c": "1.14.6"}``); ``{}`` for any other job. The ``env_id``
 (``environment_id``) hashes everything but ``methods`` and the Slurm job id, so the jobs of
-all methods on one machine share one id, and ``aggregate.load_environments`` joins their
+all methods on one machine share one id, and ``results.load.load_environments`` joins their
 ``methods`` into one record per id (results/environment.json).
 """
 

@@ -10,7 +10,8 @@ of one thing. One call of ``read_in_workers`` is one timed repetition:
    there, never in a reader's clock.
 2. **prepare.** With every reader ready, the parent brings the machine to the point's
    state (``prepare``: write back, recycle memory, evict or fill the store's pages).
-3. **timed pass.** The parent notes the time and releases every reader at once. Each
+3. **timed pass**, in the parent's ``region`` (``region.IN_READERS``). The parent
+   starts the clock and releases every reader at once. Each
    opens the store, serves its requests (each request's latency recorded, the batch
    dropped at once) and closes it; nothing is checked in between. The read's time is the
    **wall time from the release until the last reader finished**: while one reader
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from imgbench.harness import memory
+from imgbench.harness.region import IN_READERS, Region
 from imgbench.methods import get_method
 from imgbench.system import lifetime, machine
 
@@ -193,18 +195,18 @@ def read_in_workers(
     check: Callable,
     *,
     readahead: bool,
+    region: Region | None = None,
     scratch: Path | None = None,
     prepare: Callable[[], object] = lambda: None,
     before_check: Callable[[], None] = lambda: None,
-    on_release: Callable[[], None] = lambda: None,
-    on_finish: Callable[[], None] = lambda: None,
     timeout_s: float = 600.0,
 ) -> PoolRead:
     """Fork one reader per share, warm each up on ``scratch``, ``prepare()`` the machine,
-    release them together and time until the last one finished; then ``before_check()``
-    and let every reader check its share again, untimed. ``check(batch, request)`` raises
-    on wrong data. ``on_release``/``on_finish`` run in the parent right before the release
-    and right after the last reader reported (to sample the machine around the region)."""
+    release them together inside ``region`` (``IN_READERS``: it samples the machine right
+    before the release and right after the last reader reported) and time until the last
+    one finished; then ``before_check()`` and let every reader check its share again,
+    untimed. ``check(batch, request)`` raises on wrong data."""
+    region = Region(work=IN_READERS) if region is None else region
     context = multiprocessing.get_context("fork")
     go, recheck = context.Event(), context.Event()
     pipes = [context.Pipe(duplex=False) for _ in shares]
@@ -224,12 +226,12 @@ def read_in_workers(
             send.close()  # the parent's copy: a dead reader's pipe then reads EOF
         _gather(method, workers, receivers, "ready", timeout_s)
         prepared = prepare()
-        gc.collect()
-        on_release()
-        released = time.perf_counter_ns()
-        go.set()
-        passes = _gather(method, workers, receivers, "timed", timeout_s)
-        on_finish()
+        with region:
+            released = region.start_clock()
+            go.set()
+            passes = _gather(method, workers, receivers, "timed", timeout_s)
+        finished = max(one.finished_ns for one in passes)  # the last reader's own finish
+        region.stop_clock(finished)
         before_check()
         recheck.set()
         _gather(method, workers, receivers, "checked", timeout_s)
@@ -246,4 +248,4 @@ def read_in_workers(
                 worker.join()
         for receive in receivers:
             receive.close()
-    return PoolRead(released, max(one.finished_ns for one in passes), passes, prepared)
+    return PoolRead(released, finished, passes, prepared)

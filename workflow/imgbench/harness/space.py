@@ -15,6 +15,7 @@ from pathlib import Path
 from imgbench.experiment import plan
 from imgbench.methods import get_method, resolve_options
 from imgbench.system import fsutil
+from imgbench.system.units import human_bytes
 
 MARGIN_BYTES = 16 << 20  # the one-image warm-up store, logs and file-system slack
 PSEUDO_FILE_SYSTEMS = {
@@ -44,14 +45,6 @@ class StoreSpaceError(OSError):
 
     def __str__(self) -> str:
         return self.message
-
-
-def human(count: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if abs(count) < 1000 or unit == "TB":
-            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
-        count /= 1000
-    return f"{count:,.1f} TB"  # pragma: no cover
 
 
 def free_bytes(path: Path) -> int:
@@ -102,9 +95,9 @@ def check_store_fits(store: Path, label: str, need: int) -> None:
     free = free_bytes(store)
     if need + MARGIN_BYTES > free:
         raise StoreSpaceError(
-            f"no space for the {label} store: it needs up to {human(need)} under store_dir "
-            f"({fsutil.existing_parent(store)}), which has {human(free)} free; free space there, "
-            "lower the cutoffs, or point store_dir at a larger file system"
+            f"no space for the {label} store: it needs up to {human_bytes(need)} under "
+            f"store_dir ({fsutil.existing_parent(store)}), which has {human_bytes(free)} free; "
+            "free space there, lower the cutoffs, or point store_dir at a larger file system"
         )
 
 
@@ -174,24 +167,24 @@ def start_check(store_root: Path, label: str, store_need: int, data_need: int, d
     )
     need = store_need + (data_need if same else 0)
     line = (
-        f"Disk: the largest store ({label}) needs up to {human(store_need)}"
-        + (f" and data files still to be made {human(data_need)}" if data_need else "")
-        + f"; store_dir ({store_root}) has {human(free)} free"
+        f"Disk: the largest store ({label}) needs up to {human_bytes(store_need)}"
+        + (f" and data files still to be made {human_bytes(data_need)}" if data_need else "")
+        + f"; store_dir ({store_root}) has {human_bytes(free)} free"
     )
     if not same and data_need:
         data_free = free_bytes(data_dir)
-        line += f", {data_dir} {human(data_free)}"
+        line += f", {data_dir} {human_bytes(data_free)}"
         if data_need + MARGIN_BYTES > data_free:
             raise StoreSpaceError(
-                f"no space for the data files: they need {human(data_need)} in {data_dir}, "
-                f"which has {human(data_free)} free; free space there or lower n_images"
+                f"no space for the data files: they need {human_bytes(data_need)} in {data_dir}, "
+                f"which has {human_bytes(data_free)} free; free space there or lower n_images"
             )
     if need + MARGIN_BYTES > free:
         raise StoreSpaceError(
             f"no space for this run: its largest store ({label}) needs up to "
-            f"{human(store_need)}"
-            + (f" and its data files {human(data_need)}" if same and data_need else "")
-            + f" under store_dir ({store_root}), which has {human(free)} free; free space "
+            f"{human_bytes(store_need)}"
+            + (f" and its data files {human_bytes(data_need)}" if same and data_need else "")
+            + f" under store_dir ({store_root}), which has {human_bytes(free)} free; free space "
             "there, lower the cutoffs, or point store_dir at a larger file system"
         )
     return line

@@ -2,7 +2,7 @@
 
 A job forks helpers: the guard's child that runs the job (``scriptlog.run_guarded``), the
 memory watcher (``memory.AnonWatch``) and the reader processes of a read
-(``measure.read_in_workers``). When the process that forked one dies by a signal it cannot
+(``readers.read_in_workers``). When the process that forked one dies by a signal it cannot
 catch (SIGKILL from the out-of-memory killer, ``kill -9``, a batch system's hard kill),
 nobody stops its children: they are reparented to init and keep running, a watcher
 waking every 20 ms for ever, disturbing every later measurement on the machine.
