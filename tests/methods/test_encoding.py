@@ -18,7 +18,8 @@ from skimage import data as photos
 from imgbench import methods
 from imgbench.data import pool
 from imgbench.experiment import plan
-from imgbench.harness import measure, provenance
+from imgbench.harness import measure, provenance, verification
+from imgbench.harness.point import Point, Settings
 from imgbench.methods import encoding, get_method
 
 REPO = Path(__file__).resolve().parents[2]
@@ -243,9 +244,8 @@ def test_lossy_store_rows_carry_its_psnr_and_reads_check_the_floor(method, crops
     images, labels = crops
     options = {"encoding": "jpeg", "quality": 95}
     store_dir = tmp_path / "store"
-    rows = measure.run_store(
-        method, images, labels, store_dir, repeat=1, env=env, variant="jpeg95", options=options
-    )
+    point = Point(method, variant="jpeg95", options=options)
+    rows = measure.run_store(point, (images, labels), store_dir, env=env)
     expected = np.stack(
         [encoding.decode(encoding.encode(i, full(options)), "jpeg", i.shape) for i in images]
     )
@@ -259,29 +259,24 @@ def test_lossy_store_rows_carry_its_psnr_and_reads_check_the_floor(method, crops
         assert row["psnr_db"] >= encoding.STORE_PSNR_FLOOR_DB
         assert row["psnr_min_db"] >= encoding.IMAGE_PSNR_FLOOR_DB
     for pattern, readers in (("whole", 1), ("shuffled", 2), ("random_single", 1)):
-        (read,) = measure.run_read(
+        point = Point(
             method,
-            store_dir,
-            images,
-            labels,
-            cache="warm",
-            repeat=1,
-            env=env,
             variant="jpeg95",
             options=options,
+            cache="warm",
             pattern=pattern,
             readers=readers,
             batch_size=4,
             random_reads=6,
         )
+        (read,) = measure.run_read(point, (images, labels), store_dir, env=env)
         assert read["lossy"] is True and read["images_read"] > 0
 
 
 def test_lossless_store_rows_have_no_psnr(crops, env, tmp_path):
     images, labels = crops
-    (row, *_) = measure.run_store(
-        "png", images, labels, tmp_path / "store", repeat=1, env=env, options={"encoding": "webp"}
-    )
+    point = Point("png", options={"encoding": "webp"})
+    (row, *_) = measure.run_store(point, (images, labels), tmp_path / "store", env=env)
     assert row["encoding"] == "webp lossless" and row["lossy"] is False
     assert math.isnan(row["psnr_db"]) and math.isnan(row["psnr_p01_db"])
 
@@ -290,14 +285,11 @@ def test_a_store_below_the_store_floor_stops_the_run_in_one_sentence(crops, env,
     images, labels = crops
     with pytest.raises(measure.VerificationError) as caught:
         measure.run_store(
-            "png",
-            images,
-            labels,
+            Point("png", options={"encoding": "jpeg", "quality": 30, "subsampling": "4:2:0"}),
+            (images, labels),
             tmp_path / "store",
-            repeat=1,
             env=env,
-            options={"encoding": "jpeg", "quality": 30, "subsampling": "4:2:0"},
-            store_psnr_floor_db=45,
+            settings=Settings(store_psnr_floor_db=45),
         )
     message = str(caught.value)
     assert re.fullmatch(
@@ -330,9 +322,8 @@ def test_a_store_with_one_wrong_image_fails_the_image_floor(crops, env, tmp_path
         match=r"image 4 is \d+\.\d dB PSNR from the source, below image_psnr_floor_db 18 "
         r"\(a wrong or corrupt image",
     ):
-        measure.run_read(
-            "png", store_dir, images, labels, cache="warm", repeat=1, env=env, options=options
-        )
+        point = Point("png", options=options, cache="warm")
+        measure.run_read(point, (images, labels), store_dir, env=env)
 
 
 def test_a_lossy_read_of_the_wrong_images_fails_the_image_floor(crops):
@@ -341,8 +332,10 @@ def test_a_lossy_read_of_the_wrong_images_fails_the_image_floor(crops):
     wrong = (images[[1, 0]], labels[[0, 1]])
     floor = encoding.IMAGE_PSNR_FLOOR_DB
     with pytest.raises(measure.VerificationError, match=r"dB PSNR from the source, below"):
-        measure.verify("png", wrong, source, indices=[0, 1], floor_db=floor)
-    measure.verify("png", (images[[1, 0]], labels[[1, 0]]), source, indices=[1, 0], floor_db=floor)
+        verification.verify("png", wrong, source, indices=[0, 1], floor_db=floor)
+    verification.verify(
+        "png", (images[[1, 0]], labels[[1, 0]]), source, indices=[1, 0], floor_db=floor
+    )
 
 
 # --- the config: the floors reach only lossy jobs -------------------------------------------

@@ -1,5 +1,6 @@
 """The parquet method: one Parquet file of encoded image bytes and labels (the Hugging Face
-layout), its options, row groups, readers, space bound and the harness around it."""
+layout), its options, row groups, readers, space bound and the harness around it (the
+contract every method keeps is in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,33 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from skimage import data as photos
-
-from imgbench import methods
-from imgbench.data.pool import tile
-from imgbench.harness import measure
-from imgbench.methods import (
-    available_methods,
-    contract_problems,
-    encoding,
-    get_method,
-    resolve_options,
+from method_helpers import (
+    ENV,
+    assert_same,
+    joined,
+    reader_get,
+    record_fadvise,
+    store_fresh,
 )
+from method_helpers import photo_set as photo_crops
+from method_helpers import random_set as noise_set
+
+from imgbench.data.pool import tile
+from imgbench.harness import measure, space
+from imgbench.harness.point import Point
+from imgbench.methods import encoding, resolve_options
 from imgbench.methods import parquet as parquet_method
 from imgbench.system import fsutil
 
-REPO = Path(__file__).resolve().parents[2]
+RANDOM = os.POSIX_FADV_RANDOM
 # The codec each compression option writes, as the Parquet metadata names it.
 CODEC_NAMES = {"none": "UNCOMPRESSED", "snappy": "SNAPPY", "zstd": "ZSTD"}
-ENV = {"host": "testhost", "store_fs_type": "testfs"}
 LOSSLESS = [
     {"encoding": "raw"},
     {"encoding": "png"},
@@ -43,72 +44,25 @@ LOSSLESS = [
 
 
 def photo_set(count: int, size: int = 32, seed: int = 0):
-    """Crops of three scikit-image photos (real image statistics, unlike noise)."""
-    rng = np.random.default_rng(seed)
-    sources = [photos.astronaut(), photos.chelsea(), photos.coffee()]
-    images = np.empty((count, size, size, 3), dtype=np.uint8)
-    for index in range(count):
-        source = sources[index % len(sources)]
-        top = rng.integers(0, source.shape[0] - size)
-        left = rng.integers(0, source.shape[1] - size)
-        images[index] = source[top : top + size, left : left + size]
-    labels = rng.integers(0, 10, size=count).astype(np.uint8)
-    return images, labels
-
-
-def noise_set(count: int, size: int = 32, seed: int = 0):
-    """Incompressible images: the worst case of every encoding and codec."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
-    return images, rng.integers(0, 10, size=count).astype(np.uint8)
-
-
-def store_fresh(store_dir: Path, images, labels, options=None) -> Path:
-    store_dir.mkdir(parents=True)
-    methods.store("parquet", store_dir, images, labels, options)
-    return store_dir
-
-
-def assert_same(got, images, labels):
-    got_images, got_labels = got
-    assert got_images.dtype == np.uint8
-    assert got_images.shape == images.shape
-    assert np.array_equal(got_images, images)
-    assert got_labels.dtype == labels.dtype
-    assert np.array_equal(got_labels, labels)
+    """Photo crops with labels 0-9 (a label column of few values, as a data set's)."""
+    return photo_crops(count, size, seed, label_values=10)
 
 
 def epoch(store_dir: Path, batch_images: int, like: np.ndarray):
     """The batches of one epoch and their images and labels joined (empty like ``like``)."""
     batches = list(parquet_method.read_batches(store_dir, batch_images))
-    if not batches:
-        return batches, (np.empty((0, *like.shape[1:]), np.uint8), np.empty(0, np.uint8))
-    return batches, (
-        np.concatenate([b[0] for b in batches]),
-        np.concatenate([b[1] for b in batches]),
-    )
-
-
-def reader_get(store_dir: Path, indices, *, readahead=True):
-    reader = parquet_method.open_reader(store_dir, readahead=readahead)
-    try:
-        return reader.get(indices)
-    finally:
-        reader.close()
+    return batches, joined(batches, like)
 
 
 def file_of(store_dir: Path) -> Path:
     return store_dir / parquet_method.FILE_NAME
 
 
-# --- the contract --------------------------------------------------------------------------
+# --- the options --------------------------------------------------------------------------
 
 
-def test_parquet_keeps_the_method_contract():
-    assert "parquet" in available_methods()
-    module = get_method("parquet")
-    assert contract_problems(module) == []
-    assert resolve_options(module, None) == module.OPTIONS
+def test_options_packages_and_library_versions():
+    module = parquet_method
     assert module.OPTIONS == {
         "encoding": "png",
         "quality": 95,
@@ -120,20 +74,11 @@ def test_parquet_keeps_the_method_contract():
     }
     assert module.CHOICES["compression"] == ("none", "snappy", "zstd")
     assert module.CHOICES["encoding"] == encoding.ENCODINGS
+    assert module.CHOICES["row_group_images"].minimum == 1
     assert module.PACKAGES == ("pyarrow", "Pillow")
     versions = module.library_versions()
     assert versions["arrow_cpp"] == pa.cpp_version
     assert all(re.fullmatch(r"\d+(\.\d+)+", v) for v in versions.values()), versions
-
-
-def test_importing_the_module_loads_neither_pyarrow_nor_pillow():
-    code = (
-        "import sys; import imgbench.methods.parquet as m; "
-        "m.disk_bytes(10, 3072, m.OPTIONS); "
-        "assert 'pyarrow' not in sys.modules and 'PIL' not in sys.modules, sorted(sys.modules)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
 
 
 @pytest.mark.parametrize(
@@ -154,20 +99,13 @@ def test_importing_the_module_loads_neither_pyarrow_nor_pillow():
 def test_bad_option_values_are_refused(options, message, tmp_path):
     images, labels = photo_set(2)
     with pytest.raises(ValueError, match=message):
-        store_fresh(tmp_path / "store", images, labels, options)
+        store_fresh("parquet", tmp_path / "store", images, labels, options)
     assert not file_of(tmp_path / "store").exists()
 
 
 def test_the_space_check_refuses_a_bad_row_group_size_before_anything_is_written():
-    options = {**parquet_method.OPTIONS, "row_group_images": 0}
     with pytest.raises(ValueError, match="row_group_images"):
-        parquet_method.disk_bytes(10, 3072, options)
-
-
-def test_store_refuses_mismatched_labels(tmp_path):
-    images, labels = photo_set(4)
-    with pytest.raises(ValueError, match="4 images but 3 labels"):
-        store_fresh(tmp_path / "store", images, labels[:3])
+        space.store_bytes("parquet", 10, 3072, {"row_group_images": 0})
 
 
 # --- roundtrips ----------------------------------------------------------------------------
@@ -176,7 +114,9 @@ def test_store_refuses_mismatched_labels(tmp_path):
 @pytest.mark.parametrize("options", LOSSLESS, ids=encoding.describe)
 def test_lossless_encodings_roundtrip_exactly(options, tmp_path):
     images, labels = photo_set(23, seed=1)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {**options, "row_group_images": 5})
+    store_dir = store_fresh(
+        "parquet", tmp_path / "store", images, labels, {**options, "row_group_images": 5}
+    )
     assert_same(parquet_method.read(store_dir), images, labels)
     for batch_images in (1, 3, 5, 100):
         batches, whole = epoch(store_dir, batch_images, images)
@@ -186,12 +126,12 @@ def test_lossless_encodings_roundtrip_exactly(options, tmp_path):
         assert sizes == [min(batch_images, 23 - s) for s in range(0, 23, batch_images)]
         assert all(len(b[1]) == len(b[0]) for b in batches)
     indices = [22, 0, 7, 7, 13, 4, 21, 0]
-    assert_same(reader_get(store_dir, indices), images[indices], labels[indices])
+    assert_same(reader_get("parquet", store_dir, indices), images[indices], labels[indices])
 
 
 def test_default_options_store_png(tmp_path):
     images, labels = photo_set(6, seed=2)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels)
     table = pq.read_table(file_of(store_dir))
     first = table.column("image")[0].as_py()
     assert first.startswith(b"\x89PNG\r\n\x1a\n")
@@ -204,7 +144,9 @@ def test_default_options_store_png(tmp_path):
 )
 def test_lossy_encodings_reach_the_fidelity_floor(options, tmp_path):
     images, labels = photo_set(12, size=48, seed=3)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {**options, "row_group_images": 4})
+    store_dir = store_fresh(
+        "parquet", tmp_path / "store", images, labels, {**options, "row_group_images": 4}
+    )
     got, got_labels = parquet_method.read(store_dir)
     assert got.shape == images.shape and got.dtype == np.uint8
     assert np.array_equal(got_labels, labels)
@@ -213,19 +155,19 @@ def test_lossy_encodings_reach_the_fidelity_floor(options, tmp_path):
     # Decoding is deterministic: every read path gives the same pixels.
     assert np.array_equal(epoch(store_dir, 5, images)[1][0], got)
     indices = [11, 0, 5, 5]
-    assert np.array_equal(reader_get(store_dir, indices)[0], got[indices])
+    assert np.array_equal(reader_get("parquet", store_dir, indices)[0], got[indices])
 
 
 @pytest.mark.parametrize("count", [1, 0])
 def test_tiny_and_empty_stores(count, tmp_path):
     images, labels = photo_set(count, seed=4)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels)
     assert_same(parquet_method.read(store_dir), images, labels)
     batches, whole = epoch(store_dir, 4, images)
     assert len(batches) == count
     assert_same(whole, images, labels)
     if count:
-        assert_same(reader_get(store_dir, [0]), images, labels)
+        assert_same(reader_get("parquet", store_dir, [0]), images, labels)
     assert pq.ParquetFile(file_of(store_dir)).metadata.num_row_groups == count
 
 
@@ -233,10 +175,10 @@ def test_tiny_and_empty_stores(count, tmp_path):
 def test_labels_keep_their_dtype_and_range(labels_dtype, tmp_path):
     images, _ = photo_set(6, seed=5)
     labels = np.array([0, 9, 255, 128, 1, 7], dtype=labels_dtype)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {"row_group_images": 4})
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels, {"row_group_images": 4})
     assert_same(parquet_method.read(store_dir), images, labels)
     assert_same(epoch(store_dir, 4, images)[1], images, labels)
-    assert_same(reader_get(store_dir, [5, 2]), images[[5, 2]], labels[[5, 2]])
+    assert_same(reader_get("parquet", store_dir, [5, 2]), images[[5, 2]], labels[[5, 2]])
 
 
 @pytest.mark.parametrize("compression", ["none", "snappy", "zstd"])
@@ -248,10 +190,12 @@ def test_every_compression_roundtrips_in_an_ordinary_parquet_file(
     and labels in row groups of ``row_group_images`` rows, compressed with the codec."""
     images, labels = photo_set(23, seed=6)
     options = {"encoding": encoding_name, "compression": compression, "row_group_images": 8}
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels, options)
     assert sorted(p.name for p in store_dir.iterdir()) == [parquet_method.FILE_NAME]
     assert_same(parquet_method.read(store_dir), images, labels)
-    assert_same(reader_get(store_dir, [22, 3, 8]), images[[22, 3, 8]], labels[[22, 3, 8]])
+    assert_same(
+        reader_get("parquet", store_dir, [22, 3, 8]), images[[22, 3, 8]], labels[[22, 3, 8]]
+    )
 
     table = pq.read_table(file_of(store_dir))
     assert table.column_names == ["image", "label"]
@@ -294,7 +238,7 @@ def test_compression_reaches_the_file(tmp_path):
     sizes = {}
     for compression in ("none", "snappy", "zstd"):
         options = {"encoding": "raw", "compression": compression}
-        store_dir = store_fresh(tmp_path / compression, images, labels, options)
+        store_dir = store_fresh("parquet", tmp_path / compression, images, labels, options)
         sizes[compression] = file_of(store_dir).stat().st_size
         assert_same(parquet_method.read(store_dir), images, labels)
     assert sizes["snappy"] < sizes["none"] and sizes["zstd"] < 0.5 * sizes["none"], sizes
@@ -306,7 +250,7 @@ def test_decoding_takes_chunked_and_sliced_binary_columns(tmp_path):
     images, labels = photo_set(9, seed=16)
     for name in ("raw", "png"):
         options = resolve_options(parquet_method, {"encoding": name})
-        store_dir = store_fresh(tmp_path / name, images, labels, options)
+        store_dir = store_fresh("parquet", tmp_path / name, images, labels, options)
         blobs = [encoding.encode(image, options) for image in images]
         whole = pa.array([b"junk", *blobs], type=pa.binary()).slice(1)
         column = pa.chunked_array([whole.slice(0, 4), whole.slice(4, 0), whole.slice(4)])
@@ -337,8 +281,8 @@ def test_a_stream_in_unaligned_chunks_stores_what_the_array_stores(
     images = stream.take(np.arange(31))
     labels = stream.labels.copy()
     options = {"encoding": "raw", "row_group_images": group_images}
-    streamed = store_fresh(tmp_path / "stream", stream, stream.labels, options)
-    whole = store_fresh(tmp_path / "array", images, labels, options)
+    streamed = store_fresh("parquet", tmp_path / "stream", stream, stream.labels, options)
+    whole = store_fresh("parquet", tmp_path / "array", images, labels, options)
     metadata = pq.ParquetFile(file_of(streamed)).metadata
     groups = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
     # Full row groups whatever the chunks, a shorter last one.
@@ -361,7 +305,7 @@ def test_store_writes_one_row_group_per_write_call(tmp_path, monkeypatch):
     monkeypatch.setattr(pq.ParquetWriter, "write_table", recording)
     pool_images, pool_labels = photo_set(5, seed=9)
     stream = tile(pool_images, pool_labels, 26, chunk_images=4)
-    store_fresh(tmp_path / "store", stream, stream.labels, {"row_group_images": 10})
+    store_fresh("parquet", tmp_path / "store", stream, stream.labels, {"row_group_images": 10})
     assert calls == [(10, 10), (10, 10), (6, 6)]
 
 
@@ -372,7 +316,7 @@ def test_store_writes_one_row_group_per_write_call(tmp_path, monkeypatch):
 def test_random_access_in_any_order_across_row_groups(readahead, tmp_path):
     images, labels = photo_set(37, seed=10)
     options = {"encoding": "png", "row_group_images": 6}
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels, options)
     reader = parquet_method.open_reader(store_dir, readahead=readahead)
     rng = np.random.default_rng(0)
     try:
@@ -399,7 +343,7 @@ def test_random_access_in_any_order_across_row_groups(readahead, tmp_path):
 
 def test_reader_refuses_indices_outside_the_store(tmp_path):
     images, labels = photo_set(5, seed=11)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels)
     reader = parquet_method.open_reader(store_dir)
     try:
         for bad in ([5], [0, -1]):
@@ -413,7 +357,7 @@ def test_reader_returns_independent_arrays(tmp_path):
     images, labels = photo_set(12, seed=12)
     for name in ("raw", "png"):
         options = {"encoding": name, "row_group_images": 4}
-        store_dir = store_fresh(tmp_path / name, images, labels, options)
+        store_dir = store_fresh("parquet", tmp_path / name, images, labels, options)
         reader = parquet_method.open_reader(store_dir)
         first_images, first_labels = reader.get([7, 1, 3])
         assert first_images.flags.writeable and first_images.flags.owndata
@@ -434,7 +378,7 @@ def test_reader_reads_each_row_group_once_per_pass(tmp_path, monkeypatch):
     each group once (the last group read is kept); a shuffled batch reads each group it
     touches once."""
     images, labels = photo_set(30, seed=13)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {"row_group_images": 8})
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels, {"row_group_images": 8})
     reader = parquet_method.open_reader(store_dir)
     reads = []
     real = reader.store.file.read_row_group
@@ -464,19 +408,12 @@ def test_reader_reads_each_row_group_once_per_pass(tmp_path, monkeypatch):
 @pytest.mark.parametrize("readahead", [True, False])
 def test_reader_without_readahead_advises_the_file_pyarrow_reads(readahead, tmp_path, monkeypatch):
     images, labels = photo_set(12, seed=14)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {"row_group_images": 4})
-    advised = []
-    real_fadvise = os.posix_fadvise
-
-    def recording_fadvise(fd, offset, length, advice):
-        advised.append((fd, os.readlink(f"/proc/self/fd/{fd}"), advice))
-        return real_fadvise(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    store_dir = store_fresh("parquet", tmp_path / "store", images, labels, {"row_group_images": 4})
+    advised = record_fadvise(monkeypatch)
     reader = parquet_method.open_reader(store_dir, readahead=readahead)
     try:
         assert_same(reader.get([11, 3, 3, 0]), images[[11, 3, 3, 0]], labels[[11, 3, 3, 0]])
-        random = [(fd, Path(name).name) for fd, name, a in advised if a == os.POSIX_FADV_RANDOM]
+        random = [(fd, Path(name).name) for name, fd, advice in advised if advice == RANDOM]
         if readahead:
             assert random == []
         else:  # the descriptor of the file object pyarrow reads through
@@ -484,14 +421,6 @@ def test_reader_without_readahead_advises_the_file_pyarrow_reads(readahead, tmp_
     finally:
         reader.close()
     assert reader.store.handle.closed
-
-
-def test_read_batches_opens_the_store_on_the_first_next(tmp_path):
-    batches = parquet_method.read_batches(tmp_path / "missing", 4)  # nothing opened yet
-    with pytest.raises(FileNotFoundError):
-        next(batches)
-    with pytest.raises(ValueError, match="batch_images must be at least 1"):
-        next(parquet_method.read_batches(tmp_path / "missing", 0))
 
 
 # --- space bound ---------------------------------------------------------------------------
@@ -516,7 +445,7 @@ def test_disk_bytes_bounds_real_stores(options, make, tmp_path):
     for count, size in ((1, 32), (60, 32), (20, 64)):
         images, labels = make(count, size, seed=count)
         resolved = resolve_options(parquet_method, options)
-        store_dir = store_fresh(tmp_path / f"{count}-{size}", images, labels, options)
+        store_dir = store_fresh("parquet", tmp_path / f"{count}-{size}", images, labels, options)
         on_disk = fsutil.disk_usage(store_dir).bytes_on_disk
         bound = parquet_method.disk_bytes(count, images[0].nbytes, resolved)
         assert on_disk <= bound, (count, size, on_disk, bound)
@@ -539,17 +468,8 @@ def test_harness_stores_and_reads_a_parquet_store(tmp_path):
     stream = tile(pool_images, pool_labels, 40, chunk_images=9)
     store_dir = tmp_path / "store"
     options = {"row_group_images": 16, "compression": "zstd"}
-    (row,) = measure.run_store(
-        "parquet",
-        stream,
-        None,
-        store_dir,
-        fsync="per_file",
-        repeat=1,
-        env=ENV,
-        variant="zstd",
-        options=options,
-    )
+    point = Point("parquet", variant="zstd", options=options, fsync="per_file")
+    (row,) = measure.run_store(point, stream, store_dir, env=ENV)
     assert row["method"] == "parquet" and row["variant"] == "zstd"
     assert row["method_description"] == parquet_method.DESCRIPTION
     assert row["images_read"] == 40 and row["n_files"] == 1
@@ -566,20 +486,17 @@ def test_harness_stores_and_reads_a_parquet_store(tmp_path):
         ("random_single", "cold", {"random_reads": 12}),
     ]
     for pattern, cache, extra in reads:
-        (read,) = measure.run_read(
+        point = Point(
             "parquet",
-            store_dir,
-            stream,
-            cache=cache,
-            fsync=False,
-            repeat=1,
-            env=ENV,
             variant="zstd",
             options=options,
+            fsync="none",
+            cache=cache,
             pattern=pattern,
             batch_size=8,
             **extra,
         )
+        (read,) = measure.run_read(point, stream, store_dir, env=ENV)
         assert read["operation"] == "read" and read["read_pattern"] == pattern
         assert read["cache"] == cache
         assert read["images_read"] == (12 if pattern == "random_single" else 40)

@@ -1,6 +1,6 @@
-"""The wds method (WebDataset tar shards + an offset index): the contract, options,
-roundtrips in every encoding, random access, several shards, the tar layout, the disk
-bound and the harness."""
+"""The wds method (WebDataset tar shards + an offset index): its options, roundtrips in
+every encoding, random access, several shards, the tar layout, the disk bound and the
+harness (the contract every method keeps is in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,31 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
 import tarfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from method_helpers import (
+    ENV,
+    MIB,
+    advised_random,
+    assert_same,
+    photo_set,
+    reader_get,
+    record_fadvise,
+    store_fresh,
+)
 from skimage import data as photos
 
-from imgbench import methods
 from imgbench.data.pool import tile
-from imgbench.harness import measure
-from imgbench.methods import contract_problems, encoding, get_method, resolve_options
+from imgbench.harness import measure, space
+from imgbench.harness.point import Point
+from imgbench.methods import encoding, resolve_options
 from imgbench.methods import wds as wds_method
 from imgbench.system import fsutil
 
-REPO = Path(__file__).resolve().parents[2]
-ENV = {"host": "testhost", "store_fs_type": "testfs"}
-MIB = 1 << 20
 LOSSLESS = [{"encoding": "raw"}, {"encoding": "png"}, {"encoding": "webp"}]
 RAW_1MIB = {"encoding": "raw", "shard_bytes": MIB}  # 64 x 64 images: 85 a shard
 LOSSY = [{"encoding": "jpeg"}, {"encoding": "webp", "lossless": False, "quality": 90}]
@@ -36,36 +41,6 @@ LOSSY = [{"encoding": "jpeg"}, {"encoding": "webp", "lossless": False, "quality"
 
 def ids(options: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in options.items())
-
-
-def photo_set(count: int, size: int = 32, seed: int = 0):
-    """``count`` crops of ``size`` x ``size`` from three scikit-image photographs
-    (astronaut, chelsea the cat, coffee) at random places, and labels over the whole uint8
-    range: images with the structure real ones have, not noise."""
-    sources = [photos.astronaut(), photos.chelsea(), photos.coffee()]
-    rng = np.random.default_rng(seed)
-    images = np.empty((count, size, size, 3), dtype=np.uint8)
-    for i in range(count):
-        source = sources[i % len(sources)]
-        top = rng.integers(0, source.shape[0] - size + 1)
-        left = rng.integers(0, source.shape[1] - size + 1)
-        images[i] = source[top : top + size, left : left + size, :3]
-    labels = rng.integers(0, 256, size=count).astype(np.uint8)
-    return images, labels
-
-
-def store_fresh(store_dir: Path, images, labels, options=None) -> Path:
-    store_dir.mkdir(parents=True)
-    methods.store("wds", store_dir, images, labels, options)
-    return store_dir
-
-
-def assert_same(got, images, labels):
-    got_images, got_labels = got
-    assert got_images.dtype == np.uint8 and got_images.shape == images.shape
-    assert np.array_equal(got_images, images)
-    assert got_labels.dtype == labels.dtype and got_labels.shape == labels.shape
-    assert np.array_equal(got_labels, labels)
 
 
 def batches(store_dir: Path, batch_images: int):
@@ -76,27 +51,15 @@ def batches(store_dir: Path, batch_images: int):
     return np.concatenate([i for i, _ in got]), np.concatenate([labels for _, labels in got])
 
 
-def reader_get(store_dir: Path, indices, *, readahead=True):
-    reader = wds_method.open_reader(store_dir, readahead=readahead)
-    try:
-        return reader.get(indices)
-    finally:
-        reader.close()
-
-
 def load_index(store_dir: Path) -> dict:
     return json.loads((store_dir / wds_method.INDEX_FILE).read_text())
 
 
-# --- the contract and the options ------------------------------------------------------------
+# --- the options --------------------------------------------------------------------------
 
 
-def test_module_keeps_the_method_contract():
-    assert "wds" in methods.available_methods()
-    assert contract_problems(wds_method) == []
-    assert get_method("wds") is wds_method
+def test_options_packages_and_codec_versions():
     assert wds_method.PACKAGES == ("webdataset", "Pillow")
-    assert resolve_options(wds_method, None) == wds_method.OPTIONS
     assert wds_method.OPTIONS == {
         "encoding": "png",
         "quality": 95,
@@ -105,23 +68,9 @@ def test_module_keeps_the_method_contract():
         "compress_level": 6,
         "shard_bytes": 256 * MIB,
     }
+    assert wds_method.CHOICES["shard_bytes"].minimum == MIB
     versions = wds_method.library_versions()
     assert "zlib" in versions and all(isinstance(v, str) for v in versions.values())
-
-
-def test_importing_the_module_loads_no_format_library():
-    code = (
-        "import sys, imgbench.methods.wds; "
-        "print(sorted(m for m in ('webdataset', 'PIL') if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -131,6 +80,8 @@ def test_importing_the_module_loads_no_format_library():
         ({"quality": 0}, r"option quality must be one of 1 to 100, not 0"),
         ({"lossless": 1}, r"option lossless must be one of true, false, not 1"),
         ({"shard_bytes": 1000}, r"option shard_bytes must be .*at least 1048576.*not 1000"),
+        ({"shard_bytes": 0}, r"option shard_bytes must be .*not 0"),
+        ({"shard_bytes": -1}, r"option shard_bytes must be .*not -1"),
         ({"shard_bytes": True}, r"option shard_bytes must be .*not True"),
         ({"shard_bytes": "256MiB"}, r"option shard_bytes must be .*not '256MiB'"),
         ({"shard_size": MIB}, r"method wds has no option shard_size"),
@@ -140,13 +91,13 @@ def test_importing_the_module_loads_no_format_library():
 def test_bad_option_values_are_refused(options, message, tmp_path):
     images, labels = photo_set(2)
     with pytest.raises(ValueError, match=message):
-        store_fresh(tmp_path / "store", images, labels, options)
+        store_fresh("wds", tmp_path / "store", images, labels, options)
     assert not any((tmp_path / "store").iterdir())
 
 
 def test_the_space_check_refuses_a_small_shard_bytes_too():
     with pytest.raises(ValueError, match=r"shard_bytes .* e\.g\. 268435456"):
-        wds_method.disk_bytes(10, 3072, {**wds_method.OPTIONS, "shard_bytes": MIB - 1})
+        space.store_bytes("wds", 10, 3072, {"shard_bytes": MIB - 1})
 
 
 # --- roundtrips ----------------------------------------------------------------------------
@@ -155,19 +106,19 @@ def test_the_space_check_refuses_a_small_shard_bytes_too():
 @pytest.mark.parametrize("options", LOSSLESS, ids=ids)
 def test_lossless_roundtrip_is_exact(options, tmp_path):
     images, labels = photo_set(23, 32, seed=1)
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, options)
     assert load_index(store_dir)["encoding"] == options["encoding"]
     assert_same(wds_method.read(store_dir), images, labels)
     for batch_images in (1, 3, 100):
         assert_same(batches(store_dir, batch_images), images, labels)
     indices = [22, 0, 7, 7, 13]
-    assert_same(reader_get(store_dir, indices), images[indices], labels[indices])
+    assert_same(reader_get("wds", store_dir, indices), images[indices], labels[indices])
 
 
 @pytest.mark.parametrize("options", LOSSY, ids=ids)
 def test_lossy_roundtrip_keeps_30_db(options, tmp_path):
     images, labels = photo_set(12, 48, seed=2)
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, options)
     got_images, got_labels = wds_method.read(store_dir)
     assert got_images.shape == images.shape and got_images.dtype == np.uint8
     assert np.array_equal(got_labels, labels)
@@ -176,41 +127,22 @@ def test_lossy_roundtrip_keeps_30_db(options, tmp_path):
     # Every read path decodes the same stored bytes to the same pixels.
     assert_same(batches(store_dir, 5), got_images, labels)
     indices = [11, 3, 3, 0]
-    assert_same(reader_get(store_dir, indices), got_images[indices], labels[indices])
-
-
-def test_one_image_and_labels_over_the_uint8_range(tmp_path):
-    images, _ = photo_set(6, seed=3)
-    labels = np.array([0, 9, 255, 128, 1, 100], dtype=np.uint8)
-    store_dir = store_fresh(tmp_path / "many", images, labels)
-    assert_same(wds_method.read(store_dir), images, labels)
-    one = store_fresh(tmp_path / "one", images[:1], labels[2:3])
-    assert_same(wds_method.read(one), images[:1], labels[2:3])
-    assert_same(reader_get(one, [0, 0]), images[[0, 0]], labels[[2, 2]])
+    assert_same(reader_get("wds", store_dir, indices), got_images[indices], labels[indices])
 
 
 def test_an_empty_store_reads_back_empty(tmp_path):
     images = np.empty((0, 16, 16, 3), dtype=np.uint8)
     labels = np.empty(0, dtype=np.uint8)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels)
     assert sorted(p.name for p in store_dir.iterdir()) == [wds_method.INDEX_FILE]
     assert_same(wds_method.read(store_dir), images, labels)
     assert list(wds_method.read_batches(store_dir, 4)) == []
 
 
-def test_read_batches_is_lazy_and_fresh(tmp_path):
-    images, labels = photo_set(10, seed=4)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
-    missing = tmp_path / "missing"
-    epoch = wds_method.read_batches(missing, 4)  # nothing opened yet
+def test_read_batches_names_a_store_without_its_index(tmp_path):
+    epoch = wds_method.read_batches(tmp_path / "missing", 4)  # nothing opened yet
     with pytest.raises(FileNotFoundError, match="no index.json: the wds store is incomplete"):
         next(epoch)
-    with pytest.raises(ValueError, match="batch_images must be at least 1"):
-        next(wds_method.read_batches(store_dir, 0))
-    got = list(wds_method.read_batches(store_dir, 4))
-    assert [len(i) for i, _ in got] == [4, 4, 2]
-    assert not any(np.shares_memory(a[0], b[0]) for a in got for b in got if a is not b)
-    assert_same(batches(store_dir, 4), images, labels)
 
 
 def test_streaming_leaves_no_warning_open_file_or_random_state(tmp_path):
@@ -218,7 +150,7 @@ def test_streaming_leaves_no_warning_open_file_or_random_state(tmp_path):
     WebDataset draws a seed from ``random``; the method closes each shard and fixes the
     seed, also when an epoch is abandoned midway."""
     images, labels = photo_set(200, 64, seed=5)
-    store_dir = store_fresh(tmp_path / "store", images, labels, RAW_1MIB)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, RAW_1MIB)
     assert len(load_index(store_dir)["shards"]) >= 3
     fds = set(os.listdir("/proc/self/fd"))
     state = random.getstate()
@@ -239,58 +171,26 @@ def test_streaming_leaves_no_warning_open_file_or_random_state(tmp_path):
 # --- random access -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("readahead", [True, False])
-def test_random_access_returns_the_requested_order(readahead, tmp_path):
+def test_reader_refuses_indices_outside_the_store(tmp_path):
     images, labels = photo_set(37, seed=6)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
-    reader = wds_method.open_reader(store_dir, readahead=readahead)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels)
+    reader = wds_method.open_reader(store_dir)
     try:
-        for indices in (
-            [30, 2, 2, 17, 0, 36, 2],
-            np.array([36, 35, 34, 0], dtype=np.int64),
-            [5],
-            list(range(37))[::-1],
-            np.random.default_rng(0).permutation(37),
-        ):
-            index = np.asarray(indices)
-            assert_same(reader.get(indices), images[index], labels[index])
         with pytest.raises(IndexError):
             reader.get([37])
     finally:
         reader.close()
 
 
-def test_reader_get_returns_independent_arrays(tmp_path):
-    images, labels = photo_set(8, seed=7)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
-    reader = wds_method.open_reader(store_dir)
-    first_images, first_labels = reader.get([7, 1, 3])
-    second_images, second_labels = reader.get([7, 1, 3])
-    reader.close()
-    assert not np.shares_memory(first_images, second_images)
-    assert not np.shares_memory(first_labels, reader.labels)
-    first_images[:] = 0
-    first_labels[:] = 0
-    assert_same((second_images, second_labels), images[[7, 1, 3]], labels[[7, 1, 3]])
-    assert_same(reader_get(store_dir, [7, 1, 3]), images[[7, 1, 3]], labels[[7, 1, 3]])
-
-
 @pytest.mark.parametrize("readahead", [True, False])
 def test_reader_advises_random_access_once_per_shard(readahead, tmp_path, monkeypatch):
     images, labels = photo_set(200, 64, seed=8)
     options = {"encoding": "raw", "shard_bytes": MIB}
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, options)
     shards = load_index(store_dir)["shards"]
-    advised = []
-    real_fadvise = os.posix_fadvise
-
-    def recording_fadvise(fd, offset, length, advice):
-        advised.append((Path(os.readlink(f"/proc/self/fd/{fd}")).name, advice))
-        return real_fadvise(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    advised = record_fadvise(monkeypatch)
     indices = [199, 0, 100, 0, 199, 150]
-    got = reader_get(store_dir, indices, readahead=readahead)
+    got = reader_get("wds", store_dir, indices, readahead=readahead)
     assert_same(got, images[indices], labels[indices])
     index = load_index(store_dir)["samples"]["shard"]
     touched = sorted({shards[index[i]] for i in indices})
@@ -298,12 +198,13 @@ def test_reader_advises_random_access_once_per_shard(readahead, tmp_path, monkey
     if readahead:
         assert advised == []
     else:
-        assert sorted(advised) == [(name, os.POSIX_FADV_RANDOM) for name in touched]
+        assert len(advised) == len(touched)
+        assert sorted(Path(name).name for name in advised_random(advised)) == touched
 
 
 def test_a_reader_works_in_a_forked_process(tmp_path):
     images, labels = photo_set(30, seed=9)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels)
     reader = wds_method.open_reader(store_dir)
     reader.get([0])  # opened a shard in the parent
     read_end, write_end = os.pipe()
@@ -311,7 +212,7 @@ def test_a_reader_works_in_a_forked_process(tmp_path):
     if pid == 0:  # the child reads through the inherited reader and its own
         try:
             ok = np.array_equal(reader.get([29, 3])[0], images[[29, 3]])
-            ok = ok and np.array_equal(reader_get(store_dir, [5])[0], images[[5]])
+            ok = ok and np.array_equal(reader_get("wds", store_dir, [5])[0], images[[5]])
             os.write(write_end, b"1" if ok else b"0")
         finally:
             os._exit(0)
@@ -328,7 +229,7 @@ def test_a_reader_works_in_a_forked_process(tmp_path):
 
 def test_several_shards_each_within_shard_bytes(tmp_path):
     images, labels = photo_set(200, 64, seed=10)
-    store_dir = store_fresh(tmp_path / "store", images, labels, RAW_1MIB)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, RAW_1MIB)
     index = load_index(store_dir)
     shards = index["shards"]
     assert len(shards) >= 3
@@ -349,13 +250,13 @@ def test_several_shards_each_within_shard_bytes(tmp_path):
     assert_same(wds_method.read(store_dir), images, labels)
     assert_same(batches(store_dir, 7), images, labels)
     indices = np.random.default_rng(1).permutation(200)
-    assert_same(reader_get(store_dir, indices), images[indices], labels[indices])
+    assert_same(reader_get("wds", store_dir, indices), images[indices], labels[indices])
 
 
 @pytest.mark.parametrize("options", [{"encoding": "png"}, {"encoding": "jpeg"}], ids=ids)
 def test_shards_are_plain_tar_files_in_the_webdataset_layout(options, tmp_path):
     images, labels = photo_set(9, seed=11)
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, options)
     extension = encoding.EXTENSIONS[options["encoding"]]
     names, payload, members = [], {}, {}
     for shard in load_index(store_dir)["shards"]:
@@ -384,7 +285,7 @@ def test_stock_webdataset_decodes_the_shards(tmp_path):
     import webdataset
 
     images, labels = photo_set(11, seed=12)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels)
     urls = [str(store_dir / name) for name in load_index(store_dir)["shards"]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # its opener leaves files to gc
@@ -402,7 +303,7 @@ def test_a_sample_larger_than_shard_bytes_gets_a_shard_alone(tmp_path):
     labels = np.array([1, 2, 3], dtype=np.uint8)
     assert images[0].nbytes > MIB
     options = {"encoding": "raw", "shard_bytes": MIB}
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, options)
     assert load_index(store_dir)["samples"]["shard"] == [0, 1, 2]
     assert_same(wds_method.read(store_dir), images, labels)
 
@@ -412,8 +313,8 @@ def test_a_tiled_stream_writes_the_same_store_as_the_array(tmp_path):
     stream = tile(pool_images, pool_labels, 45, chunk_images=4)
     whole = stream.take(np.arange(45))
     options = {"encoding": "raw", "shard_bytes": MIB}
-    streamed = store_fresh(tmp_path / "streamed", stream, stream.labels, options)
-    in_one = store_fresh(tmp_path / "array", whole, stream.labels.copy(), options)
+    streamed = store_fresh("wds", tmp_path / "streamed", stream, stream.labels, options)
+    in_one = store_fresh("wds", tmp_path / "array", whole, stream.labels.copy(), options)
     files = sorted(p.name for p in streamed.iterdir())
     assert files == sorted(p.name for p in in_one.iterdir())
     for name in files:  # the same bytes (members carry a fixed mtime)
@@ -426,7 +327,7 @@ def test_a_tiled_stream_writes_the_same_store_as_the_array(tmp_path):
 
 def test_the_header_read_back_refuses_a_shard_unlike_what_was_written(tmp_path):
     images, labels = photo_set(3, seed=16)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {"encoding": "raw"})
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, {"encoding": "raw"})
     shard = store_dir / "shard-000000.tar"
     written = []  # (name, size) of each member in the order TarWriter writes them
     for i in range(3):
@@ -443,7 +344,7 @@ def test_the_header_read_back_refuses_a_shard_unlike_what_was_written(tmp_path):
 
 def test_a_store_that_disagrees_with_its_index_is_refused(tmp_path):
     images, labels = photo_set(200, 64, seed=14)
-    store_dir = store_fresh(tmp_path / "store", images, labels, RAW_1MIB)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, RAW_1MIB)
     path = store_dir / wds_method.INDEX_FILE
     index = json.loads(path.read_text())
 
@@ -484,7 +385,7 @@ def test_a_store_that_disagrees_with_its_index_is_refused(tmp_path):
 def test_disk_bytes_bounds_the_store(count, size, options, tmp_path):
     images, labels = photo_set(count, size, seed=count)
     images[0] = np.random.default_rng(0).integers(0, 256, images[0].shape)  # the worst case
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("wds", tmp_path / "store", images, labels, options)
     resolved = resolve_options(wds_method, options)
     bound = wds_method.disk_bytes(count, images[0].nbytes, resolved)
     on_disk = fsutil.disk_usage(store_dir).bytes_on_disk
@@ -512,9 +413,8 @@ def test_the_harness_stores_and_reads_a_wds_store(options, tmp_path):
     if options and options.get("shard_bytes"):  # enough images for two shards
         images, labels = photo_set(100, 64, seed=15)
     store_dir = tmp_path / "store"
-    (row,) = measure.run_store(
-        "wds", images, labels, store_dir, fsync="none", repeat=1, env=ENV, options=options
-    )
+    point = Point("wds", options=options, fsync="none")
+    (row,) = measure.run_store(point, (images, labels), store_dir, env=ENV)
     assert row["operation"] == "store" and row["method"] == "wds"
     assert row["images_read"] == len(images)
     assert row["n_files"] == len(load_index(store_dir)["shards"]) + 1
@@ -525,16 +425,15 @@ def test_the_harness_stores_and_reads_a_wds_store(options, tmp_path):
     assert row["bytes_on_disk"] <= wds_method.disk_bytes(
         len(images), images[0].nbytes, resolve_options(wds_method, options)
     )
-    common = {"repeat": 1, "env": ENV, "fsync": "none", "options": options}
+    common = {"fsync": "none", "options": options}
     for pattern, cache, extra in (
         ("whole", "cold", {}),
         ("whole", "warm", {}),
         ("shuffled", "cold", {"batch_size": 8}),
         ("shuffled", "warm", {"batch_size": 8, "readahead": "off", "readers": 2}),
     ):
-        (read,) = measure.run_read(
-            "wds", store_dir, images, labels, cache=cache, pattern=pattern, **extra, **common
-        )
+        point = Point("wds", cache=cache, pattern=pattern, **extra, **common)
+        (read,) = measure.run_read(point, (images, labels), store_dir, env=ENV)
         assert read["operation"] == "read" and read["read_pattern"] == pattern
         assert read["cache"] == cache and read["images_read"] == len(images)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

@@ -1,7 +1,7 @@
 """The zarr method: a Zarr v3 array of the images (chunked, sharded by default), labels
 beside it; roundtrips over its layouts, the store's layout on disk, shard-aligned
 writes from a stream, random access, readers forked after the parent used zarr, the
-disk-space bound and the harness."""
+disk-space bound and the harness (the contract every method keeps is in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,26 @@ import pytest
 import skimage.data
 import zarr
 from ci import unavailable
+from method_helpers import (
+    ENV,
+    advised_random,
+    assert_same,
+    reader_get,
+    record_fadvise,
+    request_orders,
+    store_fresh,
+)
+from method_helpers import random_set as noise
 from zarr.storage import LocalStore
 
 from imgbench import methods
 from imgbench.data import pool
 from imgbench.harness import measure, space, storeref
-from imgbench.methods import contract_problems, get_method, resolve_options
+from imgbench.harness.point import Point
+from imgbench.methods import resolve_options
 from imgbench.methods import zarr as zarr_method
 from imgbench.system import fsutil
 
-ENV = {"host": "testhost", "store_fs_type": "testfs"}
 # Every layout: sharding on/off x compression none/zstd x one or four images per chunk
 # (shards of 8 images, so a store of 11 holds a full and a short shard).
 LAYOUTS = [
@@ -61,35 +71,6 @@ def photos(count: int, size: int = 24, *, black: int | None = None):
     return images, labels
 
 
-def noise(count: int, size: int = 32, seed: int = 0):
-    """Incompressible images: zstd's worst case for the disk-space bound."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
-    return images, rng.integers(0, 10, size=count).astype(np.uint8)
-
-
-def store_fresh(store_dir: Path, images, labels, options=None) -> Path:
-    store_dir.mkdir(parents=True)
-    methods.store("zarr", store_dir, images, labels, options)
-    return store_dir
-
-
-def assert_same(got, images, labels):
-    got_images, got_labels = got
-    assert got_images.dtype == np.uint8 and got_images.shape == images.shape
-    np.testing.assert_array_equal(got_images, images)
-    assert got_labels.dtype == labels.dtype and got_labels.shape == labels.shape
-    np.testing.assert_array_equal(got_labels, labels)
-
-
-def reader_get(store_dir: Path, indices, *, readahead=True):
-    reader = zarr_method.open_reader(store_dir, readahead=readahead)
-    try:
-        return reader.get(indices)
-    finally:
-        reader.close()
-
-
 def chunk_files(store_dir: Path) -> list[Path]:
     """The images' chunk (or shard) files, in chunk order."""
     files = [p for p in (store_dir / "images" / "c").rglob("*") if p.is_file()]
@@ -99,19 +80,12 @@ def chunk_files(store_dir: Path) -> list[Path]:
 # --- the interface -------------------------------------------------------------------------
 
 
-def test_module_keeps_the_method_contract():
-    module = get_method("zarr")
-    assert module is zarr_method
-    assert contract_problems(module) == []
-    assert resolve_options(module, None) == module.OPTIONS
-    assert "\n" not in module.DESCRIPTION and "Zarr" in module.DESCRIPTION
-    assert module.PACKAGES == ("zarr", "numcodecs")
-    versions = module.library_versions()
+def test_options_packages_and_library_versions():
+    assert "Zarr" in zarr_method.DESCRIPTION
+    assert zarr_method.PACKAGES == ("zarr", "numcodecs")
+    versions = zarr_method.library_versions()
     assert list(versions) == ["zstd_c"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", versions["zstd_c"]), versions
-
-
-def test_defaults():
     assert zarr_method.OPTIONS == {
         "chunk_images": 1,
         "sharding": True,
@@ -121,6 +95,8 @@ def test_defaults():
     }
     assert zarr_method.CHOICES["sharding"] == (True, False)
     assert zarr_method.CHOICES["compression"] == ("none", "zstd")
+    assert zarr_method.CHOICES["chunk_images"].minimum == 1
+    assert zarr_method.CHOICES["shard_images"].minimum == 1
 
 
 def test_import_zarr_inside_the_module_is_the_library(tmp_path):
@@ -134,27 +110,8 @@ def test_import_zarr_inside_the_module_is_the_library(tmp_path):
         zarr_method._compressors({"compression": "zstd", "compression_level": 5})
     ).__module__.startswith("zarr.codecs")
     images, labels = photos(2)
-    store_fresh(tmp_path / "store", images, labels)
+    store_fresh("zarr", tmp_path / "store", images, labels)
     assert zarr.open_group(tmp_path / "store", mode="r").info is not None
-
-
-def test_module_import_leaves_zarr_unloaded():
-    """Importing the method for its names (config validation, space check) loads numpy only."""
-    code = (
-        "import sys; sys.path.insert(0, 'workflow'); "
-        "import imgbench.methods.zarr as m; m.disk_bytes(10, 3072, dict(m.OPTIONS)); "
-        "print('zarr' in sys.modules, 'numcodecs' in sys.modules)"
-    )
-    import subprocess
-
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize(
@@ -166,32 +123,35 @@ def test_module_import_leaves_zarr_unloaded():
         ({"compression_level": 23}, r"compression_level must be one of null, 1, .*not 23"),
         (
             {"chunk_images": 8, "shard_images": 100},
-            r"shard_images \(100\) must be a multiple of chunk_images \(8\).*"
-            r"set shard_images to e\.g\. 96, or sharding: false",
+            r"shard_images must be a multiple of chunk_images \(8\), as a shard holds whole "
+            r"chunks, not 100; set shard_images to e\.g\. 96, or sharding: false",
         ),
-        ({"chunk_images": 0}, r"chunk_images must be a positive integer, not 0"),
-        ({"chunk_images": 2.5}, r"chunk_images must be a positive integer, not 2\.5"),
-        ({"shard_images": True}, r"shard_images must be a positive integer, not True"),
-        ({"compression_level": 9}, r"compression_level \(9\) needs compression: zstd"),
+        (
+            {"chunk_images": 0},
+            r"chunk_images must be a whole number of images of at least 1, not 0",
+        ),
+        ({"chunk_images": 2.5}, r"chunk_images must be a whole number .*, not 2\.5"),
+        ({"shard_images": True}, r"shard_images must be a whole number .*, not True"),
+        (
+            {"compression_level": 9},
+            r"compression_level must be null without compression, not 9; set compression: zstd",
+        ),
         ({"chunks": 4}, r"method zarr has no option chunks"),
     ],
 )
 def test_bad_values_are_refused(options, message, tmp_path):
     images, labels = photos(3)
     with pytest.raises(ValueError, match=message):
-        store_fresh(tmp_path / "store", images, labels, options)
+        store_fresh("zarr", tmp_path / "store", images, labels, options)
     assert not any((tmp_path / "store").iterdir())  # refused before writing anything
 
 
 def test_the_space_check_refuses_a_bad_shard_size_too():
-    options = resolve_options(zarr_method, {"chunk_images": 3, "shard_images": 10})
-    with pytest.raises(ValueError, match=r"shard_images \(10\) must be a multiple"):
-        zarr_method.disk_bytes(100, 3072, options)
+    with pytest.raises(ValueError, match=r"shard_images must be a multiple of chunk_images \(3\)"):
+        space.store_bytes("zarr", 100, 3072, {"chunk_images": 3, "shard_images": 10})
     # without sharding shard_images is not used, so not checked
-    options = resolve_options(
-        zarr_method, {"chunk_images": 3, "shard_images": 10, "sharding": False}
-    )
-    assert zarr_method.disk_bytes(100, 3072, options) > 100 * 3072
+    options = {"chunk_images": 3, "shard_images": 10, "sharding": False}
+    assert space.store_bytes("zarr", 100, 3072, options) > 100 * 3072
 
 
 # --- roundtrips ----------------------------------------------------------------------------
@@ -200,7 +160,7 @@ def test_the_space_check_refuses_a_bad_shard_size_too():
 @pytest.mark.parametrize("options", LAYOUTS, ids=layout_id)
 def test_every_layout_roundtrips(options, tmp_path):
     images, labels = photos(11, black=4)
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("zarr", tmp_path / "store", images, labels, options)
     assert_same(zarr_method.read(store_dir), images, labels)
     for batch in (1, 3, 50):
         batches = list(zarr_method.read_batches(store_dir, batch))
@@ -211,32 +171,17 @@ def test_every_layout_roundtrips(options, tmp_path):
         assert_same(got, images, labels)
     indices = [10, 0, 4, 4, 7, 1, 10, 8, 9, 2]
     for readahead in (True, False):
-        got = reader_get(store_dir, indices, readahead=readahead)
+        got = reader_get("zarr", store_dir, indices, readahead=readahead)
         assert_same(got, images[indices], labels[indices])
 
 
 def test_one_image_and_the_full_label_range(tmp_path):
     images, _ = photos(1)
     labels = np.array([255], dtype=np.uint8)
-    store_dir = store_fresh(tmp_path / "one", images, labels)
+    store_dir = store_fresh("zarr", tmp_path / "one", images, labels)
     assert_same(zarr_method.read(store_dir), images, labels)
-    assert_same(reader_get(store_dir, [0]), images, labels)
+    assert_same(reader_get("zarr", store_dir, [0]), images, labels)
     assert len(chunk_files(store_dir)) == 1
-
-
-def test_read_batches_opens_the_store_on_first_next(tmp_path):
-    images, labels = photos(5)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
-    epoch = zarr_method.read_batches(tmp_path / "missing", 2)  # nothing opened yet
-    with pytest.raises(FileNotFoundError):
-        next(epoch)
-    epoch = zarr_method.read_batches(store_dir, 2)
-    first_images, first_labels = next(epoch)
-    second_images, _ = next(epoch)
-    first_images[:] = 0  # each batch its own array
-    first_labels[:] = 0
-    assert np.array_equal(second_images, images[2:4])
-    epoch.close()
 
 
 # --- layout on disk ------------------------------------------------------------------------
@@ -246,7 +191,7 @@ def test_read_batches_opens_the_store_on_first_next(tmp_path):
 def test_files_follow_the_layout_and_plain_zarr_reads_the_store(options, tmp_path):
     count = 11
     images, labels = photos(count)
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("zarr", tmp_path / "store", images, labels, options)
     chunk = options["chunk_images"]
     per_file = options["shard_images"] if options["sharding"] else chunk
     files = chunk_files(store_dir)
@@ -280,9 +225,9 @@ def test_a_black_image_is_written_as_a_chunk(tmp_path):
     """write_empty_chunks: a chunk equal to the fill value is still a file (no sharding)
     or a chunk in its shard, so the layout does not depend on the pixels."""
     images, labels = photos(4, black=2)
-    store_dir = store_fresh(tmp_path / "files", images, labels, {"sharding": False})
+    store_dir = store_fresh("zarr", tmp_path / "files", images, labels, {"sharding": False})
     assert len(chunk_files(store_dir)) == 4
-    store_dir = store_fresh(tmp_path / "shard", images, labels, {"shard_images": 4})
+    store_dir = store_fresh("zarr", tmp_path / "shard", images, labels, {"shard_images": 4})
     (shard,) = chunk_files(store_dir)
     assert shard.stat().st_size == 4 * images[0].nbytes + 4 * 16 + 4
     assert_same(zarr_method.read(store_dir), images, labels)
@@ -296,7 +241,7 @@ def test_zstd_compresses_photos_and_takes_its_level(tmp_path):
         "zstd": {"compression": "zstd"},
         "zstd19": {"compression": "zstd", "compression_level": 19},
     }.items():
-        store_dir = store_fresh(tmp_path / name, images, labels, options)
+        store_dir = store_fresh("zarr", tmp_path / name, images, labels, options)
         sizes[name] = sum(p.stat().st_size for p in chunk_files(store_dir))
         (codec,) = zarr.open_array(store_dir / "images", mode="r").compressors or [None]
         if codec is not None:
@@ -363,7 +308,7 @@ def test_a_stream_store_writes_every_file_once_and_equals_the_array_store(
     stream = pool.tile(images, labels, 50, chunk_images=7)
     plain = np.concatenate(list(stream.iter_chunks()))
     sets, existing_reads = spy_store_io(monkeypatch)
-    streamed = store_fresh(tmp_path / "stream", stream, stream.labels, options)
+    streamed = store_fresh("zarr", tmp_path / "stream", stream, stream.labels, options)
     image_sets = [key for key in sets if key.startswith("images/c/")]
     files = chunk_files(streamed)
     assert len(image_sets) == len(set(image_sets)) == len(files)
@@ -371,7 +316,7 @@ def test_a_stream_store_writes_every_file_once_and_equals_the_array_store(
     assert len(files) == math.ceil(50 / per_file)
     assert existing_reads == []
     monkeypatch.undo()
-    whole = store_fresh(tmp_path / "whole", plain, stream.labels, options)
+    whole = store_fresh("zarr", tmp_path / "whole", plain, stream.labels, options)
     assert_same(zarr_method.read(streamed), plain, stream.labels)
     for ours, theirs in zip(chunk_files(streamed), chunk_files(whole), strict=True):
         assert ours.read_bytes() == theirs.read_bytes()
@@ -388,7 +333,7 @@ def test_the_spy_sees_rewrites_of_unaligned_writes(tmp_path, monkeypatch):
     images, labels = photos(13)
     stream = pool.tile(images, labels, 50, chunk_images=7)
     sets, existing_reads = spy_store_io(monkeypatch)
-    store_dir = store_fresh(tmp_path / "store", stream, stream.labels, {"shard_images": 8})
+    store_dir = store_fresh("zarr", tmp_path / "store", stream, stream.labels, {"shard_images": 8})
     image_sets = [key for key in sets if key.startswith("images/c/")]
     assert len(image_sets) > len(chunk_files(store_dir))
     assert existing_reads
@@ -401,16 +346,12 @@ def test_the_spy_sees_rewrites_of_unaligned_writes(tmp_path, monkeypatch):
 @pytest.mark.parametrize("options", [{}, {"sharding": False, "chunk_images": 4}], ids=str)
 def test_random_access_in_any_order_with_repeats(readahead, options, tmp_path):
     images, labels = photos(37, 16)
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
+    store_dir = store_fresh("zarr", tmp_path / "store", images, labels, options)
     reader = zarr_method.open_reader(store_dir, readahead=readahead)
     try:
         for indices in (
-            [30, 2, 2, 17, 0, 36, 2],
-            np.array([36, 35, 34, 0], dtype=np.int64),
-            [5],
-            list(range(37))[::-1],
+            *request_orders(37),
             list(range(10, 20)),  # one run: one slice
-            np.random.default_rng(0).permutation(37),
             np.random.default_rng(1).integers(0, 37, size=64),
         ):
             index = np.asarray(indices)
@@ -425,7 +366,7 @@ def test_random_access_in_any_order_with_repeats(readahead, options, tmp_path):
 
 def test_reader_returns_independent_arrays(tmp_path):
     images, labels = photos(12)
-    store_dir = store_fresh(tmp_path / "store", images, labels)
+    store_dir = store_fresh("zarr", tmp_path / "store", images, labels)
     reader = zarr_method.open_reader(store_dir)
     first = reader.get([3, 4, 5])  # one run: zarr's own output array
     second = reader.get([3, 4, 5])
@@ -435,7 +376,7 @@ def test_reader_returns_independent_arrays(tmp_path):
         got_images[:] = 0
         got_labels[:] = 0
     assert_same(second, images[[3, 4, 5]], labels[[3, 4, 5]])
-    assert_same(reader_get(store_dir, [5, 3, 3]), images[[5, 3, 3]], labels[[5, 3, 3]])
+    assert_same(reader_get("zarr", store_dir, [5, 3, 3]), images[[5, 3, 3]], labels[[5, 3, 3]])
 
 
 @pytest.mark.parametrize("sharding", [True, False])
@@ -445,23 +386,16 @@ def test_readers_without_readahead_advise_every_file_they_open(
 ):
     images, labels = photos(20)
     options = {"sharding": sharding, "shard_images": 8}
-    store_dir = store_fresh(tmp_path / "store", images, labels, options)
-    advised = []
-    real_fadvise = os.posix_fadvise
-
-    def recording_fadvise(fd, offset, length, advice):
-        advised.append((os.readlink(f"/proc/self/fd/{fd}"), advice))
-        return real_fadvise(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    store_dir = store_fresh("zarr", tmp_path / "store", images, labels, options)
+    advised = record_fadvise(monkeypatch)
     indices = [19, 3, 3, 0, 12]
     assert_same(
-        reader_get(store_dir, indices, readahead=readahead), images[indices], labels[indices]
+        reader_get("zarr", store_dir, indices, readahead=readahead),
+        images[indices],
+        labels[indices],
     )
     random_files = {
-        Path(name).relative_to(store_dir).as_posix()
-        for name, advice in advised
-        if advice == os.POSIX_FADV_RANDOM
+        Path(name).relative_to(store_dir).as_posix() for name in advised_random(advised)
     }
     if readahead:
         assert advised == []
@@ -495,8 +429,8 @@ def test_readers_forked_after_the_parent_used_zarr_read(tmp_path):
     import zarr.core.sync
 
     images, labels = photos(20)
-    store_dir = store_fresh(tmp_path / "store", images, labels, {"shard_images": 8})
-    assert_same(reader_get(store_dir, [1, 2]), images[[1, 2]], labels[[1, 2]])
+    store_dir = store_fresh("zarr", tmp_path / "store", images, labels, {"shard_images": 8})
+    assert_same(reader_get("zarr", store_dir, [1, 2]), images[[1, 2]], labels[[1, 2]])
     parent_thread = zarr.core.sync.iothread[0]
     assert parent_thread is not None and parent_thread.is_alive()
     context = multiprocessing.get_context("fork")
@@ -539,7 +473,7 @@ def test_readers_forked_after_the_parent_used_zarr_read(tmp_path):
 def test_disk_bytes_bounds_the_store(count, options, tmp_path):
     images, labels = noise(count)  # incompressible: zstd at its worst
     stream = pool.tile(images, labels, count, chunk_images=50)
-    store_dir = store_fresh(tmp_path / "store", stream, stream.labels, options)
+    store_dir = store_fresh("zarr", tmp_path / "store", stream, stream.labels, options)
     used = fsutil.disk_usage(store_dir)
     bound = zarr_method.disk_bytes(count, images[0].nbytes, resolve_options(zarr_method, options))
     assert used.bytes_apparent <= bound
@@ -570,10 +504,8 @@ def test_a_full_disk_fails_the_store_in_one_sentence_and_leaves_nothing(options,
         for attempt in range(4):
             store_dir = root / "zarr" / "default" / "32px" / "600" / f"repeat{attempt}"
             with pytest.raises(OSError) as caught, storeref.writing(store_dir, root):
-                measure.run_store(
-                    "zarr", images, labels, store_dir, fsync="none", repeat=1, env={},
-                    options=options,
-                )  # fmt: skip
+                point = Point("zarr", options=options, fsync="none")
+                measure.run_store(point, (images, labels), store_dir, env={})
             sentence = space.describe_os_error(caught.value, root)
             assert sentence is not None, f"{type(caught.value).__name__}: {caught.value}"
             assert sentence.startswith("no space left on the file system of store_dir")
@@ -605,7 +537,7 @@ def test_a_failed_write_waits_for_the_writes_in_flight(tmp_path, monkeypatch):
     monkeypatch.setattr(LocalStore, "set", slow_or_failing_set)
     images, labels = photos(6)
     with pytest.raises(OSError, match="No space left"):
-        store_fresh(tmp_path / "store", images, labels, {"sharding": False})
+        store_fresh("zarr", tmp_path / "store", images, labels, {"sharding": False})
     assert len(started) == 6 and len(finished) == 5  # every other write ran to its end
     files_then = sorted(p.name for p in (tmp_path / "store").rglob("*"))
     import time
@@ -622,10 +554,8 @@ def test_the_harness_stores_and_reads_zarr(tmp_path):
     stream = pool.tile(images, labels, 60, chunk_images=7)
     store_dir = tmp_path / "store"
     options = {"shard_images": 16}
-    (row,) = measure.run_store(
-        "zarr", stream, stream.labels, store_dir, fsync="syncfs", repeat=1, env=ENV,
-        variant="shard16", options=options,
-    )  # fmt: skip
+    point = Point("zarr", variant="shard16", options=options, fsync="syncfs")
+    (row,) = measure.run_store(point, stream, store_dir, env=ENV)
     assert row["method"] == "zarr" and row["variant"] == "shard16"
     assert row["method_description"] == zarr_method.DESCRIPTION
     assert row["n_files"] == len(fsutil.store_files(store_dir)) == math.ceil(60 / 16) + 4
@@ -633,13 +563,14 @@ def test_the_harness_stores_and_reads_zarr(tmp_path):
         60, images[0].nbytes, resolve_options(zarr_method, options)
     )
     for cache in ("cold", "warm"):
-        (row,) = measure.run_read("zarr", store_dir, stream, cache=cache, repeat=1, env=ENV)
+        (row,) = measure.run_read(Point("zarr", cache=cache), stream, store_dir, env=ENV)
         assert row["read_pattern"] == "whole" and row["images_read"] == 60
         for readers in (1, 2):
             for readahead in ("on", "off"):
-                (row,) = measure.run_read(
-                    "zarr", store_dir, stream, cache=cache, repeat=1, env=ENV,
-                    pattern="shuffled", readers=readers, readahead=readahead, batch_size=8,
+                point = Point(
+                    "zarr", cache=cache, pattern="shuffled", readers=readers,
+                    readahead=readahead, batch_size=8,
                 )  # fmt: skip
+                (row,) = measure.run_read(point, stream, store_dir, env=ENV)
                 assert row["readers"] == readers and row["readahead"] == readahead
                 assert row["images_read"] == 60 and row["cache"] == cache

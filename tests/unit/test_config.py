@@ -340,19 +340,73 @@ def test_variants_for_an_unknown_method(config):
         ("lmdb", {"map_size": 1}, r"variants\.lmdb\.fast is invalid: .*no option map_size"),
         ("hdf5", {"chunk": "image"}, r"variants\.hdf5\.fast is invalid: .*no option chunk\b"),
         ("npy", {"mmap": True}, r"variants\.npy\.fast is invalid: .*no option mmap"),
-        # Values are checked before any job runs too, not only names.
-        (
-            "lmdb",
-            {"value_format": "json"},
-            r"variants\.lmdb\.fast is invalid: .*value_format must be one of raw, pickle",
-        ),
-        ("png", {"compress_level": 11}, r"variants\.png\.fast is invalid: .*compress_level"),
     ],
 )
 def test_unknown_variant_option(config, method, options, message):
     config["variants"] = {method: {"default": {}, "fast": options}}
     with pytest.raises(ConfigError, match=message):
         validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("method", "option", "value", "rule", "fix"),
+    [
+        ("lmdb", "value_format", "json", "one of raw, pickle", "choose one of those or remove it"),
+        ("png", "compress_level", 11, "one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9", "choose one"),
+        *[
+            (
+                "wds",
+                "shard_bytes",
+                value,
+                "a whole number of bytes of at least 1048576 (1.0 MiB)",
+                "set it to e.g. 268435456 (the default) or remove it",
+            )
+            for value in (0, -1, "big", 1000, 2.5, True)
+        ],
+        *[
+            (
+                "zarr",
+                option,
+                value,
+                "a whole number of images of at least 1",
+                f"set it to e.g. {default} (the default) or remove it",
+            )
+            for option, default in (("chunk_images", 1), ("shard_images", 128))
+            for value in (0, -3, "64")
+        ],
+        *[
+            (
+                "parquet",
+                "row_group_images",
+                value,
+                "a whole number of images of at least 1",
+                "set it to e.g. 1024 (the default) or remove it",
+            )
+            for value in (0, -5, 2.5, "64")
+        ],
+        (
+            "zarr",
+            "shard_images",
+            100,
+            "a multiple of chunk_images (8), as a shard holds whole chunks",
+            "set shard_images to e.g. 96, or sharding: false",
+        ),
+    ],
+    ids=str,
+)
+def test_a_bad_option_value_is_refused_before_any_job(config, method, option, value, rule, fix):
+    """Option values are checked with the names, when the config is validated: one
+    sentence naming the key (variants.<method>.<variant>.<option>), the rule and the fix."""
+    options = {option: value, **({"chunk_images": 8} if value == 100 else {})}
+    config["variants"] = {method: {"default": {}, "bad": options}}
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    message = str(caught.value)
+    assert message.startswith(
+        f"config key variants.{method}.bad.{option} has the bad value {value!r}: "
+        f"it must be {rule}; {fix}"
+    ), message
+    assert message.count(";") == 1 and "\n" not in message  # one sentence
 
 
 def test_the_retired_psnr_floor_names_the_two_floors_that_replace_it(config):
@@ -395,7 +449,9 @@ def test_subsampling_unquoted_in_yaml_is_read_as_its_name(config):
     assert config["variants"]["wds"]["b"]["subsampling"] == "4:4:4"
     config["variants"] = yaml.safe_load("wds: {a: {encoding: jpeg, subsampling: 4:1:1}}")
     with pytest.raises(
-        ConfigError, match=r"subsampling must be one of null, 4:4:4, 4:2:2, 4:2:0, not '4:1:1'"
+        ConfigError,
+        match=r"variants\.wds\.a\.subsampling has the bad value '4:1:1': it must be one of "
+        r"null, 4:4:4, 4:2:2, 4:2:0;",
     ):
         validate_config(config, SCHEMA)
 
@@ -429,7 +485,8 @@ VARIANT_OPTIONS = {
 NO_FORMAT_LIBRARY = """
 import json, sys
 import yaml
-from imgbench import config, measure, plan, provenance, space
+from imgbench.experiment import config, plan
+from imgbench.harness import measure, provenance, space
 from imgbench.methods import available_methods, get_method
 
 settings = yaml.safe_load(open(sys.argv[1]))
@@ -445,15 +502,16 @@ for name in available_methods():
     module.DESCRIPTION, module.OPTIONS, module.PACKAGES
     space.store_bytes(name, 100, 3072, settings["variants"][name]["custom"])
 plan.store_jobs(settings)
-print(json.dumps(sorted(m for m in ("h5py", "lmdb", "PIL") if m in sys.modules)))
+libraries = ("h5py", "lmdb", "PIL", "webdataset", "pyarrow", "zarr", "numcodecs")
+print(json.dumps(sorted(m for m in libraries if m in sys.modules)))
 """
 
 
 def test_validating_variants_of_every_method_loads_no_format_library(tmp_path):
     """The Snakemake process validates the config (variants of every method), checks the
-    space every store needs and plans the jobs; none of that may import h5py, lmdb or
-    Pillow, which only the jobs of a method load (in a fresh interpreter: this test
-    process has them loaded already)."""
+    space every store needs and plans the jobs; none of that may import a format library
+    (h5py, lmdb, Pillow, webdataset, pyarrow, zarr, numcodecs), which only the jobs of a
+    method load (in a fresh interpreter: this test process has them loaded already)."""
     result = subprocess.run(
         [
             sys.executable,

@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from imgbench.methods import (
+    OptionError,
     available_methods,
     contract_problems,
     encoding,
@@ -96,6 +97,31 @@ def _normalise(config: dict) -> None:
         )
 
 
+def _check_variants(variants: dict, known: list[str]) -> None:
+    """Each variant's options against its method (``resolve_options``: names, values
+    within ``CHOICES``, the method's ``check_options``), so a bad option stops the run
+    before any job; a bad value is named by its key, ``variants.<method>.<variant>.<option>``."""
+    for method, named in variants.items():
+        if method not in known:
+            raise ConfigError(
+                f"config key variants.{method} names the unknown method {method!r}; "
+                f"use one of {', '.join(known)}"
+            )
+        for variant, options in named.items():
+            try:
+                resolve_options(get_method(method), options)
+            except OptionError as error:
+                raise ConfigError(
+                    f"config key variants.{method}.{variant}.{error.option} has the bad value "
+                    f"{error.value!r}: it must be {error.rule}; {error.fix}"
+                ) from None
+            except ValueError as error:
+                raise ConfigError(
+                    f"config key variants.{method}.{variant} is invalid: {error}; "
+                    "fix the option or remove it"
+                ) from None
+
+
 def validate_config(config: dict, schema_path: Path) -> dict:
     """Fill defaults, check ``config`` against the schema and across keys; return it.
 
@@ -137,20 +163,7 @@ def validate_config(config: dict, schema_path: Path) -> dict:
                 f"workflow/imgbench/methods/{method}.py lacks {'; '.join(problems)}; "
                 "add them (the method contract is in workflow/imgbench/methods/__init__.py)"
             )
-    for method, variants in config["variants"].items():
-        if method not in known:
-            raise ConfigError(
-                f"config key variants.{method} names the unknown method {method!r}; "
-                f"use one of {', '.join(known)}"
-            )
-        for variant, options in variants.items():
-            try:
-                resolve_options(get_method(method), options)
-            except ValueError as error:
-                raise ConfigError(
-                    f"config key variants.{method}.{variant} is invalid: {error}; "
-                    "fix the option or remove it"
-                ) from None
+    _check_variants(config["variants"], known)
     if (
         config["cold"] == "drop_caches"
         and "cold" in config["read_cache"]

@@ -17,8 +17,14 @@ A method module defines
     the method's format options and their defaults (the tuned default variant); a
     variant in ``config.yaml`` overrides some of them, e.g. PNG ``compress_level: 1``.
 ``CHOICES`` (optional)
-    the allowed values of those options that have a fixed set, checked together with
-    the names when the config is validated, before any job runs.
+    the allowed values of those options, checked together with the names when the
+    config is validated, before any job runs: a tuple of the values (``("none",
+    "zstd")``), or a range from ``_base`` (``whole_number(1, "images")``, ``byte_size(1 <<
+    20)``) for a count or size; an option without an entry takes any value.
+``check_options(options)`` (optional)
+    what ``CHOICES`` cannot say, about several options together (zarr: ``shard_images``
+    a multiple of ``chunk_images``): raises ``_base.OptionError`` naming the option at
+    fault; also run when the config is validated.
 ``PACKAGES``
     the distributions (pip names, e.g. ``("h5py",)``) the method imports beyond the
     project's core (numpy); the provenance records their versions for the method's jobs.
@@ -35,18 +41,19 @@ A method module defines
     exists and is empty; everything in it belongs to the store), including the library's
     own close or commit. ``options`` is always the complete dict: the harness resolves
     the variant's options once (``resolve_options``: defaults filled in, names and
-    ``CHOICES`` checked, an encoding's option given for another encoding refused) and
-    passes the result, so a method reads ``options[name]`` and never resolves them
-    itself. Everyone else calls ``methods.store(name, store_dir,
-    images, labels, options)``, which resolves a variant's options (``None``: the
-    defaults) and calls the method's ``store``. ``images`` is an (N, H, W, C) uint8 array
-    or a stream of chunks of one (an object with ``shape``, ``dtype``, ``len()`` and
-    ``iter_chunks()``, such as ``pool.TiledImages``; a dataset may be larger than
-    memory). A method writes chunk by chunk from ``chunks(images)`` /
-    ``indexed_chunks(images)`` and takes its metadata from ``images.shape`` and
-    ``images.dtype``; it never builds an N-sized array, so a store holds a few chunks in
-    memory whatever N is. ``labels`` is always a full array. Making the store durable is
-    the harness's flush step (``fsync: per_file | syncfs | none``), timed apart as
+    ``CHOICES`` checked, an encoding's option given for another encoding refused, the
+    module's ``check_options`` run) and passes the result, so a method reads
+    ``options[name]`` and never checks them itself. Everyone else calls
+    ``methods.store(name, store_dir, images, labels, options)``, which resolves a
+    variant's options (``None``: the defaults) and calls the method's ``store``.
+    ``images`` is an (N, H, W, C) uint8 array or a stream of chunks of one (an object
+    with ``shape``, ``dtype``, ``len()`` and ``iter_chunks()``, such as
+    ``pool.TiledImages``; a dataset may be larger than memory). A method writes chunk by
+    chunk from ``chunks(images)`` / ``indexed_chunks(images)`` and takes its metadata
+    from ``images.shape`` and ``images.dtype``; it never builds an N-sized array, so a
+    store holds a few chunks in memory whatever N is. ``labels`` is always a full array,
+    one label per image (``_base.check_lengths``). Making the store durable is the
+    harness's flush step (``fsync: per_file | syncfs | none``), timed apart as
     ``flush_seconds``; a method calls its library's own sync only when an option asks.
 ``read(store_dir) -> (images, labels)``
     the article's read: the whole store back into one numpy array and a label array
@@ -58,18 +65,27 @@ A method module defines
     ``next()`` and closed when the epoch ends (or the generator is closed). Memory is
     O(batch), never the whole store.
 ``open_reader(store_dir, *, readahead=True) -> reader``
-    random access: ``reader.get(indices) -> (images, labels)`` returns the images at
-    ``indices`` in that order, gathered into one array; ``reader.close()``.
-    Every array ``read``, ``read_batches`` and ``get`` return must be fresh: memory the
-    method (or its library) allocated, never a view of a memory-mapped store, which would
-    be read only when the harness checks it, after the clock stopped. The harness refuses
-    such a view in one sentence (``freshness``). With
+    random access (usually ``open_reader = _base.opener(Reader)``): ``reader.get(indices)
+    -> (images, labels)`` returns the images at ``indices`` in that order, gathered into
+    one array; ``reader.close()``. Every array ``read``, ``read_batches`` and ``get``
+    return must be fresh: memory the method (or its library) allocated, never a view of a
+    memory-mapped store, which would be read only when the harness checks it, after the
+    clock stopped. The harness refuses such a view in one sentence (``freshness``). With
     ``readahead=False`` the reader tells the kernel its access is random (``madvise``
     ``MADV_RANDOM`` on a memory map, ``posix_fadvise`` ``POSIX_FADV_RANDOM`` on a file
-    descriptor), so a single-image read fetches its own pages, not a readahead window.
+    descriptor: ``_base.advise_random_map`` and ``_base.advise_random``), so a
+    single-image read fetches its own pages, not a readahead window.
 
 A store records whatever its reader needs (e.g. LMDB's value format), so ``read`` and
 ``open_reader`` take no options.
+
+``methods/_base.py`` holds what the modules share, each taken by name where needed: the
+default ``open_reader`` (``opener``), a ``read`` made of ``read_batches`` for a method
+with no better whole read (``read_from_batches``), the images/labels length check
+(``check_lengths``), the store header (``store_header``: count, shape, dtypes and the
+method's own fields), the random-access advice (``advise_random``,
+``advise_random_map``), the codec versions under Pillow (``pillow_codec_versions``) and
+the option ranges of ``CHOICES``. A new format is one module using them.
 
 Format libraries are imported inside the functions that use them, never at the top of
 the module: importing a method module for its names, options and packages (the config
@@ -87,6 +103,8 @@ from types import ModuleType
 import numpy as np
 
 from imgbench.methods import encoding
+from imgbench.methods._base import OptionError as OptionError  # re-exported for config
+from imgbench.methods._base import check_choices
 
 METHODS_DIR = Path(__file__).resolve().parent
 
@@ -142,39 +160,25 @@ def contract_problems(module: ModuleType) -> list[str]:
 
 
 def resolve_options(module: ModuleType, options: dict | None) -> dict:
-    """The module's default options updated with ``options``; unknown names are an error."""
+    """The module's default options updated with ``options``, checked: unknown names,
+    values outside ``CHOICES``, an encoding's option given for another encoding and the
+    module's own ``check_options`` (a ``ValueError``; an ``OptionError`` names the
+    option)."""
     defaults = dict(getattr(module, "OPTIONS", {}))
+    name = module.__name__.rsplit(".", 1)[-1]
     unknown = sorted(set(options or {}) - set(defaults))
     if unknown:
-        name = module.__name__.rsplit(".", 1)[-1]
         known = ", ".join(sorted(defaults)) or "none"
         raise ValueError(f"method {name} has no option {', '.join(unknown)} (options: {known})")
     defaults.update(options or {})
-    name = module.__name__.rsplit(".", 1)[-1]
-    for option, allowed in getattr(module, "CHOICES", {}).items():
-        value = defaults[option]
-        # `True in (0, 1)` holds in Python; compare types too so 1 is not taken for true.
-        if not any(value == choice and type(value) is type(choice) for choice in allowed):
-            listed = _listed(allowed)
-            raise ValueError(
-                f"method {name} option {option} must be one of {listed}, not {value!r}"
-            )
+    check_choices(name, getattr(module, "CHOICES", {}), defaults, module.OPTIONS)
     misplaced = encoding.misplaced_options(options or {}, defaults)
     if misplaced:
         raise ValueError(f"method {name} {misplaced}")
+    check_options = getattr(module, "check_options", None)
+    if check_options is not None:
+        check_options(defaults)
     return defaults
-
-
-def _listed(allowed) -> str:
-    """The allowed values as the config spells them; a long run of whole numbers (JPEG
-    quality) as ``1 to 100``."""
-    allowed = tuple(allowed)
-    whole = all(type(c) is int for c in allowed)
-    if whole and len(allowed) > 12 and list(allowed) == list(range(allowed[0], allowed[-1] + 1)):
-        return f"{allowed[0]} to {allowed[-1]}"
-    return ", ".join(
-        "null" if c is None else str(c).lower() if isinstance(c, bool) else str(c) for c in allowed
-    )
 
 
 def store(method: str | ModuleType, store_dir, images, labels, options: dict | None = None) -> None:

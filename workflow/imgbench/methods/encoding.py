@@ -19,11 +19,11 @@ encoded images (PNG files, LMDB values, WebDataset members, Parquet cells).
     Pillow's default effort; ``lossless: false`` is lossy at ``quality`` (libwebp's lossy
     mode always keeps colour at 4:2:0).
 
-A lossy store (JPEG, lossy WebP) is verified by fidelity, not exactly (see ``measure``):
-the store job reads it back once and stops the run when the whole store's PSNR against
-its source (``Fidelity.store_db``, over all pixels) is below the config's
-``store_psnr_floor_db``, recording the store's PSNR, its worst image's and the 1st
-percentile of its images'; every read checks each image against the much lower
+A lossy store (JPEG, lossy WebP) is verified by fidelity, not exactly (see
+``harness.verification``): the store job reads it back once and stops the run when the
+whole store's PSNR against its source (``Fidelity.store_db``, over all pixels) is below
+the config's ``store_psnr_floor_db``, recording the store's PSNR, its worst image's and
+the 1st percentile of its images'; every read checks each image against the much lower
 ``image_psnr_floor_db``, which an image of a faithful encoding passes and a wrong or
 corrupt image fails.
 

@@ -11,13 +11,13 @@ chunk; ``read_batches`` reads each batch with ``read_direct`` into a fresh array
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from imgbench.methods import batch_bounds, blocks, indexed_chunks
+from imgbench.methods._base import advise_random, check_lengths, opener
 
 DESCRIPTION = "HDF5 (one file, images + labels datasets)"
 PACKAGES = ("h5py",)
@@ -52,6 +52,7 @@ def store(
 ) -> None:
     import h5py
 
+    check_lengths(images, labels)
     layout = {}
     if options["chunks"] == "image" or options["compression"] != "none":
         layout["chunks"] = (1, *images.shape[1:])
@@ -106,7 +107,7 @@ class Reader:
 
         self.handle = h5py.File(Path(store_dir) / FILE_NAME, "r")
         if not readahead:
-            os.posix_fadvise(self.handle.id.get_vfd_handle(), 0, 0, os.POSIX_FADV_RANDOM)
+            advise_random(self.handle.id.get_vfd_handle())
         self.images = self.handle["images"]
         self.labels = self.handle["labels"][()]
 
@@ -127,5 +128,4 @@ class Reader:
         self.handle.close()
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from imgbench.methods import batch_bounds, encoding, indexed_chunks
+from imgbench.methods._base import OptionError, check_lengths, opener, store_header
 
 DESCRIPTION = "LMDB (one key per image)"
 PACKAGES = ("lmdb",)
@@ -48,6 +49,18 @@ CHOICES = {
 # Room for B-tree branch/leaf pages, page headers and free-list churn.
 HEADROOM = 1.5
 MIN_MAP_SIZE = 1 << 20
+
+
+def check_options(options: dict) -> None:
+    """``value_format: pickle`` stores the article's object of raw pixels: encoding raw."""
+    if options["value_format"] == "pickle" and options["encoding"] != "raw":
+        raise OptionError(
+            "lmdb",
+            "encoding",
+            options["encoding"],
+            "raw with value_format pickle (the article's object of raw pixels)",
+            "use encoding raw with it, or value_format raw",
+        )
 
 
 def library_versions() -> dict:
@@ -135,14 +148,9 @@ def _commit(env, items) -> None:
 
 
 def _meta_items(images, labels: np.ndarray, options: dict):
-    meta = {
-        "count": len(images),
-        "shape": list(images.shape[1:]),
-        "dtype": str(np.dtype(images.dtype)),
-        "labels_dtype": str(labels.dtype),
-        "value_format": options["value_format"],
-        "encoding": options["encoding"],
-    }
+    meta = store_header(
+        images, labels, value_format=options["value_format"], encoding=options["encoding"]
+    )
     return [
         (LABELS_KEY, np.ascontiguousarray(labels).tobytes()),
         (META_KEY, json.dumps(meta).encode()),
@@ -158,14 +166,7 @@ def store(
 ) -> None:
     import lmdb
 
-    if options["value_format"] == "pickle" and options["encoding"] != "raw":
-        raise ValueError(
-            "method lmdb option value_format pickle stores the article's object of raw "
-            f"pixels, not {options['encoding']} bytes; use encoding raw with it, or "
-            "value_format raw"
-        )
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    check_lengths(images, labels)
     sync = bool(options["sync"])
     env = lmdb.open(
         str(store_dir),
@@ -258,8 +259,7 @@ class Reader:
         self.env.close()
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)
 
 
 def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -8,13 +8,13 @@ into a fresh array (no memory map), so only one batch is resident.
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from imgbench.methods import batch_bounds, blocks, indexed_chunks
+from imgbench.methods._base import advise_random_map, check_lengths, opener
 
 DESCRIPTION = "raw .npy array (baseline)"
 OPTIONS: dict = {}
@@ -64,6 +64,7 @@ def store(
     *,
     options: dict,
 ) -> None:
+    check_lengths(images, labels)
     with open(store_dir / "images.npy", "wb") as handle:
         write_header(handle, images.shape, images.dtype)
         for _start, chunk in indexed_chunks(images):
@@ -111,7 +112,7 @@ class Reader:
         self.images = np.load(Path(store_dir) / "images.npy", mmap_mode="r")
         self.labels = np.load(Path(store_dir) / "labels.npy")
         if not readahead and self.images.size:
-            self.images._mmap.madvise(mmap.MADV_RANDOM)
+            advise_random_map(self.images._mmap)
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices)
@@ -121,5 +122,4 @@ class Reader:
         self.images = None
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)

@@ -50,13 +50,20 @@ a random single-image read, and what the benchmark shows for it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from imgbench.methods import blocks, encoding, indexed_chunks
+from imgbench.methods._base import (
+    advise_random,
+    check_lengths,
+    opener,
+    pillow_codec_versions,
+    store_header,
+    whole_number,
+)
 
 DESCRIPTION = "Parquet (one file, image bytes column)"
 PACKAGES = ("pyarrow", "Pillow")
@@ -65,7 +72,11 @@ META_KEY = b"imgbench"
 IMAGE_COLUMN = "image"
 LABEL_COLUMN = "label"
 OPTIONS = {**encoding.options("png"), "row_group_images": 1024, "compression": "none"}
-CHOICES = {**encoding.CHOICES, "compression": ("none", "snappy", "zstd")}
+CHOICES = {
+    **encoding.CHOICES,
+    "row_group_images": whole_number(1, "images"),
+    "compression": ("none", "snappy", "zstd"),
+}
 # The option's names to pyarrow's codec names.
 CODECS = {"none": "NONE", "snappy": "SNAPPY", "zstd": "ZSTD"}
 
@@ -89,25 +100,8 @@ def library_versions() -> dict:
     """The Arrow C++ library under pyarrow (its own Parquet writer and reader, with the
     codecs built in) and the codec libraries Pillow encodes and decodes images with."""
     import pyarrow
-    from PIL import features
 
-    return {
-        "arrow_cpp": pyarrow.cpp_version,
-        "zlib": features.version("zlib"),
-        "libjpeg_turbo": features.version("libjpeg_turbo"),
-        "libwebp": features.version("webp"),
-    }
-
-
-def row_group_images(options: dict) -> int:
-    """The ``row_group_images`` option, checked: a whole number of at least 1."""
-    value = options["row_group_images"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"method parquet option row_group_images must be a whole number of images "
-            f"of at least 1, not {value!r}"
-        )
-    return value
+    return {"arrow_cpp": pyarrow.cpp_version, **pillow_codec_versions()}
 
 
 def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
@@ -115,7 +109,7 @@ def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
     size (``encoding.max_encoded_bytes``) with its length prefix, a label, a page header
     and, when compressed, the codec's overhead; each row group's footer entries and label
     dictionary; the file's schemas and metadata (the constants above)."""
-    groups = -(-n_images // row_group_images(options))
+    groups = -(-n_images // options["row_group_images"])
     value = encoding.max_encoded_bytes(image_bytes, options) + VALUE_PREFIX_BYTES
     if options["compression"] != "none":
         value += value // 256 + CODEC_PAGE_BYTES
@@ -143,20 +137,12 @@ def store(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    group_images = row_group_images(options)
+    group_images = options["row_group_images"]
     labels = np.ascontiguousarray(labels)
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    check_lengths(images, labels)
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, not {labels.dtype}")
-    meta = {
-        "count": len(images),
-        "shape": list(images.shape[1:]),
-        "dtype": str(np.dtype(images.dtype)),
-        "labels_dtype": str(labels.dtype),
-        "encoding": options["encoding"],
-        "row_group_images": group_images,
-    }
+    meta = store_header(images, labels, encoding=options["encoding"], row_group_images=group_images)
     schema = _schema(pa, labels.dtype, meta)
     label_type = schema.field(LABEL_COLUMN).type
     written = 0
@@ -244,7 +230,7 @@ class _Store:
         self.handle = open(Path(store_dir) / FILE_NAME, "rb", buffering=0)  # noqa: SIM115
         try:
             if not readahead:
-                os.posix_fadvise(self.handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+                advise_random(self.handle.fileno())
             # pre_buffer (pyarrow's default) coalesces and buffers the column chunks of
             # the row groups ahead of iter_batches: an epoch of 20,000 images of 64x64
             # held 178 MB more than one of 2,000; without it the epoch holds a row group.
@@ -403,5 +389,4 @@ class Reader:
         self.store.close()
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from imgbench.methods import batch_bounds, blocks, encoding, indexed_chunks
+from imgbench.methods._base import advise_random, check_lengths, opener, pillow_codec_versions
 
 DESCRIPTION = "image files + labels.csv"
 PACKAGES = ("Pillow",)
@@ -30,9 +30,7 @@ CHOICES = dict(encoding.CHOICES)
 
 def library_versions() -> dict:
     """zlib, which does the deflate of Pillow's PNG encoder and decoder."""
-    from PIL import features
-
-    return {"zlib": features.version("zlib")}
+    return pillow_codec_versions("zlib")
 
 
 def _image_path(store_dir: Path, index: int, extension: str = "png") -> Path:
@@ -54,6 +52,7 @@ def store(
     *,
     options: dict,
 ) -> None:
+    check_lengths(images, labels)
     extension = encoding.EXTENSIONS[options["encoding"]]
     for start, chunk in indexed_chunks(images):
         for index, image in enumerate(chunk, start=start):
@@ -83,7 +82,7 @@ def _read_file(path: Path, readahead: bool) -> bytes:
     """A file's bytes; without readahead the file is advised ``POSIX_FADV_RANDOM`` first."""
     with open(path, "rb", buffering=0) as handle:
         if not readahead:
-            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+            advise_random(handle.fileno())
         return handle.readall()
 
 
@@ -135,5 +134,4 @@ class Reader:
         pass
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)

@@ -48,13 +48,21 @@ from urllib.parse import urlparse
 import numpy as np
 
 from imgbench.methods import batch_bounds, blocks, encoding, indexed_chunks
+from imgbench.methods._base import (
+    advise_random,
+    byte_size,
+    check_lengths,
+    opener,
+    pillow_codec_versions,
+    store_header,
+)
 from imgbench.system.atomic import write_text
 
 DESCRIPTION = "WebDataset tar shards (+ offset index)"
 PACKAGES = ("webdataset", "Pillow")
 OPTIONS = {**encoding.options("png"), "shard_bytes": 256 << 20}
-CHOICES = dict(encoding.CHOICES)
 MIN_SHARD_BYTES = 1 << 20
+CHOICES = {**encoding.CHOICES, "shard_bytes": byte_size(MIN_SHARD_BYTES)}
 INDEX_FILE = "index.json"
 LABEL_EXTENSION = "cls"
 # The tar layout (POSIX ustar, as TarWriter writes it).
@@ -71,31 +79,7 @@ INDEX_BYTES_PER_IMAGE = 80
 def library_versions() -> dict:
     """The codec libraries under Pillow that the encodings use (PNG's zlib, JPEG's
     libjpeg-turbo, libwebp), those this Pillow has."""
-    from PIL import features
-
-    versions = {}
-    for name, feature in (
-        ("zlib", "zlib"),
-        ("libjpeg_turbo", "libjpeg_turbo"),
-        ("libwebp", "webp"),
-    ):
-        try:
-            version = features.version(feature)
-        except ValueError:  # a Pillow that does not know the feature
-            version = None
-        if version is not None:
-            versions[name] = version
-    return versions
-
-
-def _check_shard_bytes(options: dict) -> int:
-    value = options["shard_bytes"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SHARD_BYTES:
-        raise ValueError(
-            f"method wds option shard_bytes must be a whole number of bytes of at least "
-            f"{MIN_SHARD_BYTES} (1 MiB), not {value!r}; set shard_bytes to e.g. 268435456"
-        )
-    return value
+    return pillow_codec_versions()
 
 
 def _padded(nbytes: int) -> int:
@@ -124,7 +108,7 @@ def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
     so any two neighbouring shards hold more than ``shard_bytes - 11264`` (at least half
     of ``shard_bytes``, which is at least 1 MiB) between them; hence fewer than ``4 *
     samples / shard_bytes + 2`` shards, and never more than one per image."""
-    shard_bytes = _check_shard_bytes(options)
+    shard_bytes = options["shard_bytes"]
     per_sample = _sample_bytes(encoding.max_encoded_bytes(image_bytes, options), 3)
     samples = n_images * per_sample
     shards = min(n_images, 4 * samples // shard_bytes + 2)
@@ -250,9 +234,8 @@ def store(
     *,
     options: dict,
 ) -> None:
-    shard_bytes = _check_shard_bytes(options)
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    shard_bytes = options["shard_bytes"]
+    check_lengths(images, labels)
     store_dir = Path(store_dir)
     extension = encoding.EXTENSIONS[options["encoding"]]
     shard_names: list[str] = []
@@ -287,16 +270,14 @@ def store(
     finally:
         if shard is not None:  # an error midway: close the file, the store stays incomplete
             shard.close()
-    index = {
-        "count": len(images),
-        "shape": [int(n) for n in images.shape[1:]],
-        "dtype": str(np.dtype(images.dtype)),
-        "labels_dtype": str(labels.dtype),
-        "encoding": options["encoding"],
-        "extension": extension,
-        "shards": shard_names,
-        "samples": columns,
-    }
+    index = store_header(
+        images,
+        labels,
+        encoding=options["encoding"],
+        extension=extension,
+        shards=shard_names,
+        samples=columns,
+    )
     write_text(json.dumps(index, separators=(",", ":")), store_dir / INDEX_FILE)
 
 
@@ -476,7 +457,7 @@ class Reader:
         if fd is None:
             fd = os.open(self.store_dir / self.shards[shard], os.O_RDONLY)
             if not self.readahead:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                advise_random(fd)
             self.fds[shard] = fd
         return fd
 
@@ -505,5 +486,4 @@ class Reader:
             os.close(fd)
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)

@@ -92,6 +92,7 @@ from pathlib import Path
 import numpy as np
 
 from imgbench.methods import batch_bounds, blocks, indexed_chunks
+from imgbench.methods._base import OptionError, advise_random, check_lengths, opener, whole_number
 
 DESCRIPTION = "Zarr v3 array (chunked; sharded by default)"
 PACKAGES = ("zarr", "numcodecs")
@@ -103,7 +104,9 @@ OPTIONS = {
     "compression_level": None,
 }
 CHOICES = {
+    "chunk_images": whole_number(1, "images"),
     "sharding": (True, False),
+    "shard_images": whole_number(1, "images"),
     "compression": ("none", "zstd"),
     "compression_level": (None, *range(1, 23)),
 }
@@ -128,37 +131,39 @@ def library_versions() -> dict:
     }
 
 
-def _positive_int(options: dict, name: str) -> int:
-    value = options[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"method zarr option {name} must be a positive integer, not {value!r}")
-    return value
+def check_options(options: dict) -> None:
+    """A shard holds whole chunks; a compression level needs compression."""
+    chunk_images, shard_images = options["chunk_images"], options["shard_images"]
+    if options["sharding"] and shard_images % chunk_images:
+        raise OptionError(
+            "zarr",
+            "shard_images",
+            shard_images,
+            f"a multiple of chunk_images ({chunk_images}), as a shard holds whole chunks",
+            f"set shard_images to e.g. "
+            f"{max(1, round(shard_images / chunk_images)) * chunk_images}, or sharding: false",
+        )
+    if options["compression"] == "none" and options["compression_level"] is not None:
+        raise OptionError(
+            "zarr",
+            "compression_level",
+            options["compression_level"],
+            "null without compression",
+            "set compression: zstd, or remove compression_level",
+        )
 
 
 def _layout(options: dict) -> tuple[int, int | None]:
-    """(chunk_images, shard_images or None), checked."""
-    chunk_images = _positive_int(options, "chunk_images")
+    """(chunk_images, shard_images or None)."""
     if not options["sharding"]:
-        return chunk_images, None
-    shard_images = _positive_int(options, "shard_images")
-    if shard_images % chunk_images:
-        raise ValueError(
-            f"method zarr option shard_images ({shard_images}) must be a multiple of "
-            f"chunk_images ({chunk_images}): a shard holds whole chunks; set shard_images "
-            f"to e.g. {max(1, round(shard_images / chunk_images)) * chunk_images}, or "
-            "sharding: false"
-        )
-    return chunk_images, shard_images
+        return options["chunk_images"], None
+    return options["chunk_images"], options["shard_images"]
 
 
 def _compression_level(options: dict) -> int:
-    level = options["compression_level"]
     if options["compression"] == "none":
-        if level is not None:
-            raise ValueError(
-                f"method zarr option compression_level ({level}) needs compression: zstd"
-            )
         return 0
+    level = options["compression_level"]
     return ZSTD_DEFAULT_LEVEL if level is None else level
 
 
@@ -245,8 +250,7 @@ def store(
 
     chunk_images, shard_images = _layout(options)
     compressors = _compressors(options)
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    check_lengths(images, labels)
     shape = tuple(int(n) for n in images.shape)
     config = {"write_empty_chunks": True}
     group = zarr.create_group(store=LocalStore(Path(store_dir)), zarr_format=3)
@@ -337,7 +341,7 @@ def _read_advised(path: Path, prototype, byte_range):
 
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        advise_random(fd)
         size = os.fstat(fd).st_size
         if byte_range is None:
             start, stop = 0, size
@@ -455,5 +459,4 @@ class Reader:
         self.images = None
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)
