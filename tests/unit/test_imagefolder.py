@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from workflow_runs import folder_workflow, overlay, planned_jobs, snakemake
 
 from imgbench.data import imagefolder, photos, resize
 from imgbench.data.imagefolder import FolderError
@@ -472,18 +473,13 @@ def test_pool_copies_images_of_its_size_and_resizes_others(tmp_path, source_size
 def folder_run(tmp_path_factory):
     """The workflow on a folder of 6 real photographs in 3 classes (one grayscale),
     npy and png, cutoffs 1 and 8 (8 tiles the 6 images), 32x32."""
-    from test_e2e import snakemake, write_config
-
     workdir = tmp_path_factory.mktemp("folder_workflow")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    folder = workdir / "my photos"
-    photos.build_photo_folder(folder, 6, seed=5, sources=["rocket", "camera", "coffee"])
-    write_config(
+    folder = folder_workflow(
         workdir,
-        dataset={"images_dir": str(folder), "url": "https://example.invalid/none.tgz"},
+        "my photos",
+        6,
+        seed=5,
+        sources=["rocket", "camera", "coffee"],
         n_images=8,
         cutoffs=[1, 8],
         methods=["npy", "png"],
@@ -529,8 +525,6 @@ def test_folder_run_times_the_folders_images(folder_run):
 
 @pytest.mark.e2e
 def test_folder_run_second_dry_run_has_nothing_to_do(folder_run):
-    from test_e2e import planned_jobs, snakemake
-
     workdir, _, _ = folder_run
     assert planned_jobs(workdir) == []
     assert "Nothing to be done" in snakemake(workdir, "--dry-run").stdout
@@ -538,8 +532,6 @@ def test_folder_run_second_dry_run_has_nothing_to_do(folder_run):
 
 @pytest.mark.e2e
 def test_touching_or_adding_an_image_reruns_the_folder_rule(folder_run):
-    from test_e2e import planned_jobs
-
     workdir, folder, _ = folder_run
     path = next(imagefolder.scan(folder).paths())
     stat = path.stat()
@@ -562,8 +554,6 @@ def test_touching_or_adding_an_image_reruns_the_folder_rule(folder_run):
 
 @pytest.mark.e2e
 def test_a_cifar_run_in_the_same_results_uses_other_data_files(folder_run, tiny_archive):
-    from test_e2e import overlay, planned_jobs, snakemake
-
     workdir, _, _ = folder_run
     archive, md5, _, _ = tiny_archive
     dataset = {"images_dir": None, "archive": str(archive), "md5": md5}
@@ -578,8 +568,6 @@ def test_a_cifar_run_in_the_same_results_uses_other_data_files(folder_run, tiny_
 
 @pytest.mark.e2e
 def test_a_bad_folder_stops_before_any_job_and_a_bad_file_names_itself(folder_run, tmp_path):
-    from test_e2e import overlay, snakemake
-
     workdir, folder, _ = folder_run
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
@@ -607,6 +595,6 @@ def test_a_bad_folder_stops_before_any_job_and_a_bad_file_names_itself(folder_ru
 def test_readme_and_config_document_images_dir():
     readme = (REPO / "README.md").read_text()
     assert "## Your own images" in readme
-    assert "python -m imgbench.photos" in readme
+    assert "python -m imgbench.data.photos" in (REPO / "docs" / "datasets.md").read_text()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     assert config["dataset"]["images_dir"] is None

@@ -4,6 +4,9 @@
                                         (``compare``: medians, ratio B/A, verdicts)
     imgbench photos OUT_DIR [--count N] an example image folder of real photographs
                                         (``photos``; also ``python -m imgbench.data.photos``)
+    imgbench config-docs [--check]      the table of config keys in docs/configuration.md,
+                                        generated from the schema's descriptions
+                                        (``config_docs``)
 
 Without installing the package: ``PYTHONPATH=workflow python -m imgbench.cli ...``.
 Errors in the input are one sentence on stderr and exit status 2.
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 from imgbench.data import photos
+from imgbench.experiment import config_docs
 from imgbench.results import compare
 
 COMPARE_DESCRIPTION = """\
@@ -70,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     photos.add_arguments(built)
     built.set_defaults(handler=photos.run)
+    table = commands.add_parser(
+        "config-docs",
+        help="regenerate (or --check) the table of config keys in docs/configuration.md",
+        description=config_docs.DESCRIPTION,
+    )
+    config_docs.add_arguments(table)
+    table.set_defaults(handler=config_docs.run)
     return parser
 
 
