@@ -1,13 +1,7 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from cifar_fixtures import make_archive  # noqa: E402
+from cifar_fixtures import make_archive
 
 
 @pytest.fixture

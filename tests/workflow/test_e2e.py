@@ -4,10 +4,6 @@ then the rerun behaviour asserted from dry-run job lists."""
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,14 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from cifar_fixtures import make_archive
 from PIL import Image
+from workflow_runs import cifar_workflow, overlay, planned_jobs, snakemake
 
 from imgbench.experiment import plan
 from imgbench.report import figures
-from imgbench.results.aggregate import overlapping_timings
+from imgbench.results.busy import overlapping_timings
 
-REPO = Path(__file__).resolve().parents[2]
 METHODS = ["png", "lmdb", "hdf5", "npy"]
 CUTOFFS = [1, 12]
 REPEATS = 2
@@ -48,59 +43,16 @@ def read_kinds(cutoff: int) -> list[tuple]:
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--cores", "4", *args]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a dry run would execute."""
-    output = snakemake(workdir, "--dry-run", *args).stdout
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        match = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if not match:
-            continue
-        wildcards = {}
-        found = re.search(r"^\s+wildcards: (.+)$", block, re.MULTILINE)
-        if found:
-            wildcards = dict(pair.split("=", 1) for pair in found.group(1).split(", "))
-        jobs.append((match.group(1), wildcards))
-    return jobs
-
-
-def overlay(workdir: Path, name: str, changes: dict) -> list[str]:
-    """Command-line arguments that apply ``changes`` on top of config.yaml."""
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(changes))
-    return ["--configfile", "config.yaml", str(path)]
-
-
 def figure_stems(workdir: Path) -> list[str]:
     """The figures the copy's config asks for, from the registry."""
     return figures.stems(yaml.safe_load((workdir / "config.yaml").read_text()))
 
 
-def write_config(workdir: Path, **changes) -> None:
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.update(changes)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    archive, md5, images, labels = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
-    write_config(
+    images, labels = cifar_workflow(
         workdir,
-        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
         n_images=40,
         cutoffs=CUTOFFS,
         methods=METHODS,
@@ -320,14 +272,8 @@ def test_bad_config_stops_before_any_job(workflow_run, override, key):
 def axes_run(tmp_path_factory):
     """Two patterns, two reader counts, two image sizes and two PNG variants."""
     workdir = tmp_path_factory.mktemp("axes")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    archive, md5, _, _ = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
-    write_config(
+    cifar_workflow(
         workdir,
-        dataset={"archive": str(archive), "md5": md5},
         n_images=30,
         cutoffs=[1, 20],
         methods=["png", "lmdb"],
@@ -344,11 +290,7 @@ def axes_run(tmp_path_factory):
         read_cache=["cold", "warm"],
     )
     scratch = tmp_path_factory.mktemp("scratch")
-    os.environ["IMGBENCH_TEST_SCRATCH"] = str(scratch)
-    try:
-        snakemake(workdir)
-    finally:
-        del os.environ["IMGBENCH_TEST_SCRATCH"]
+    snakemake(workdir, env={**os.environ, "IMGBENCH_TEST_SCRATCH": str(scratch)})
     return workdir, scratch
 
 

@@ -18,16 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ci import IN_CI, unavailable
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from workflow_runs import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ci import IN_CI, unavailable  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "envs" / "requirements.lock"
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
 RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
@@ -162,7 +159,7 @@ def rule_blocks() -> Iterator[tuple[Path, str, dict[str, str]]]:
                 except (ValueError, SyntaxError):
                     pytest.fail(
                         f"{path.name}, rule {name}: {match[1]} {value!r} is not a plain "
-                        "string; teach tests/test_environments.py to read it"
+                        "string; teach tests/workflow/test_environments.py to read it"
                     )
         if name:
             yield path, name, values
@@ -434,7 +431,7 @@ def test_ci_installs_with_the_lock_as_constraints():
 
 def test_installed_versions_are_the_locks_on_ci():
     if not IN_CI:
-        pytest.skip("outside CI (CI=true) the installed versions may differ from the lock")
+        unavailable("outside CI (CI=true) the installed versions may differ from the lock")
     problems = []
     for name, locked in lock_pins().items():
         try:

@@ -22,13 +22,14 @@ import numpy as np
 import pytest
 from ci import unavailable
 from processes import identity, in_session, job_processes, wait_until_ended
+from workflow_runs import REPO, cifar_dataset, copy_workflow, snakemake, start_snakemake
 
 from imgbench.experiment import config as config_module
 from imgbench.harness import measure, space, storeref
+from imgbench.harness.point import Point
 from imgbench.methods import available_methods
 from imgbench.system import fsutil
 
-REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "workflow"
 
 
@@ -63,7 +64,7 @@ def test_space_check_refuses_a_store_that_cannot_fit(tmp_path, monkeypatch):
         space.check_store_fits(tmp_path / "s", "png/default 32px 20,000-image", 90_000_000)
     message = str(caught.value)
     assert message.startswith("no space for the png/default 32px 20,000-image store")
-    assert "90.0 MB" in message and "50.0 MB free" in message
+    assert "85.8 MiB" in message and "47.7 MiB free" in message  # 90 MB and 50 MB
     assert "store_dir" in message and "lower the cutoffs" in message
     assert "\n" not in message
     space.check_store_fits(tmp_path / "s", "small", 1_000_000)  # fits: no error
@@ -196,7 +197,8 @@ DRIVER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {workflow!r})
-    from imgbench import scriptlog, storeref
+    from imgbench.harness import storeref
+    from imgbench.jobs import scriptlog
     store, root, log = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     logger = scriptlog.setup(log, lambda e: f"{{e}}; the partial store was removed")
     with storeref.writing(store, root):
@@ -280,7 +282,7 @@ def test_a_full_file_system_fails_the_store_in_one_sentence_and_leaves_nothing(t
     with tmpfs(tmp_path / "small", "1m") as root:
         store = root / method / "default" / "32px" / "600" / "repeat1"
         with pytest.raises(Exception) as caught, storeref.writing(store, root):
-            measure.run_store(method, images, labels, store, fsync="none", repeat=1, env={})
+            measure.run_store(Point(method, fsync="none"), (images, labels), store, env={})
         sentence = space.describe_os_error(caught.value, root)
         assert sentence is not None, f"{type(caught.value).__name__}: {caught.value}"
         assert sentence.startswith(f"no space left on the file system of store_dir ({root})")
@@ -300,25 +302,13 @@ def test_a_read_only_store_dir_is_one_sentence(tmp_path):
 
 
 def workflow_copy(tmp_path: Path, tiny_archive, **changes) -> Path:
-    import shutil
-
-    import yaml
-
-    workdir = tmp_path / "workflow"
-    workdir.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    """The workflow in ``tmp_path``/workflow on the tiny archive: png, one repeat, one warm
+    whole read, a png figure; ``changes`` on top."""
     archive, md5, _, _ = tiny_archive
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.update(
-        {
-            "dataset": {
-                "archive": str(archive),
-                "md5": md5,
-                "url": "https://example.invalid/x.tgz",
-            },
+    return copy_workflow(
+        tmp_path / "workflow",
+        **{
+            "dataset": cifar_dataset(archive, md5),
             "methods": ["png"],
             "repeats": 1,
             "inner_repeats": 1,
@@ -327,25 +317,17 @@ def workflow_copy(tmp_path: Path, tiny_archive, **changes) -> Path:
             "readahead": ["on"],
             "plot": {"formats": ["png"], "dpi": 50, "spread": "ci"},
             **changes,
-        }
+        },
     )
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return workdir
 
 
 def assert_a_rerun_measures_the_point_whole(workdir: Path, stores: Path) -> None:
     """A plain rerun after a stopped or killed job: every row once, no store left."""
-    rerun = run_snakemake(workdir)
-    assert rerun.returncode == 0, rerun.stderr
+    snakemake(workdir, cores=2)
     timings = (workdir / "results" / "timings.csv").read_text().splitlines()
     assert len(timings) == 1 + 2  # header, one store row and one read row
     assert len(set(timings)) == len(timings)
     assert list(stores.iterdir()) == []
-
-
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.e2e
@@ -358,7 +340,7 @@ def test_a_run_that_cannot_fit_stops_at_the_start_and_completes_after_remounting
         tmp_path, tiny_archive, n_images=3000, cutoffs=[10, 3000], store_dir=str(stores)
     )
     with tmpfs(stores, "24m"):
-        first = run_snakemake(workdir)
+        first = snakemake(workdir, cores=2, check=False)
         assert first.returncode != 0
         assert "no space for this run: its largest store (png/default 32px 3,000-image)" in (
             first.stderr
@@ -368,8 +350,7 @@ def test_a_run_that_cannot_fit_stops_at_the_start_and_completes_after_remounting
 
         remount = ["mount", "-o", "remount,size=64m", str(stores)]
         subprocess.run(remount, check=True)
-        second = run_snakemake(workdir)
-        assert second.returncode == 0, second.stderr
+        second = snakemake(workdir, cores=2)
         assert "Disk: the largest store (png/default 32px 3,000-image) needs up to" in (
             second.stderr
         )
@@ -388,9 +369,8 @@ def test_a_run_removes_orphaned_stores_and_nothing_of_the_users(tmp_path, tiny_a
     killed = claimed_store(stores, "png/default/32px/10/repeat1", "writing", dead_pid())
     (stores / "README-mine.txt").write_text("mine")
 
-    result = run_snakemake(workdir)
+    result = snakemake(workdir, cores=2)
 
-    assert result.returncode == 0, result.stderr
     assert f"Removed the orphaned store {orphan}" in result.stderr
     assert f"Removed the orphaned store {killed}" in result.stderr
     assert sorted(p.name for p in stores.iterdir()) == ["README-mine.txt"]
@@ -401,7 +381,7 @@ GUARDED = textwrap.dedent(
     import mmap, os, signal, sys
     from pathlib import Path
     sys.path.insert(0, {workflow!r})
-    from imgbench import scriptlog
+    from imgbench.jobs import scriptlog
     target, log = Path(sys.argv[1]), sys.argv[2]
     scriptlog.setup(log)
 
@@ -449,10 +429,7 @@ def test_a_run_stopped_during_a_store_leaves_no_partial_store_and_reruns_whole(
     workdir = workflow_copy(
         tmp_path, tiny_archive, n_images=20000, cutoffs=[20000], store_dir=str(stores)
     )
-    command = [sys.executable, "-m", "snakemake", "--cores", "2"]
-    process = subprocess.Popen(
-        command, cwd=workdir, start_new_session=True, stderr=subprocess.PIPE, text=True
-    )
+    process = start_snakemake(workdir, cores=2)
     store = stores / "png" / "default" / "32px" / "20000" / "repeat1"
     deadline = time.monotonic() + 300
     while not (store.is_dir() and len(os.listdir(store)) > 500):
@@ -509,10 +486,7 @@ def test_a_job_killed_by_sigkill_leaves_no_process_and_reruns_whole(
         read_patterns=["shuffled"],
         readers=[2],
     )
-    command = [sys.executable, "-m", "snakemake", "--cores", "2"]
-    process = subprocess.Popen(
-        command, cwd=workdir, start_new_session=True, stderr=subprocess.PIPE, text=True
-    )
+    process = start_snakemake(workdir, cores=2)
     try:
         store = stores / "png" / "default" / "32px" / "20000" / "repeat1"
         if job == "store":  # the worker and its watcher, 500 images written

@@ -4,16 +4,12 @@ the fidelity of the lossy store, the summary's format table and the figures' leg
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from workflow_runs import folder_workflow, snakemake
 
-from imgbench.data import photos
 from imgbench.methods import available_methods, encoding
 
-REPO = Path(__file__).resolve().parents[2]
 VARIANTS = {
     "png": {
         "default": {},
@@ -49,18 +45,13 @@ def series_of(method: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def formats_run(tmp_path_factory):
-    from test_e2e import snakemake, write_config
-
     workdir = tmp_path_factory.mktemp("formats_workflow")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    folder = workdir / "photos"
-    photos.build_photo_folder(folder, 9, seed=3, sources=["astronaut", "coffee", "rocket"])
-    write_config(
+    folder_workflow(
         workdir,
-        dataset={"images_dir": str(folder), "url": "https://example.invalid/none.tgz"},
+        "photos",
+        9,
+        seed=3,
+        sources=["astronaut", "coffee", "rocket"],
         n_images=CUTOFF,
         cutoffs=[CUTOFF],
         methods=available_methods(),

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from workflow_runs import REPO
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""End to end: the README's lossy variants (JPEG with both subsamplings, lossy WebP) on
+"""End to end: the documented lossy variants (JPEG with both subsamplings, lossy WebP) on
 CIFAR-sized natural images, stored and read by Snakemake under the default floors; the
 rows, the summary's methods table, and a store floor set too high stopping the run with
 its sentence."""
@@ -6,27 +6,30 @@ its sentence."""
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from cifar_fixtures import make_archive, photo_images
+from cifar_fixtures import photo_images
+from workflow_runs import REPO, cifar_workflow, overlay, snakemake
 
 from imgbench.methods import encoding, get_method, resolve_options
 
-REPO = Path(__file__).resolve().parents[2]
 BATCH_SIZES = (60, 60, 60, 60, 60)  # 300 training images, as a CIFAR-10 archive
 CUTOFF = sum(BATCH_SIZES)
 
 pytestmark = pytest.mark.e2e
 
 
-def readme_lossy_variants() -> dict[str, dict[str, dict]]:
-    """Every lossy variant of the README's YAML examples, by method, as written there."""
-    text = (REPO / "README.md").read_text()
+# Where the formats' YAML examples are: the formats page (and the README, should it show any).
+DOCUMENTS = ("README.md", "docs/formats.md")
+
+
+def documented_lossy_variants() -> dict[str, dict[str, dict]]:
+    """Every lossy variant of the YAML examples of ``DOCUMENTS``, by method, as written
+    there."""
+    text = "\n".join((REPO / name).read_text() for name in DOCUMENTS if (REPO / name).is_file())
     found: dict[str, dict[str, dict]] = {}
     for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL):
         config = yaml.safe_load(block)
@@ -39,7 +42,7 @@ def readme_lossy_variants() -> dict[str, dict[str, dict]]:
     return found
 
 
-LOSSY = readme_lossy_variants()
+LOSSY = documented_lossy_variants()
 
 
 def resolved(method: str, variant: str) -> dict:
@@ -48,19 +51,15 @@ def resolved(method: str, variant: str) -> dict:
 
 @pytest.fixture(scope="module")
 def lossy_run(tmp_path_factory):
-    from test_e2e import overlay, snakemake, write_config
-
     workdir = tmp_path_factory.mktemp("lossy_workflow")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    archive, md5, images, labels = make_archive(
-        workdir / "photo-cifar.tar.gz", BATCH_SIZES, seed=7, make=photo_images
-    )
-    write_config(
+    images, _ = cifar_workflow(
         workdir,
-        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
+        archive={
+            "batch_sizes": BATCH_SIZES,
+            "name": "photo-cifar.tar.gz",
+            "seed": 7,
+            "make": photo_images,
+        },
         n_images=CUTOFF,
         cutoffs=[CUTOFF],
         methods=sorted(LOSSY),
@@ -82,7 +81,7 @@ def lossy_run(tmp_path_factory):
     return workdir, timings, summary, refused, images
 
 
-def test_the_readme_shows_jpeg_with_both_subsamplings_and_lossy_webp():
+def test_the_docs_show_jpeg_with_both_subsamplings_and_lossy_webp():
     encodings = {
         encoding.describe(resolved(method, variant))
         for method, variants in LOSSY.items()
@@ -92,7 +91,7 @@ def test_the_readme_shows_jpeg_with_both_subsamplings_and_lossy_webp():
     assert any(name.startswith("webp q") for name in encodings)
 
 
-def test_every_readme_lossy_variant_is_stored_and_read_above_the_floors(lossy_run):
+def test_every_documented_lossy_variant_is_stored_and_read_above_the_floors(lossy_run):
     _, timings, _, _, _ = lossy_run
     series = {(m, v) for m, variants in LOSSY.items() for v in variants}
     stores = timings[timings["operation"] == "store"]

@@ -5,24 +5,18 @@ else, and runs Snakemake end to end: the method's rows, statistics, summary, fig
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
-import yaml
-from cifar_fixtures import make_archive
+from workflow_runs import cifar_workflow, snakemake
 
 from imgbench.methods import available_methods
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = "npz"
 DESCRIPTION = "npz archives, one per chunk (a method only this test knows)"
-# The whole method, as a user would write it from the contract in methods/__init__.py.
+# The whole method, as a user would write it from the contract in methods/__init__.py,
+# taking what methods/_base.py shares.
 MODULE = f'''"""npz: one ``.npz`` archive per chunk of the stream (its images and labels) and a
 ``meta.json`` listing the chunks; numpy only."""
 
@@ -30,13 +24,19 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from . import batch_bounds, blocks, indexed_chunks
+from imgbench.methods import batch_bounds, blocks, indexed_chunks
+from imgbench.methods._base import (
+    advise_random,
+    check_lengths,
+    opener,
+    read_from_batches,
+    store_header,
+)
 
 DESCRIPTION = "{DESCRIPTION}"
 OPTIONS = {{"compressed": False}}
@@ -56,6 +56,7 @@ def _archive(store_dir: Path, index: int) -> Path:
 
 
 def store(store_dir: Path, images, labels: np.ndarray, *, options: dict) -> None:
+    check_lengths(images, labels)
     save = np.savez_compressed if options["compressed"] else np.savez
     chunks = []
     for start, chunk in indexed_chunks(images):
@@ -65,13 +66,7 @@ def store(store_dir: Path, images, labels: np.ndarray, *, options: dict) -> None
             labels=labels[start : start + len(chunk)],
         )
         chunks.append(start)
-    meta = {{
-        "count": len(images),
-        "shape": list(images.shape[1:]),
-        "dtype": str(np.dtype(images.dtype)),
-        "labels_dtype": str(labels.dtype),
-        "chunks": chunks,
-    }}
+    meta = store_header(images, labels, chunks=chunks)
     (Path(store_dir) / "meta.json").write_text(json.dumps(meta))
 
 
@@ -89,7 +84,7 @@ class Reader:
         if self.loaded[0] != index:
             with open(_archive(self.store_dir, index), "rb") as handle:
                 if not self.readahead:
-                    os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+                    advise_random(handle.fileno())
                 with np.load(handle, allow_pickle=False) as archive:
                     self.loaded = (index, archive["images"], archive["labels"])
         return self.loaded[1], self.loaded[2]
@@ -110,8 +105,7 @@ class Reader:
         self.loaded = (None, None, None)
 
 
-def open_reader(store_dir: Path, *, readahead: bool = True) -> Reader:
-    return Reader(store_dir, readahead=readahead)
+open_reader = opener(Reader)
 
 
 def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -123,38 +117,19 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
         reader.close()
 
 
-def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    reader = Reader(store_dir)
-    try:
-        return reader.get(np.arange(reader.meta["count"]))
-    finally:
-        reader.close()
+read = read_from_batches(read_batches)
 '''
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", *args]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """The workflow copied as tests/test_e2e.py copies it, plus the module and its name in
-    config.yaml; run, then its report made."""
+    """The workflow copied as every end-to-end test copies it, plus the module and its name
+    in config.yaml; run, then its report made."""
     assert NAME not in available_methods()  # the shipped workflow does not know it
     workdir = tmp_path_factory.mktemp("new_method")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (workdir / "workflow" / "imgbench" / "methods" / f"{NAME}.py").write_text(MODULE)
-    archive, md5, _, _ = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.update(
-        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
+    cifar_workflow(
+        workdir,
+        files={f"workflow/imgbench/methods/{NAME}.py": MODULE},
         n_images=40,
         cutoffs=[12],
         methods=["npy", NAME],
@@ -168,9 +143,8 @@ def run(tmp_path_factory):
         readahead=["on"],
         random_reads=10,
     )
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakemake(workdir, "--cores", "2")
-    snakemake(workdir, "--report", "report.html")
+    snakemake(workdir, cores=2, timeout=1800)
+    snakemake(workdir, "--report", "report.html", cores=None, timeout=1800)
     return workdir
 
 

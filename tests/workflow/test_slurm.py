@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,12 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from cifar_fixtures import make_archive
+from ci import unavailable
+from workflow_runs import REPO, cifar_workflow, snakemake
 
-from imgbench.results.aggregate import overlapping_timings
+from imgbench.results.busy import overlapping_timings
 
-REPO = Path(__file__).resolve().parents[2]
 START = REPO / ".ci" / "slurm" / "start_slurm.sh"
 STOP = REPO / ".ci" / "slurm" / "stop_slurm.sh"
 ACCOUNT = "imgbench"
@@ -54,13 +52,6 @@ def report(request, message: str) -> None:
         return
     with capture.global_and_fixture_disabled():
         reporter.write_line(message)
-
-
-def unavailable(reason: str):
-    """Skip, printing the reason; under CI (CI=true) a missing Slurm is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"Slurm integration test cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"Slurm integration test skipped: {reason}")
 
 
 def slurm_is_up() -> bool:
@@ -111,16 +102,10 @@ def sacct(*args: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def slurm_run(slurm, request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm-workflow")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for name in ("workflow", "profiles", "envs"):
-        shutil.copytree(REPO / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    archive, md5, _, _ = make_archive(workdir / "tiny-cifar.tar.gz", (4, 3, 2, 3, 3))
     # Node-local scratch, expanded inside each job (TMPDIR is Snakemake's tmpdir resource).
     scratch_name = f"imgbench-slurm-test-{uuid.uuid4().hex[:8]}"
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.update(
-        dataset={"archive": str(archive), "md5": md5, "url": "https://example.invalid/x.tgz"},
+    cifar_workflow(
+        workdir,
         n_images=12,
         cutoffs=CUTOFFS,
         methods=METHODS,
@@ -130,7 +115,6 @@ def slurm_run(slurm, request, tmp_path_factory):
         read_cache=CACHES,
         read_patterns=["whole"],
     )
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # The one node is this machine, and the jobs inherit this environment (sbatch
     # --export=ALL), so their $TMPDIR is this process's temporary directory.
     scratch = Path(tempfile.gettempdir()) / scratch_name
@@ -138,25 +122,21 @@ def slurm_run(slurm, request, tmp_path_factory):
 
     # The profile as a user runs it; the only additions poll Slurm every few seconds
     # instead of 40 s (fine for a private test cluster) and keep the Slurm logs.
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
+    since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    started = time.monotonic()
+    result = snakemake(
+        workdir,
         "--profile",
         "profiles/slurm",
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--slurm-keep-successful-logs",
-    ]
-    environment = {**os.environ, **slurm}
-    since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    started = time.monotonic()
-    result = subprocess.run(
-        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=1500
+        cores=None,
+        timeout=1500,
+        env={**os.environ, **slurm},
     )
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-8000:]}"
     found = re.search(r"SLURM run ID: (\S+)", output)
     assert found, f"no SLURM run ID in the Snakemake output:\n{output[-4000:]}"
     run_id = found.group(1)
