@@ -134,8 +134,12 @@ def test_all_outputs(workflow_run):
     assert "| lmdb |" in (results / "disk_usage.md").read_text()
     summary = (results / "summary.md").read_text()
     assert "## 12 image(s)" in summary
-    # A winner is named only with non-overlapping intervals; either answer is honest here.
-    assert "fastest store: **" in summary or "store: no clear difference" in summary
+    # A winner is named only with non-overlapping intervals and quiet points; any of the
+    # three answers is honest here (the machine may run other things).
+    assert any(
+        verdict in summary
+        for verdict in ("fastest store: **", "store: no clear difference", "store: no verdict (")
+    )
     assert "Bytes from the device" in summary and "Interval check" in summary
     stats = pd.read_csv(results / "timings_stats.csv", keep_default_na=False, na_values=[""])
     assert (stats["n"] == REPEATS * INNER).all()
