@@ -1,6 +1,6 @@
 """The experiment's vocabulary: read patterns, cache states, readahead settings, what an
 image weighs and which read is the whole-store read. Every other module, the config
-schema (checked by tests/test_vocabulary.py) and the workflow's wildcard constraints take
+schema (checked by tests/unit/test_vocabulary.py) and the workflow's wildcard constraints take
 these names from here; a new read pattern is one entry in ``READ_PATTERNS`` (and, for a
 request pattern, its request list in ``access``).
 

@@ -46,7 +46,7 @@ def random_single(count: int, reads: int, seed: int) -> list[np.ndarray]:
     return [positions[i : i + 1] for i in range(reads)]
 
 
-# The request list of each request pattern of the vocabulary (tests/test_vocabulary.py
+# The request list of each request pattern of the vocabulary (tests/unit/test_vocabulary.py
 # checks that none is missing).
 REQUESTS = {
     SEQUENTIAL: lambda count, batch_size, reads, seed: sequential(count, batch_size),
