@@ -29,18 +29,32 @@ def random_set(count: int, height: int = 32, width: int | None = None, seed: int
     return images, labels
 
 
-def photo_set(count: int, size: int = 32, seed: int = 0, label_values: int = 256):
-    """``count`` crops of ``size`` x ``size`` from three scikit-image photographs
-    (astronaut, chelsea the cat, coffee) at random places, and labels below
-    ``label_values``: images with the structure real ones have, not noise."""
-    sources = [photos.astronaut(), photos.chelsea(), photos.coffee()]
-    rng = np.random.default_rng(seed)
+# The scikit-image colour photographs (shipped with it, no download) the crops come from,
+# in the order crops cycle through them.
+PHOTOGRAPHS = ("astronaut", "chelsea", "coffee")
+
+
+def photo_crops(count: int, size: int, rng, *, to_edges: bool = False) -> np.ndarray:
+    """``count`` crops (count, size, size, 3) uint8 of the ``PHOTOGRAPHS`` in turn, each at
+    a place drawn from the numpy Generator ``rng`` (its top, then its left): images with
+    the structure real ones have, not noise. ``to_edges``: a crop may also touch the
+    photograph's bottom or right edge (the places' range is one wider)."""
+    sources = [getattr(photos, name)() for name in PHOTOGRAPHS]
+    reach = 1 if to_edges else 0
     images = np.empty((count, size, size, 3), dtype=np.uint8)
-    for i in range(count):
-        source = sources[i % len(sources)]
-        top = rng.integers(0, source.shape[0] - size + 1)
-        left = rng.integers(0, source.shape[1] - size + 1)
-        images[i] = source[top : top + size, left : left + size, :3]
+    for index in range(count):
+        photo = sources[index % len(sources)]
+        top = rng.integers(0, photo.shape[0] - size + reach)
+        left = rng.integers(0, photo.shape[1] - size + reach)
+        images[index] = photo[top : top + size, left : left + size, :3]
+    return images
+
+
+def photo_set(count: int, size: int = 32, seed: int = 0, label_values: int = 256):
+    """``photo_crops`` (reaching the edges) from generator ``seed``, and labels below
+    ``label_values`` drawn from it after them."""
+    rng = np.random.default_rng(seed)
+    images = photo_crops(count, size, rng, to_edges=True)
     labels = rng.integers(0, label_values, size=count).astype(np.uint8)
     return images, labels
 

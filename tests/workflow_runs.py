@@ -1,5 +1,5 @@
 """The workflow in a temporary copy, and Snakemake run there: what every end-to-end test
-(tests/workflow/, and the folder run of tests/unit/test_imagefolder.py) builds on.
+(tests/workflow/) builds on.
 
 - ``copy_workflow``: the Snakefile, config.yaml, workflow/, profiles/ and envs/ copied into
   a directory, config.yaml updated with the test's keys, extra files written into the copy.

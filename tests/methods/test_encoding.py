@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from skimage import data as photos
+from method_helpers import PHOTOGRAPHS, photo_crops
 
 from imgbench import methods
 from imgbench.data import pool
@@ -32,23 +32,11 @@ LOSSLESS = [
 LOSSY = [{"encoding": "jpeg", "quality": 95}, {"encoding": "webp", "lossless": False}]
 
 
-def photo_crops(count: int, size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` random ``size`` x ``size`` crops of scikit-image's colour photographs."""
-    sources = [photos.astronaut(), photos.chelsea(), photos.coffee()]
-    rng = np.random.default_rng(seed)
-    crops = []
-    for index in range(count):
-        photo = sources[index % len(sources)]
-        top = rng.integers(0, photo.shape[0] - size)
-        left = rng.integers(0, photo.shape[1] - size)
-        crops.append(photo[top : top + size, left : left + size, :3])
-    labels = (np.arange(count) % len(sources)).astype(np.uint8)
-    return np.ascontiguousarray(np.stack(crops)), labels
-
-
 @pytest.fixture(scope="module")
 def crops():
-    return photo_crops(12)
+    """12 crops of 48 pixels (from generator 0), labelled by their photograph (0-2)."""
+    images = photo_crops(12, 48, np.random.default_rng(0))
+    return images, (np.arange(len(images)) % len(PHOTOGRAPHS)).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

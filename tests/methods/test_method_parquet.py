@@ -22,7 +22,7 @@ from method_helpers import (
     record_fadvise,
     store_fresh,
 )
-from method_helpers import photo_set as photo_crops
+from method_helpers import photo_set as helpers_photo_set
 from method_helpers import random_set as noise_set
 
 from imgbench.data.pool import tile
@@ -45,7 +45,7 @@ LOSSLESS = [
 
 def photo_set(count: int, size: int = 32, seed: int = 0):
     """Photo crops with labels 0-9 (a label column of few values, as a data set's)."""
-    return photo_crops(count, size, seed, label_values=10)
+    return helpers_photo_set(count, size, seed, label_values=10)
 
 
 def epoch(store_dir: Path, batch_images: int, like: np.ndarray):

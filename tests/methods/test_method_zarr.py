@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import skimage.data
 import zarr
 from ci import unavailable
 from method_helpers import (
     ENV,
     advised_random,
     assert_same,
+    photo_crops,
     reader_get,
     record_fadvise,
     request_orders,
@@ -53,17 +53,10 @@ def layout_id(options: dict) -> str:
 
 
 def photos(count: int, size: int = 24, *, black: int | None = None):
-    """``count`` crops of ``size`` pixels from three scikit-image photos (astronaut,
-    chelsea, coffee), at positions spread over each; labels 0-9 with 255 among them.
-    ``black``: the index of an all-zero image (a chunk equal to the fill value)."""
-    sources = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee()]
-    rng = np.random.default_rng(count * 1000 + size)
-    images = np.empty((count, size, size, 3), dtype=np.uint8)
-    for index in range(count):
-        photo = sources[index % len(sources)]
-        top = int(rng.integers(0, photo.shape[0] - size))
-        left = int(rng.integers(0, photo.shape[1] - size))
-        images[index] = photo[top : top + size, left : left + size, :3]
+    """``photo_crops`` of ``size`` pixels (from a generator seeded by count and size);
+    labels 0-9 with 255 among them. ``black``: the index of an all-zero image (a chunk
+    equal to the fill value)."""
+    images = photo_crops(count, size, np.random.default_rng(count * 1000 + size))
     if black is not None:
         images[black] = 0
     labels = (np.arange(count) % 10).astype(np.uint8)
