@@ -15,15 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ci import unavailable
 from method_helpers import (
     ENV,
     advised_get,
+    advised_random,
     assert_same,
     epoch,
     mapped_get,
+    mapping_flags,
     open_files_under,
     random_set,
     reader_get,
+    record_fadvise,
     request_orders,
     store_fresh,
 )
@@ -356,6 +360,38 @@ ADVISED_FILES = {
     "hdf5": lambda indices: ["images.h5"],
     "png": lambda indices: [f"{i}.png" for i in indices],
 }
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("readahead", [True, False])
+def test_every_reader_advises_random_access_exactly_without_readahead(
+    method, readahead, tmp_path, monkeypatch
+):
+    """The advice part of the contract for any method, without naming its files (a new
+    format is checked here without an edit): with ``readahead=False`` some file of the
+    store is advised random while the reader reads (a memory map with VmFlags ``rr``, or
+    ``POSIX_FADV_RANDOM`` on a descriptor); with readahead, none is. The tests below pin
+    which files for the formats that ship."""
+    if not Path("/proc/self/smaps").exists():
+        unavailable("no /proc/self/smaps (not Linux)")
+    images, labels = random_set(40, seed=12)
+    store_dir = store_fresh(method, tmp_path / "store", images, labels).resolve()
+    store_files = [path for path in store_dir.rglob("*") if path.is_file()]
+    advised = record_fadvise(monkeypatch)
+    reader = get_method(method).open_reader(store_dir, readahead=readahead)
+    try:
+        got = reader.get([39, 0, 17])
+        mapped_random = [
+            path for path in store_files if any("rr" in f for f in mapping_flags(path))
+        ]
+    finally:
+        reader.close()
+    fadvised = [path for path in advised_random(advised) if Path(path).is_relative_to(store_dir)]
+    assert_same(got, images[[39, 0, 17]], labels[[39, 0, 17]])
+    if readahead:
+        assert (mapped_random, fadvised) == ([], [])
+    else:
+        assert mapped_random or fadvised, f"{method}: no file of the store advised random"
 
 
 @pytest.mark.parametrize("method", sorted(MAPPED_FILES))
