@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from results_fixtures import HOST, made_tables
+from results_fixtures import HOST
 
 from imgbench.results import busy as busy_rule
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
 
 
 def busy_frame() -> pd.DataFrame:

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from results_fixtures import DISK, made_tables, markdown_section, table_rows
+from results_fixtures import DISK, markdown_section, table_rows
 
 from imgbench.results import footprint
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
 
 
 def test_disk_usage_table(tables):

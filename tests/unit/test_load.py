@@ -5,15 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from results_fixtures import ENV_ID, ENVIRONMENT, NINE, made_tables
+from results_fixtures import ENV_ID, ENVIRONMENT, NINE
 
 from imgbench.harness import measure
 from imgbench.results import load
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
 
 
 def test_load_rows_is_the_tidy_table(tables):

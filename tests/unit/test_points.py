@@ -7,14 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from results_fixtures import made_tables, make_rows, row
+from results_fixtures import make_rows, row
 
 from imgbench.results import points, verdicts
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
 
 
 def warm_read(store: int, inner: int, seconds: float) -> dict:

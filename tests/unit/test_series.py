@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
-from results_fixtures import made_tables
 
 from imgbench.results import series
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
 
 
 def test_series_name():

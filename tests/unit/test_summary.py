@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from results_fixtures import (
     ENV_ID,
     ENVIRONMENT,
     HOST,
-    made_tables,
     make_rows,
     markdown_section,
     pattern_rows,
@@ -21,12 +19,6 @@ from results_fixtures import (
 from imgbench.results import busy as busy_rule
 from imgbench.results import footprint, load, points, series
 from imgbench.results.summary import summary_markdown
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
-
 
 # --- method descriptions and joined environments -------------------------------------------
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from results_fixtures import (
-    made_tables,
     markdown_section,
     pattern_rows,
     summary,
@@ -16,11 +14,6 @@ from results_fixtures import (
 
 from imgbench.results import footprint, load, points, series
 from imgbench.results.tables import methods_markdown
-
-
-@pytest.fixture
-def tables(tmp_path):
-    return made_tables(tmp_path)
 
 
 def test_summary_ratios_to_png_and_npy(tables):
