@@ -85,6 +85,7 @@ def test_options_packages_and_library_versions():
         "shard_images": 128,
         "compression": "none",
         "compression_level": None,
+        "read_path": "runs",
     }
     assert zarr_method.CHOICES["sharding"] == (True, False)
     assert zarr_method.CHOICES["compression"] == ("none", "zstd")

@@ -102,6 +102,7 @@ OPTIONS = {
     "shard_images": 128,
     "compression": "none",
     "compression_level": None,
+    "read_path": "runs",
 }
 CHOICES = {
     "chunk_images": whole_number(1, "images"),
@@ -109,8 +110,11 @@ CHOICES = {
     "shard_images": whole_number(1, "images"),
     "compression": ("none", "zstd"),
     "compression_level": (None, *range(1, 23)),
+    "read_path": ("runs", "orthogonal"),
 }
 IMAGES = "images"
+# The attribute of the ``images`` array naming the reader's path (``read_path``).
+READ_PATH_ATTRIBUTE = "imgbench_read_path"
 LABELS = "labels"
 ZSTD_DEFAULT_LEVEL = 3
 # Per shard: 16 bytes (offset, length) per chunk and the index's CRC32C.
@@ -264,6 +268,7 @@ def store(
         filters=None,
         fill_value=0,
         config=config,
+        attributes={READ_PATH_ATTRIBUTE: options["read_path"]},
     )
     labels = np.ascontiguousarray(labels)
     labels_array = group.create_array(
@@ -405,6 +410,18 @@ def _advised_store_class():
     return RandomAccessLocalStore
 
 
+def read_units(store_dir: Path) -> list[tuple[int, int]] | None:
+    """The store's natural unit of a streaming read: its shards (``shard_images`` images
+    each, read with one file read), or its chunks when they hold several images; None
+    (the harness's blocks) for an unsharded array of one-image chunks."""
+    images, _ = _open(Path(store_dir))
+    count = images.shape[0]
+    unit = images.shards[0] if images.shards is not None else images.chunks[0]
+    if unit <= 1:
+        return None
+    return [(start, min(start + unit, count)) for start in range(0, count, unit)]
+
+
 def _runs(unique: np.ndarray) -> list[tuple[int, int]]:
     """``(start, stop)`` of each run of consecutive values of the sorted ``unique``."""
     breaks = np.flatnonzero(np.diff(unique) != 1) + 1
@@ -422,6 +439,7 @@ class Reader:
     def __init__(self, store_dir: Path, *, readahead: bool = True):
         self.images, labels = _open(store_dir, readahead)
         self.labels = labels[:]
+        self.read_path = str(self.images.attrs.get(READ_PATH_ATTRIBUTE, "runs"))
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         from zarr.core.sync import sync
@@ -435,8 +453,14 @@ class Reader:
         if not len(unique):
             empty = np.empty((0, *self.images.shape[1:]), dtype=self.images.dtype)
             return empty, self.labels[:0].copy()
-        pieces = sync(self._read_runs(_runs(unique)))
-        gathered = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        if self.read_path == "orthogonal":
+            gathered = self.images.oindex[unique]
+        else:
+            runs = _runs(unique)
+            if len(runs) == 1:  # one slice: one call, no gathering of tasks
+                gathered = self.images[runs[0][0] : runs[0][1]]
+            else:
+                gathered = np.concatenate(sync(self._read_runs(runs)))
         if len(gathered) != len(indices) or not np.array_equal(unique, indices):
             gathered = gathered[inverse.reshape(-1)]
         return gathered, self.labels[indices]
