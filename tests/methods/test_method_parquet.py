@@ -30,6 +30,7 @@ from imgbench.harness import measure, space
 from imgbench.harness.point import Point
 from imgbench.methods import encoding, resolve_options
 from imgbench.methods import parquet as parquet_method
+from imgbench.methods._binary import BinaryCells
 from imgbench.system import fsutil
 
 RANDOM = os.POSIX_FADV_RANDOM
@@ -69,7 +70,7 @@ def test_options_packages_and_library_versions():
         "subsampling": None,
         "lossless": True,
         "compress_level": 6,
-        "row_group_images": 1024,
+        "row_group_images": 100,
         "compression": "none",
     }
     assert module.CHOICES["compression"] == ("none", "snappy", "zstd")
@@ -259,7 +260,7 @@ def test_decoding_takes_chunked_and_sliced_binary_columns(tmp_path):
             out = store.empty(9)
             store.decode_into(out, column)
             assert np.array_equal(out, images)
-            cells = parquet_method._Cells(column)
+            cells = BinaryCells(column)
             assert len(cells) == 9
             assert [bytes(cells[i]) for i in range(9)] == blobs
             if name == "raw":

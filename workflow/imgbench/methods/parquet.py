@@ -36,7 +36,7 @@ Column options (measured on crops of scikit-image photos, pyarrow 26):
 
 Options: the encoding's (``encoding`` ``raw | png | jpeg | webp``, ``quality``,
 ``lossless``, ``compress_level``; see ``imgbench.methods.encoding``), ``row_group_images`` (the
-images per row group, a whole number of at least 1; 1024 by default) and ``compression``
+images per row group, a whole number of at least 1; 100 by default) and ``compression``
 (``none | snappy | zstd``, pyarrow's codecs at their default levels, applied per page on
 top of the image encoding).
 
@@ -45,6 +45,17 @@ Random access costs a row group: Parquet's unit of reading is a column chunk, so
 image (``row_group_images`` images' bytes for a single image) and keeps the last one read,
 so a minibatch of neighbours reads its row group once. That is the format's real price of
 a random single-image read, and what the benchmark shows for it.
+
+The default of 100 images per row group is Hugging Face ``datasets``' row group for image
+datasets (``PARQUET_ROW_GROUP_SIZE_FOR_IMAGE_DATASETS``), chosen by measurement over
+pyarrow's own default (row groups of up to 1 Mi rows) and the 1,024 used before
+(docs/read-paths.md): on 2,000 photographs at 256x256, one reader, a random single image
+read 13 images/s warm with 1,024 per group, 270 with 64 and 835 with 16; an epoch of
+20,000 CIFAR images (32x32) through ``read`` took 15.5 ms with 1,024, 28.7 with 256, 67
+with 64 and 202 with 16 (pyarrow's cost per row group read, about 150 us). 100 keeps a
+single image below 20 MB at 256x256 and the whole read within 3x the largest groups'.
+Random access to Parquet stays a row group per image; an Arrow IPC file (method
+``arrow``) is what random access should use.
 """
 
 from __future__ import annotations
@@ -64,6 +75,7 @@ from imgbench.methods._base import (
     store_header,
     whole_number,
 )
+from imgbench.methods._binary import BinaryCells
 
 DESCRIPTION = "Parquet (one file, image bytes column)"
 PACKAGES = ("pyarrow", "Pillow")
@@ -71,7 +83,7 @@ FILE_NAME = "images.parquet"
 META_KEY = b"imgbench"
 IMAGE_COLUMN = "image"
 LABEL_COLUMN = "label"
-OPTIONS = {**encoding.options("png"), "row_group_images": 1024, "compression": "none"}
+OPTIONS = {**encoding.options("png"), "row_group_images": 100, "compression": "none"}
 CHOICES = {
     **encoding.CHOICES,
     "row_group_images": whole_number(1, "images"),
@@ -178,46 +190,6 @@ def store(
             write_group(writer)
 
 
-class _Cells:
-    """The values of a binary column (an Arrow array or a chunked one) as zero-copy
-    memoryviews, with each array's offsets as numpy."""
-
-    def __init__(self, column):
-        import pyarrow as pa
-
-        self.parts = []  # (first row, offsets, data) of each array
-        row = 0
-        for array in getattr(column, "chunks", [column]):
-            if len(array) == 0:
-                continue
-            if array.null_count:
-                raise ValueError("the Parquet store's image column has missing values")
-            if pa.types.is_binary(array.type):
-                offset_type = np.int32
-            elif pa.types.is_large_binary(array.type):
-                offset_type = np.int64
-            else:
-                raise ValueError(f"the Parquet store's image column is {array.type}, not binary")
-            _validity, offsets, data = array.buffers()
-            offsets = np.frombuffer(
-                offsets,
-                dtype=offset_type,
-                count=len(array) + 1,
-                offset=array.offset * np.dtype(offset_type).itemsize,
-            )
-            self.parts.append((row, offsets, memoryview(data if data is not None else b"")))
-            row += len(array)
-        self.count = row
-        self.starts = np.array([part[0] for part in self.parts], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, row: int) -> memoryview:
-        first, offsets, data = self.parts[int(np.searchsorted(self.starts, row, "right")) - 1]
-        return data[offsets[row - first] : offsets[row - first + 1]]
-
-
 class _Store:
     """The open file (a plain Python file, opened in this process, so readers work after
     a fork; ``readahead=False`` advises its descriptor ``POSIX_FADV_RANDOM`` and pyarrow
@@ -273,7 +245,7 @@ class _Store:
     def decode_into(self, out: np.ndarray, column) -> None:
         """Every value of ``column`` decoded into ``out`` (as many images). Raw images of
         the right length are copied in one piece per Arrow array, the rest one by one."""
-        cells = _Cells(column)
+        cells = BinaryCells(column)
         if len(cells) != len(out):
             raise ValueError(f"{len(cells)} values for {len(out)} images")
         for index, (first, offsets, data) in enumerate(cells.parts):
@@ -334,6 +306,16 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
         store.close()
 
 
+def read_units(store_dir: Path) -> list[tuple[int, int]]:
+    """The store's natural unit of a streaming read: its row groups, from the footer."""
+    store = _Store(store_dir)
+    try:
+        starts = store.starts.tolist()
+    finally:
+        store.close()
+    return list(zip(starts[:-1], starts[1:], strict=True))
+
+
 class Reader:
     """Random access by row groups. The file is opened here, in the reading process, and
     kept open; the labels are read once. ``get`` finds each requested image's row group
@@ -358,11 +340,11 @@ class Reader:
         self.cached_group = -1
         self.cached_cells = None
 
-    def _cells(self, group: int) -> _Cells:
+    def _cells(self, group: int) -> BinaryCells:
         if group != self.cached_group:
             self.cached_group, self.cached_cells = -1, None  # one row group held at a time
             table = self.store.file.read_row_group(group, columns=[IMAGE_COLUMN])
-            self.cached_cells = _Cells(table.column(IMAGE_COLUMN))
+            self.cached_cells = BinaryCells(table.column(IMAGE_COLUMN))
             self.cached_group = group
         return self.cached_cells
 
