@@ -471,11 +471,28 @@ class Reader:
             )
         return data
 
+    def _read_raw_into(self, row: np.ndarray, index: int) -> None:
+        """A raw member's bytes with ``os.preadv`` straight into ``row`` (one copy)."""
+        size = int(self.size[index])
+        if size != row.nbytes:
+            raise ValueError(f"a raw image of {size} bytes is not of shape {tuple(self.shape)}")
+        got = os.preadv(self._fd(int(self.shard[index])), [row], int(self.offset[index]))
+        if got != size:
+            raise ValueError(
+                f"wds store {self.store_dir}: image {index} ends {size - got} bytes "
+                f"early in {self.shards[int(self.shard[index])]}"
+            )
+
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self.labels)):
             raise IndexError(f"wds store holds images 0..{len(self.labels) - 1}")
         images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        if self.encoding == "raw":
+            rows = images.reshape(len(indices), -1).view(np.uint8)
+            for position, index in enumerate(indices.tolist()):
+                self._read_raw_into(rows[position], index)
+            return images, self.labels[indices]
         for position, index in enumerate(indices.tolist()):
             images[position] = encoding.decode(self._member(index), self.encoding, self.shape)
         return images, self.labels[indices]
@@ -487,3 +504,13 @@ class Reader:
 
 
 open_reader = opener(Reader)
+
+
+def read_units(store_dir: Path) -> list[tuple[int, int]]:
+    """The store's natural unit of a streaming read: its shards (the images of each
+    shard, from the index; shards hold consecutive images)."""
+    shards = np.array(_load_index(store_dir)["samples"]["shard"], dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(shards)) + 1
+    starts = [0, *breaks.tolist()]
+    stops = [*breaks.tolist(), len(shards)]
+    return [(a, b) for a, b in zip(starts, stops, strict=True) if b > a]
