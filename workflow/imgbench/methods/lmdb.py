@@ -227,25 +227,27 @@ class Reader:
     def _empty(self, count: int) -> np.ndarray:
         return np.empty((count, *self.shape), dtype=self.dtype)
 
-    def _fill(self, images: np.ndarray, values, first_index: int = 0) -> int:
+    def _fill(self, images: np.ndarray, values, names=None) -> int:
         """Copy (raw) or decode ``values`` into ``images`` in order; the number filled.
-        A raw value of the wrong length is refused, naming its image."""
+        A raw value of the wrong length is refused, naming its image: ``names[position]``
+        (the requested indices, or an epoch's ``range``)."""
         # zip takes from the range first: no value is pulled beyond ``images``, so an
         # epoch's walk goes on where the batch ended.
         filled = 0
         if self.raw:
             view = memoryview(images).cast("B")
             size = self.image_bytes
-            for position, value in zip(range(len(images)), values):
+            for position, value in zip(range(len(images)), values, strict=False):
                 if len(value) != size:
+                    name = position if names is None else names[position]
                     raise ValueError(
-                        f"LMDB image {first_index + position} holds {len(value)} bytes, "
+                        f"LMDB image {name} holds {len(value)} bytes, "
                         f"not {size} (shape {self.shape})"
                     )
                 view[position * size : (position + 1) * size] = value
                 filled = position + 1
             return filled
-        for position, value in zip(range(len(images)), values):
+        for position, value in zip(range(len(images)), values, strict=False):
             images[position] = self._decode(value)
             filled = position + 1
         return filled
@@ -272,7 +274,7 @@ class Reader:
                         raise KeyError(f"LMDB store has no image {index}")
                     yield value
 
-            self._fill(images, values())
+            self._fill(images, values(), indices.tolist())
         return images, self.labels[indices].copy()
 
     def read_all(self) -> np.ndarray:
@@ -295,7 +297,7 @@ class Reader:
             walk = cursor.iternext(keys=False, values=True)
             for start, stop in bounds:
                 images = self._empty(stop - start)
-                filled = self._fill(images, walk, start)
+                filled = self._fill(images, walk, range(start, stop))
                 if filled != stop - start:
                     raise ValueError(
                         f"LMDB store has no image {start + filled}, its metadata says {count}"
