@@ -33,7 +33,7 @@ from method_helpers import (
 )
 
 from imgbench.data.pool import tile
-from imgbench.harness import measure
+from imgbench.harness import access, measure
 from imgbench.harness.point import Point
 from imgbench.methods import (
     OptionError,
@@ -155,6 +155,18 @@ def test_contract_problems_name_what_a_module_lacks():
     assert problems[0].startswith("DESCRIPTION")
     assert problems[1].startswith("PACKAGES")
     assert problems[2:] == ["disk_bytes()", "read()", "read_batches()", "open_reader()"]
+
+
+def test_read_units_is_optional_but_a_function_when_defined():
+    module = types.ModuleType("imgbench.methods.sharded")
+    module.__dict__.update(
+        {k: v for k, v in vars(get_method("npy")).items() if not k.startswith("__")}
+    )
+    assert contract_problems(module) == []
+    module.read_units = [(0, 1)]
+    assert contract_problems(module) == ["read_units() (a function, if defined)"]
+    module.read_units = lambda store_dir: [(0, 1)]
+    assert contract_problems(module) == []
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -672,3 +684,57 @@ def test_run_store_replaces_an_older_store(method, tmp_path):
     assert row["n_files"] == len(files)
     if method == "png":
         assert len(files) == 7  # 5 images, labels.csv, format.json; none of the older 37
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("readers", [1, 2])
+def test_buffered_shuffle_reads_every_unit_once_and_checks_every_image(
+    method, readers, tmp_path, monkeypatch
+):
+    """``buffered_shuffle`` through the forked readers (``measure.run_read``): the readers
+    read the store's units (the method's ``read_units``, else blocks of ``batch_size``),
+    each with one ``get`` of its images, in the timed pass and again in the checking pass,
+    which checks every minibatch drawn from the shuffle buffer against the pool; the row
+    counts every image once."""
+    pool_images, pool_labels = pool_set(seed=9)
+    stream = tile(pool_images, pool_labels, COUNT, chunk_images=4)
+    store_dir = tmp_path / "store"
+    measure.run_store(Point(method, fsync="none"), stream, store_dir, env=ENV)
+    module = get_method(method)
+    units = access.read_units(module, store_dir, COUNT, 6)
+    log = tmp_path / "gets.txt"
+    real_open = module.open_reader
+
+    class LoggedReader:
+        def __init__(self, path, readahead):
+            self.path, self.reader = Path(path), real_open(path, readahead=readahead)
+
+        def get(self, indices):
+            if self.path == store_dir:
+                with open(log, "a") as handle:
+                    handle.write(f"{indices[0]} {indices[-1] + 1} {len(indices)}\n")
+            return self.reader.get(indices)
+
+        def close(self):
+            self.reader.close()
+
+    monkeypatch.setattr(
+        module, "open_reader", lambda path, *, readahead=True: LoggedReader(path, readahead)
+    )
+    point = Point(
+        method,
+        fsync="none",
+        cache="warm",
+        pattern="buffered_shuffle",
+        readers=readers,
+        batch_size=6,
+        shuffle_buffer=10,
+        seed=3,
+    )
+    (row,) = measure.run_read(point, stream, store_dir, env=ENV)
+    assert row["read_pattern"] == "buffered_shuffle" and row["readers"] == readers
+    assert row["images_read"] == COUNT
+    assert (row["batch_size"], row["shuffle_buffer"], row["seed"]) == (6, 10, 3)
+    gets = [tuple(int(n) for n in line.split()) for line in log.read_text().splitlines()]
+    contiguous = [(start, stop, stop - start) for start, stop in units]
+    assert sorted(gets) == sorted(contiguous * 2)  # the timed pass and the checking pass

@@ -80,6 +80,7 @@ def test_missing_optional_keys_get_their_defaults_in_place(config):
         "interval_threshold",
         "busy",
         "readahead",
+        "shuffle_buffer",
     ):
         del config[name]
     config["dataset"] = {"archive": None}
@@ -102,6 +103,7 @@ def test_missing_optional_keys_get_their_defaults_in_place(config):
         "cpu_pressure_pct": 10.0,
     }
     assert config["readahead"] == ["on", "off"]
+    assert config["shuffle_buffer"] == 1000
 
 
 def test_nested_defaults_fill_around_given_values(config):
@@ -156,6 +158,7 @@ def test_defaults_do_not_leak_between_calls():
             }
         },
         {"read_patterns": ["sequential", "shuffled", "random_single"], "readers": [1, 2, 4]},
+        {"read_patterns": ["buffered_shuffle"], "shuffle_buffer": 1},
         {"image_sizes": [32, 256, 512]},
         {"n_images": 1000, "cutoffs": [1000]},
         {"read_cache": ["warm"]},
@@ -170,6 +173,7 @@ def test_defaults_do_not_leak_between_calls():
         "null-options",
         "lmdb-hdf5-variants",
         "patterns-readers",
+        "buffered-shuffle-buffer-of-one",
         "sizes",
         "cutoff-equals-n",
         "warm-only",
@@ -251,7 +255,8 @@ BAD_VALUES = [
     (
         "read_patterns",
         ["strided"],
-        r"config key read_patterns\[0\] has the bad value 'strided'.*sequential, shuffled",
+        r"config key read_patterns\[0\] has the bad value 'strided'.*sequential, shuffled, "
+        r"buffered_shuffle or random_single",
     ),
     ("read_patterns", [], r"config key read_patterns has the bad value \[\]"),
     ("readers", [0], r"config key readers\[0\] has the bad value 0 .*between 1 and 256"),
@@ -259,6 +264,14 @@ BAD_VALUES = [
     ("readers", [], r"config key readers has the bad value \[\]"),
     ("batch_size", 0, r"config key batch_size has the bad value 0"),
     ("random_reads", 0, r"config key random_reads has the bad value 0"),
+    (
+        "shuffle_buffer",
+        0,
+        r"config key shuffle_buffer has the bad value 0 .*; set it to how many images "
+        r"buffered_shuffle's shuffle buffer holds before it draws \(at least 1\)$",
+    ),
+    ("shuffle_buffer", "x", r"config key shuffle_buffer has the bad value 'x' .*at least 1\)$"),
+    ("shuffle_buffer", 2.5, r"config key shuffle_buffer has the bad value 2\.5"),
     ("seed", -1, r"config key seed has the bad value -1"),
     (
         "store_psnr_floor_db",
@@ -380,7 +393,7 @@ def test_unknown_variant_option(config, method, options, message):
                 "row_group_images",
                 value,
                 "a whole number of images of at least 1",
-                "set it to e.g. 1024 (the default) or remove it",
+                "set it to e.g. 100 (the default) or remove it",
             )
             for value in (0, -5, 2.5, "64")
         ],

@@ -350,6 +350,8 @@ PATTERN_READERS = [
     ("sequential", 2),
     ("shuffled", 1),
     ("shuffled", 2),
+    ("buffered_shuffle", 1),
+    ("buffered_shuffle", 2),
     ("random_single", 1),
     ("random_single", 2),
 ]
@@ -376,6 +378,7 @@ def test_patterns_and_readers(method, pattern, readers, stores, data, env, monke
         readers=readers,
         batch_size=BATCH,
         random_reads=RANDOM_READS,
+        shuffle_buffer=5,
         seed=7,
     )
     assert calls == [True]  # through the workers, even with one reader
@@ -390,6 +393,7 @@ def test_patterns_and_readers(method, pattern, readers, stores, data, env, monke
         assert row["images_read"] == COUNT
         assert row["batch_size"] == BATCH
     assert row["seed"] == ("" if pattern == "sequential" else 7)
+    assert row["shuffle_buffer"] == (5 if pattern == "buffered_shuffle" else "")
     p50, p95, p99, p_max = (row[f"latency_{name}_us"] for name in ("p50", "p95", "p99", "max"))
     assert 0 < p50 <= p95 <= p99 <= p_max
     if cache_reported(row):
@@ -911,8 +915,10 @@ def test_whole_read_counts_device_bytes(method, big):
 
 @pytest.mark.parametrize("method", ["npy", "lmdb"])
 def test_readahead_off_fetches_fewer_device_bytes(method, big):
-    """A few hundred cold single-image reads: with readahead each pulls a window of pages,
-    advised of random access each pulls (about) its own pages."""
+    """A few hundred cold single-image reads. LMDB's map: with readahead each fault pulls
+    a window of pages, advised of random access each pulls (about) its own pages. npy
+    reads a single image with one pread: the kernel sees reads at random offsets and
+    reads ahead of none of them, so both fetch about the images' own pages."""
     need_proc_io()
     made, images, labels, env = big
     store_dir = made[method]
@@ -931,7 +937,10 @@ def test_readahead_off_fetches_fewer_device_bytes(method, big):
         assert row["cached_fraction"] < 0.05
         fetched[readahead] = row["device_read_bytes"]
     assert fetched["off"] > 0  # a cold read fetches something
-    assert fetched["off"] * 3 < fetched["on"], fetched
+    if method == "npy":
+        assert fetched["off"] <= fetched["on"] < 1.25 * fetched["off"], fetched
+    else:
+        assert fetched["off"] * 3 < fetched["on"], fetched
 
 
 # --- rows and small helpers ----------------------------------------------------------------
@@ -1024,7 +1033,12 @@ def test_the_harness_resolves_the_variant_options_once(operation, tmp_path, data
         point = Point("hdf5", options=options, cache="warm")
         measure.run_read(point, (images, labels), store_dir, **common)
     assert resolved == [options]
-    complete = {"chunks": "image", "compression": "none", "compression_opts": None}
+    complete = {
+        "chunks": "image",
+        "compression": "none",
+        "compression_opts": None,
+        "read_path": "hyperslabs",
+    }
     # The warm-up's one-image store, and for a store job each timed store.
     assert received == [complete] * len(received)
     assert len(received) >= (2 if operation == "store" else 1)

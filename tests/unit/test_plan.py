@@ -305,6 +305,19 @@ def test_memory_follows_pool_and_chunks_not_the_cutoff():
     )
 
 
+def test_a_buffered_shuffle_asks_memory_for_each_reader_s_buffer():
+    config = make_config(shuffle_buffer=1000, batch_size=64)
+    read = job_resources.ReadMemMb(config)
+    # the buffer and minibatches, and a unit: up to a WebDataset shard of 256 MiB, twice
+    held_mb = round((1000 + 3 * 64) * 12288 / 1e6) + job_resources.UNIT_BOUND_MB
+    assert job_resources.UNIT_BOUND_MB * 1e6 >= 2 * (256 << 20)
+    for readers in (1, 3):
+        assert (
+            read(wildcards(10**4, 64, readers=readers, pattern="buffered_shuffle"))
+            == read(wildcards(10**4, 64, readers=readers, pattern="shuffled")) + readers * held_mb
+        )
+
+
 def test_runtime_scales_with_images():
     small = job_resources.timing_runtime(wildcards(10))
     large = job_resources.timing_runtime(wildcards(100000))

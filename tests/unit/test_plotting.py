@@ -173,9 +173,11 @@ def check_svg(path: Path) -> None:
 
 def test_every_expected_figure_is_written(tmp_path):
     methods, sizes = ["png", "lmdb", "npy"], [32, 64]
-    patterns = ["whole", "sequential", "shuffled", "random_single"]
+    patterns = ["whole", "sequential", "shuffled", "buffered_shuffle", "random_single"]
     rows = make_rows(methods, sizes, patterns, readaheads=("on", "off"), inner=2)
     stats, disk = tables(tmp_path, rows)
+    reads = stats[stats["operation"] == "read"]
+    assert [p for p, _ in throughput.panel_rows(reads)].count("buffered_shuffle") == 2
     out_dir = tmp_path / "plots"
     stems = figures.stems(config_for(methods, sizes, patterns))
     written = plotting.plot_all(

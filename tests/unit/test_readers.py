@@ -24,6 +24,7 @@ from imgbench.harness import (
 )
 from imgbench.harness.job_rows import cache_label
 from imgbench.harness.point import Point
+from imgbench.harness.source import as_source
 from imgbench.methods import get_method
 
 COUNT = 40
@@ -249,3 +250,44 @@ def test_readers_end_when_waiting_for_a_release_that_never_comes(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         readers._wait_for(Never(), os.getppid())
     assert exits == [1]
+
+
+def test_the_checks_refuse_a_buffered_shuffle_that_loses_or_repeats_an_image(
+    npy_store, monkeypatch
+):
+    """The checking pass of a buffered shuffle checks each minibatch against the indices
+    it holds, and that together they hold every image of the share exactly once."""
+    store, images, labels = npy_store
+    module = get_method("npy")
+    check = verification.request_check("npy", as_source(images, labels))
+    epoch = access.buffered_shuffle(COUNT, 8, 5, seed=1)
+    readers.checked_requests(module, store, epoch, True, check)  # every image, once
+    real_serve = access.BufferedShuffle.serve
+
+    def served_with(change):
+        def serve(self, reader, latencies=None):
+            yield from change(list(real_serve(self, reader, latencies)))
+
+        return serve
+
+    monkeypatch.setattr(access.BufferedShuffle, "serve", served_with(lambda b: b[:-1]))
+    with pytest.raises(verification.VerificationError, match=r"held 32 images .*the reads 40"):
+        readers.checked_requests(module, store, epoch, True, check)
+    monkeypatch.setattr(access.BufferedShuffle, "serve", served_with(lambda b: b + b[:1]))
+    with pytest.raises(verification.VerificationError, match=r"held 48 images \(8 of them more"):
+        readers.checked_requests(module, store, epoch, True, check)
+    # every image once, but a minibatch's images are not those its indices name
+    swapped = served_with(lambda b: [(batch, indices[::-1]) for batch, indices in b])
+    monkeypatch.setattr(access.BufferedShuffle, "serve", swapped)
+    with pytest.raises(verification.VerificationError, match=r"image \d+ differs from the source"):
+        readers.checked_requests(module, store, epoch, True, check)
+
+
+def test_a_buffered_shuffle_is_timed_per_unit_read_and_checked_in_the_pool(npy_store):
+    store, images, labels = npy_store
+    epoch = access.buffered_shuffle(COUNT, 8, 5, seed=2)
+    latencies, region = timed_reads.read_in_workers(
+        "npy", store, access.split(epoch, 2), images, labels, readahead=True
+    )
+    assert len(latencies) == len(epoch) == 5  # one latency per unit read
+    assert (latencies > 0).all() and region.elapsed_ns > 0

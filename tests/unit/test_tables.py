@@ -132,6 +132,69 @@ def test_summary_says_which_format_for_which_access_pattern(tables, tmp_path):
     assert single[2:] == ["**npy** 3.0 KiB/image", "1x npy's bytes"]
 
 
+def buffered_rows() -> list[dict]:
+    """The shuffled reads again as buffered_shuffle reads, where lmdb takes half npy's
+    time (so the two shuffles have different winners), timed after them."""
+    rows = []
+    for one in pattern_rows():
+        if one["read_pattern"] != "shuffled":
+            continue
+        factor = 0.5 if one["method"] == "lmdb" else 1.0
+        seconds = one["seconds"] * factor
+        start = one["t_start_unix"] + 10_000
+        rows.append(
+            {
+                **one,
+                "read_pattern": "buffered_shuffle",
+                "shuffle_buffer": 1000,
+                "seconds": seconds,
+                "images_per_s": one["images_read"] / seconds,
+                "t_start_unix": start,
+                "t_end_unix": start + seconds,
+            }
+        )
+    return rows
+
+
+def test_exact_and_buffered_shuffles_are_separate_reads_of_the_format_table(tables, tmp_path):
+    base_rows, _, _ = tables
+    extra = load.load_rows(write_rows(pattern_rows() + buffered_rows(), tmp_path / "shuffles"))
+    rows = pd.concat([base_rows, extra], ignore_index=True)
+    stats = points.summarise(rows)
+    text = summary(rows, stats, footprint.disk_usage_table(rows))
+    section = markdown_section(text, "## Which format for which access pattern")
+    reads = [cells[0] for cells in table_body(section)]
+    exact, buffered = (
+        f"{pattern}, readahead on, 2 reader(s), cold"
+        for pattern in ("shuffled", "buffered_shuffle")
+    )
+    assert reads.index(buffered) == reads.index(exact) + 1  # the vocabulary's order
+    body = {cells[0]: cells[1:] for cells in table_body(section)}
+    assert body[exact][0] == "no clear winner: npy and lmdb (best median npy 1 s)"
+    assert body[buffered][0] == "**lmdb** 0.505 s [0.4949, 0.5151]"
+    note = section.split(table_body_end(section))[-1]
+    assert (
+        "over a sharded or streaming store (wds, parquet) would read it with buffered_shuffle"
+        in (note)
+    )
+    assert "an indexed store (npy, hdf5, lmdb, zarr, png files) can use the exact shuffled" in note
+    throughput = markdown_section(text, "## Access patterns and parallel readers")
+    assert f"- {exact}: no clear difference between npy " in throughput
+    assert f"- {buffered}: **lmdb** (198 images/s" in throughput
+
+
+def table_body_end(section: str) -> str:
+    """The last line of the last table of ``section``."""
+    return [line for line in section.splitlines() if line.startswith("|")][-1]
+
+
+def test_the_shuffle_note_needs_a_shuffle(tables):
+    rows, stats, disk = tables  # whole reads only
+    section = markdown_section(summary(rows, stats, disk), "## Which format for which access")
+    assert "| whole, 1 reader(s), cold |" in section
+    assert "training loop" not in section
+
+
 def test_methods_table_names_each_series_encoding_and_fidelity():
     frame = pd.DataFrame(
         {
@@ -144,16 +207,24 @@ def test_methods_table_names_each_series_encoding_and_fidelity():
             "psnr_db": [float("nan"), 41.23, float("nan")],
             "psnr_min_db": [float("nan"), 37.06, float("nan")],
             "psnr_p01_db": [float("nan"), 38.44, float("nan")],
+            "read_path": ["one file read per image", "one file, jpeg", float("nan")],
         }
     )
     body = {cells[0]: cells[1:] for cells in table_body(methods_markdown(frame))}
-    assert body["png"] == ["image files + labels.csv", "png", "exact"]
+    assert body["png"] == [
+        "image files + labels.csv",
+        "png",
+        "one file read per image",
+        "exact",
+    ]
     assert body["png:jpeg95"] == [
         "image files + labels.csv",
         "jpeg q95 4:4:4",
+        "one file, jpeg",
         "lossy: PSNR 41.2 dB, 1st percentile 38.4 dB, worst image 37.1 dB",
     ]
-    assert body["npy"] == ["raw .npy array", "raw", "exact"]
+    # rows written before the read path was recorded say n/a
+    assert body["npy"] == ["raw .npy array", "raw", "n/a", "exact"]
     # Rows written before the 1st percentile was recorded: the store's and the worst.
     older = methods_markdown(frame.drop(columns="psnr_p01_db"))
     assert "| lossy: PSNR 41.2 dB, worst image 37.1 dB |" in older

@@ -67,7 +67,7 @@ def test_patterns_have_a_kind_a_description_and_known_parameters():
         assert pattern.name == name
         assert pattern.kind in kinds
         assert pattern.description and "\n" not in pattern.description
-        assert set(pattern.parameters) <= {"batch_size", "random_reads", "seed"}
+        assert set(pattern.parameters) <= {"batch_size", "random_reads", "shuffle_buffer", "seed"}
     assert vocabulary.PATTERNS == vocabulary.ONE_PROCESS_PATTERNS + vocabulary.REQUEST_PATTERNS
     assert vocabulary.ONE_PROCESS_PATTERNS == ("whole", "whole_array")
     # A one-process read is the method's own read: no requests, so no request parameters.
@@ -80,10 +80,10 @@ def test_patterns_have_a_kind_a_description_and_known_parameters():
 def test_every_request_pattern_has_its_requests():
     assert set(access.REQUESTS) == set(vocabulary.REQUEST_PATTERNS)
     for name in vocabulary.REQUEST_PATTERNS:
-        requests = access.requests(name, 20, batch_size=4, reads=30, seed=1)
+        requests = access.requests(name, 20, batch_size=4, reads=30, seed=1, shuffle_buffer=8)
         assert requests and all(len(r) for r in requests)
         # A pattern that takes no seed gives the same requests whatever the seed.
-        again = access.requests(name, 20, batch_size=4, reads=30, seed=2)
+        again = access.requests(name, 20, batch_size=4, reads=30, seed=2, shuffle_buffer=8)
         same = all(np.array_equal(a, b) for a, b in zip(requests, again, strict=False))
         assert same == (not vocabulary.uses(name, "seed")), name
 

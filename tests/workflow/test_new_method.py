@@ -139,9 +139,12 @@ def run(tmp_path_factory):
         inner_repeats=2,
         inner_budget_seconds=600,
         read_cache=["cold", "warm"],
-        read_patterns=["whole", "random_single"],
+        # buffered_shuffle: a method without read_units is read in blocks of batch_size
+        read_patterns=["whole", "buffered_shuffle", "random_single"],
         readahead=["on"],
         random_reads=10,
+        batch_size=4,
+        shuffle_buffer=5,
     )
     snakemake(workdir, cores=2, timeout=1800)
     snakemake(workdir, "--report", "report.html", cores=None, timeout=1800)
@@ -154,7 +157,15 @@ def test_rows_and_statistics_of_the_new_method(run):
     mine = timings[timings["method"] == NAME]
     assert set(mine["variant"]) == {"default", "deflate"}
     assert set(mine["operation"]) == {"store", "read"}
-    assert set(mine["read_pattern"]) == {"n/a", "whole", "random_single"}
+    assert set(mine["read_pattern"]) == {"n/a", "whole", "buffered_shuffle", "random_single"}
+    buffered = timings[timings["read_pattern"] == "buffered_shuffle"]
+    assert set(buffered["method"]) == {"npy", NAME}
+    assert (buffered["images_read"] == 12).all()  # every image of the store, once
+    assert (buffered["shuffle_buffer"] == 5).all() and (buffered["batch_size"] == 4).all()
+    assert timings.loc[timings["read_pattern"] != "buffered_shuffle", "shuffle_buffer"].isna().all()
+    formats = (results / "summary.md").read_text().split("## Which format for which access")[1]
+    assert "| buffered_shuffle, 1 reader(s), cold |" in formats
+    assert "(wds, parquet) would read it with buffered_shuffle" in formats
     assert (mine["method_description"] == DESCRIPTION).all()
     assert (mine["seconds"] > 0).all() and (mine["bytes_on_disk"] > 0).all()
     stats = pd.read_csv(results / "timings_stats.csv", keep_default_na=False, na_values=[""])

@@ -106,6 +106,7 @@ rule read:
         batch_size=config["batch_size"],
         chunk_bytes=config["chunk_bytes"],
         random_reads=config["random_reads"],
+        shuffle_buffer=config["shuffle_buffer"],
         seed=config["seed"],
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],

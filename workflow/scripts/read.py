@@ -63,6 +63,7 @@ def measure_reads(watch):
         readers=int(smk.wildcards.readers),
         batch_size=smk.params.batch_size,
         random_reads=smk.params.random_reads,
+        shuffle_buffer=smk.params.shuffle_buffer,
         seed=smk.params.seed,
     )
     settings = measure.Settings(

@@ -14,7 +14,9 @@ reader processes, whichever is larger): it counts pages of memory-mapped store f
 (LMDB, npy readers) as well as the job's own memory; ``peak_anon_bytes`` is the job's
 own memory alone, sampled (see ``memory``). ``method_description`` is the method
 module's ``DESCRIPTION``, carried into the statistics and disk tables, which name the
-method by it in legends and the summary. ``encoding`` is how the store keeps its images
+method by it in legends and the summary; ``read_path`` is how the method's reader reads
+a batch of that store (the method's ``read_path(options)``; the summary's methods table
+names it per series). ``encoding`` is how the store keeps its images
 (``raw``, ``png``, ``jpeg q95 4:4:4``, ``webp lossless``; see ``encoding``); a ``lossy``
 store is checked by fidelity instead of exactly (each image read against the config's
 ``image_psnr_floor_db``, the store once against ``store_psnr_floor_db``), and its store
@@ -54,6 +56,7 @@ ROW_FIELDS = [
     "method",
     "variant",
     "method_description",
+    "read_path",
     "encoding",
     "lossy",
     "psnr_db",
@@ -70,6 +73,7 @@ ROW_FIELDS = [
     "readahead",
     "readers",
     "batch_size",
+    "shuffle_buffer",
     "chunk_images",
     "pool_images",
     "seed",

@@ -26,8 +26,8 @@ class Pattern(NamedTuple):
     kind: str  # ONE_PROCESS or REQUESTS
     description: str  # one line, for the docs and the figures
     # Config keys the pattern's reads depend on beyond the store: ``batch_size``,
-    # ``random_reads`` and ``seed``; a row records the batch size and seed only of the
-    # patterns that use them.
+    # ``random_reads``, ``shuffle_buffer`` and ``seed``; a row records the batch size,
+    # shuffle buffer and seed only of the patterns that use them.
     parameters: tuple[str, ...] = ()
 
 
@@ -35,6 +35,7 @@ WHOLE = "whole"
 WHOLE_ARRAY = "whole_array"
 SEQUENTIAL = "sequential"
 SHUFFLED = "shuffled"
+BUFFERED_SHUFFLE = "buffered_shuffle"
 RANDOM_SINGLE = "random_single"
 
 # In the order of tables, legends and panels.
@@ -62,6 +63,13 @@ READ_PATTERNS: dict[str, Pattern] = {
             REQUESTS,
             "one epoch in a seeded random order, in minibatches of batch_size",
             ("batch_size", "seed"),
+        ),
+        Pattern(
+            BUFFERED_SHUFFLE,
+            REQUESTS,
+            "the store's units (shards, row groups or blocks) in a seeded random order, "
+            "minibatches of batch_size drawn from a buffer of shuffle_buffer images",
+            ("batch_size", "shuffle_buffer", "seed"),
         ),
         Pattern(
             RANDOM_SINGLE,
@@ -94,7 +102,7 @@ def is_one_process(name: str) -> bool:
 
 def uses(name: str, parameter: str) -> bool:
     """Whether reads of pattern ``name`` depend on ``parameter`` (``batch_size``,
-    ``random_reads`` or ``seed``)."""
+    ``random_reads``, ``shuffle_buffer`` or ``seed``)."""
     return parameter in pattern(name).parameters
 
 

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from imgbench import methods
 from imgbench.data import pool
 from imgbench.experiment import vocabulary
 from imgbench.experiment.rows import new_row
@@ -43,6 +44,7 @@ NOT_A_READ = {
     "readahead": "n/a",
     "readers": 1,
     "batch_size": "",
+    "shuffle_buffer": "",
     "seed": "",
 }
 
@@ -120,6 +122,7 @@ class JobRows(Repetitions):
             "cutoff": len(self.source),
             "method": self.point.method,
             "method_description": self.module.DESCRIPTION,
+            "read_path": methods.read_path_of(self.module, self.options),
             "encoding": encoding.describe(self.options),
             "lossy": encoding.is_lossy(self.options),
             "variant": self.point.variant,
@@ -178,6 +181,15 @@ class JobRows(Repetitions):
             )
         )
 
+    def pattern_parameters(self) -> dict:
+        """``batch_size``, ``shuffle_buffer`` and ``seed`` of a read: each recorded only
+        where the point's pattern uses it (``vocabulary.uses``), else empty."""
+        point = self.point
+        return {
+            name: getattr(point, name) if vocabulary.uses(point.pattern, name) else ""
+            for name in ("batch_size", "shuffle_buffer", "seed")
+        }
+
     def add_read(
         self,
         region: Region,
@@ -199,8 +211,7 @@ class JobRows(Repetitions):
                 read_pattern=point.pattern,
                 readahead=point.readahead,
                 readers=point.readers,
-                batch_size=point.batch_size if vocabulary.uses(point.pattern, "batch_size") else "",
-                seed=point.seed if vocabulary.uses(point.pattern, "seed") else "",
+                **self.pattern_parameters(),
                 images_read=images_read,
                 bytes_requested=images_read * self.source.image_bytes,
                 cached_fraction=cached_fraction,

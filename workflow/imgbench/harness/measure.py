@@ -5,7 +5,8 @@ warm-up, machine preparation, verification and bookkeeping are outside it. A job
 short composition of named steps, each in its own module:
 
 * what is measured: a ``point.Point`` (method, variant, options, repeat, flush strategy;
-  for a read its cache state, eviction, pattern, readers, readahead, batch, seed) and
+  for a read its cache state, eviction, pattern, readers, readahead, batch, shuffle
+  buffer, seed) and
   how: ``point.Settings`` (inner repetitions and their budget, PSNR floors), on a source
   (``source``: the pool in memory, tiled to the cutoff);
 * **prepare the machine** (``prepare``): the warm-up once per job, then before every
@@ -213,15 +214,21 @@ class ReadOfStore:
 
     @classmethod
     def plan(cls, point: Point, module, source, store_dir: Path, floor_db) -> ReadOfStore:
-        """The point's requests (none for a one-process read), then the rest."""
+        """The point's requests (none for a one-process read; a buffered shuffle's over
+        the store's units, ``access.read_units``), then the rest."""
         requests = []
         if not vocabulary.is_one_process(point.pattern):
+            units = None
+            if point.pattern == vocabulary.BUFFERED_SHUFFLE:
+                units = access.read_units(module, store_dir, len(source), point.batch_size)
             requests = access.requests(
                 point.pattern,
                 len(source),
                 batch_size=point.batch_size,
                 reads=point.random_reads,
                 seed=point.seed,
+                shuffle_buffer=point.shuffle_buffer,
+                units=units,
             )
         return cls(point, module, source, store_dir, floor_db, requests)
 

@@ -24,7 +24,8 @@ class Point:
     the older ``true``/``false`` into names). The fields from ``cache`` on are a read's:
     ``cache`` is ``cold`` or ``warm`` (a read must say which); ``eviction`` how a cold
     store is evicted (``vocabulary.EVICTIONS``); ``pattern`` the read pattern
-    (``vocabulary.READ_PATTERNS``) with its ``batch_size``, ``random_reads`` and ``seed``;
+    (``vocabulary.READ_PATTERNS``) with its ``batch_size``, ``random_reads``,
+    ``shuffle_buffer`` and ``seed``;
     ``readers`` and ``readahead`` how a request pattern is served. A store's rows carry
     ``n/a`` in place of the read's fields."""
 
@@ -40,6 +41,7 @@ class Point:
     readers: int = 1
     batch_size: int = 64
     random_reads: int = 1000
+    shuffle_buffer: int = 1000
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -172,13 +172,16 @@ def fresh_store(store_dir: Path, source: pool.TiledImages) -> int:
     return prepare_machine(store_dir.parent, need, 2 * source.chunk_images * source.image_bytes)
 
 
-def returned_bytes(pattern: str, source: pool.TiledImages, requests: list) -> int:
+def returned_bytes(pattern: str, source: pool.TiledImages, requests) -> int:
     """What a read returns at once: the whole store into one array, a chunk or two of an
-    epoch, or a request's batch per reader (and ``RETURNED_SLACK_BYTES``)."""
+    epoch, a request's batch per reader, or a buffered shuffle's buffer, unit and
+    minibatch (``access.BufferedShuffle.images_held``), and ``RETURNED_SLACK_BYTES``."""
     if pattern == vocabulary.WHOLE_ARRAY:
         returned = source.nbytes
     elif pattern == vocabulary.WHOLE:
         returned = 2 * source.chunk_images * source.image_bytes
+    elif pattern == vocabulary.BUFFERED_SHUFFLE:
+        returned = requests.images_held * source.image_bytes
     else:
         returned = max(len(r) for r in requests) * source.image_bytes
     return returned + RETURNED_SLACK_BYTES

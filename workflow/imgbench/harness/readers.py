@@ -23,6 +23,12 @@ of one thing. One call of ``read_in_workers`` is one timed repetition:
    cold (``before_check``), and each reader serves the same requests again through a
    new reader, checking every batch against the pool (and that it is a fresh array).
 
+A share is a list of requests, or a buffered shuffle's share of units
+(``access.BufferedShuffle``): its reader reads each unit with one request and draws the
+minibatches from a seeded shuffle buffer, the same ones in both passes, so the check
+pass checks every minibatch the timed pass drew (and that they hold every image of the
+share once).
+
 The opening of the store is inside the clock, for every method and reader count (rows:
 ``open_in_clock``). A reader that fails or dies (a signal, the OOM killer) fails the job
 at once with what it said or its exit status; a reader never outlives the job.
@@ -41,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgbench.harness import memory
+from imgbench.harness import access, memory, verification
 from imgbench.harness.region import IN_READERS, Region
 from imgbench.methods import get_method
 from imgbench.system import lifetime, machine
@@ -84,10 +90,15 @@ class PoolRead:
         return np.concatenate([one.latencies_ns for one in self.passes])
 
 
-def serve(reader, requests: list) -> np.ndarray:
+def serve(reader, requests) -> np.ndarray:
     """Serve ``requests`` through an open reader, dropping each batch at once; each
-    request's latency in ns."""
+    request's latency in ns. A buffered shuffle (``access.BufferedShuffle``) serves its
+    own: one latency per unit read, its minibatches drawn from its buffer and dropped."""
     latencies = np.empty(len(requests), dtype=np.int64)
+    if isinstance(requests, access.BufferedShuffle):
+        for batch, _ in requests.serve(reader, latencies):
+            del batch
+        return latencies
     for position, request in enumerate(requests):
         start = time.perf_counter_ns()
         batch = reader.get(request)
@@ -96,7 +107,7 @@ def serve(reader, requests: list) -> np.ndarray:
     return latencies
 
 
-def timed_requests(module, store_dir: Path, requests: list, readahead: bool) -> np.ndarray:
+def timed_requests(module, store_dir: Path, requests, readahead: bool) -> np.ndarray:
     """Open a reader, serve ``requests``, close it: the work inside a reader's clock."""
     reader = module.open_reader(store_dir, readahead=readahead)
     try:
@@ -105,12 +116,21 @@ def timed_requests(module, store_dir: Path, requests: list, readahead: bool) -> 
         reader.close()
 
 
-def checked_requests(module, store_dir: Path, requests: list, readahead: bool, check) -> None:
-    """Open a reader, serve ``requests`` and ``check(batch, request)`` each, close."""
+def checked_requests(module, store_dir: Path, requests, readahead: bool, check) -> None:
+    """Open a reader, serve ``requests`` and ``check(batch, request)`` each, close. A
+    buffered shuffle's minibatches are each checked against the indices they hold, and
+    together they must hold every image of its units exactly once."""
     reader = module.open_reader(store_dir, readahead=readahead)
     try:
-        for request in requests:
-            check(reader.get(request), request)
+        if isinstance(requests, access.BufferedShuffle):
+            drawn = []
+            for batch, indices in requests.serve(reader):
+                check(batch, indices)
+                drawn.append(indices)
+            verification.check_epoch(module.__name__, drawn, list(requests))
+        else:
+            for request in requests:
+                check(reader.get(request), request)
     finally:
         reader.close()
 
@@ -191,7 +211,7 @@ def _gather(method: str, workers, receivers, stage: str, timeout_s: float) -> li
 def read_in_workers(
     method: str,
     store_dir: Path,
-    shares: list[list],
+    shares: list,
     check: Callable,
     *,
     readahead: bool,

@@ -62,7 +62,7 @@ def read_epoch(
 def read_in_workers(
     method: str,
     store_dir: Path,
-    shares: list[list],
+    shares: list,
     source,
     labels=None,
     *,

@@ -36,6 +36,19 @@ def check_count(method: str, got: int, expected: int) -> None:
         )
 
 
+def check_epoch(method: str, drawn: list, requested: list) -> None:
+    """The images a reader's batches held (``drawn``, index arrays) are the images it
+    read (``requested``), each exactly once: no image lost or served twice."""
+    got = np.sort(np.concatenate([np.asarray(d) for d in drawn] or [np.empty(0, int)]))
+    expected = np.sort(np.concatenate([np.asarray(r) for r in requested] or [np.empty(0, int)]))
+    if not np.array_equal(got, expected):
+        twice = np.unique(got[1:][got[1:] == got[:-1]])
+        raise VerificationError(
+            f"{_name(method)} store read back wrong data: the batches held {len(got)} images "
+            f"({len(twice)} of them more than once), the reads {len(expected)}"
+        )
+
+
 def require_fresh(method: str, *arrays) -> None:
     """Refuse images or labels that are not fresh arrays (``freshness``), in one sentence
     naming the method and the rule."""

@@ -11,6 +11,11 @@ from __future__ import annotations
 from imgbench.experiment import plan, vocabulary
 
 BASE_MB = 512  # Python, numpy, the format libraries, the warm-up store
+# A method's own unit of a buffered shuffle (``read_units``), read by one ``get``: at most
+# a WebDataset shard (``shard_bytes``, 256 MiB by default), the largest of the methods'
+# units at their defaults (a Parquet row group of 100 images, an Arrow record batch of
+# 100, a Zarr shard of 128: 25 MB at 256x256); its raw bytes and the images made of them.
+UNIT_BOUND_MB = 2 * 269  # MB: two of 256 MiB (268.4 MB) rounded up
 
 
 def _mb(nbytes: float) -> int:
@@ -41,12 +46,18 @@ class StoreMemMb(_PerJob):
 
 class ReadMemMb(_PerJob):
     """The pool and two chunks (a batch read and the check); the whole_array read adds
-    the store as one array and a copy for the check."""
+    the store as one array and a copy for the check, a buffered shuffle each reader's
+    shuffle buffer, minibatches and a unit (``batch_size`` images, or a method's own unit
+    up to ``UNIT_BOUND_MB``)."""
 
     def __call__(self, wildcards) -> int:
         mb = BASE_MB + self._pool_mb(wildcards) + 2 * self._chunk_mb(wildcards)
         if wildcards.read_pattern == vocabulary.WHOLE_ARRAY:
             mb += 2 * self._store_mb(wildcards)
+        if wildcards.read_pattern == vocabulary.BUFFERED_SHUFFLE:
+            held = self.config["shuffle_buffer"] + 3 * self.config["batch_size"]
+            image = vocabulary.image_bytes(int(wildcards.image_size))
+            mb += int(wildcards.readers) * (_mb(held * image) + UNIT_BOUND_MB)
         return mb
 
 

@@ -75,6 +75,18 @@ A method module defines
     ``MADV_RANDOM`` on a memory map, ``posix_fadvise`` ``POSIX_FADV_RANDOM`` on a file
     descriptor: ``_base.advise_random_map`` and ``_base.advise_random``), so a
     single-image read fetches its own pages, not a readahead window.
+``read_units(store_dir) -> list of (start, stop)`` (optional)
+    the store's natural units of reading, for the ``buffered_shuffle`` read pattern:
+    contiguous image ranges covering images 0 to N exactly once, in order, none empty
+    (wds: its shards; parquet: its row groups; zarr: its shards). The pattern reads each
+    unit with one ``reader.get(np.arange(start, stop))``, the units in a seeded random
+    order, through a shuffle buffer, as a streaming loader reads shards. A method without
+    it, or whose ``read_units`` returns ``None`` for a store (zarr's unsharded one-image
+    chunks), is read in blocks of ``batch_size`` consecutive images (``harness.access``).
+``read_path(options) -> str`` (optional)
+    one phrase saying how the reader reads a batch of a store written with ``options``
+    (``"one H5Dread of a one-image hyperslab per image"``); every row carries it
+    (``read_path``) and the summary's methods table names it per series.
 
 A store records whatever its reader needs (e.g. LMDB's value format), so ``read`` and
 ``open_reader`` take no options.
@@ -156,7 +168,17 @@ def contract_problems(module: ModuleType) -> list[str]:
     versions = getattr(module, "library_versions", None)
     if versions is not None and not callable(versions):
         problems.append("library_versions() (a function, if defined)")
+    units = getattr(module, "read_units", None)
+    if units is not None and not callable(units):
+        problems.append("read_units() (a function, if defined)")
     return problems
+
+
+def read_path_of(module: ModuleType, options: dict) -> str:
+    """How ``module``'s reader reads a batch of a store written with ``options`` (its
+    ``read_path(options)``); ``"n/a"`` for a method that does not say."""
+    describe = getattr(module, "read_path", None)
+    return describe(options) if callable(describe) else "n/a"
 
 
 def resolve_options(module: ModuleType, options: dict | None) -> dict:

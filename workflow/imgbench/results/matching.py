@@ -48,8 +48,8 @@ resolution above ``busy.foreign_cpu_cores`` of the region, at the default thresh
 rows from before it was measured by load and CPU pressure), or carries a true ``busy``
 column. Runs without these columns are not marked.
 Settings that should be equal between the runs at a point (``SETTINGS``: batch size,
-chunk and pool sizes, fsync, images read, seed) are checked; where they differ, the point
-is listed, since its times are then of different work.
+shuffle buffer, chunk and pool sizes, fsync, images read, seed) are checked; where they
+differ, the point is listed, since its times are then of different work.
 """
 
 from __future__ import annotations
@@ -73,7 +73,15 @@ KEYS = GROUP_KEYS
 SERIES_KEYS = ("method", "variant")
 CONTEXT_KEYS = tuple(key for key in KEYS if key not in SERIES_KEYS)
 REQUIRED = [*KEYS, "repeat", "seconds"]
-SETTINGS = ("batch_size", "chunk_images", "pool_images", "fsync", "images_read", "seed")
+SETTINGS = (
+    "batch_size",
+    "shuffle_buffer",
+    "chunk_images",
+    "pool_images",
+    "fsync",
+    "images_read",
+    "seed",
+)
 BUSY_COLUMNS = ("load_1min", "cpu_count", "cpu_pressure_pct", "readers")
 
 FASTER, SLOWER = "faster", "slower"

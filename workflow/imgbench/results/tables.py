@@ -43,8 +43,9 @@ READ_AXES = ["read_pattern", "readahead", "readers", "cache", "eviction"]
 
 def methods_markdown(frame: pd.DataFrame) -> str:
     """What each method named in the tables is: its description, and (from tables that
-    carry them) each series' encoding and whether it reads back exactly or lossy, with
-    the store's PSNR."""
+    carry them) each series' encoding, how its reader reads a batch (``read_path``; n/a
+    for rows written before it was recorded) and whether it reads back exactly or lossy,
+    with the store's PSNR."""
     descriptions = method_descriptions(frame)
     if "series" not in frame or "encoding" not in frame or frame["encoding"].isna().all():
         body = [[method, text] for method, text in descriptions.items()]
@@ -54,10 +55,11 @@ def methods_markdown(frame: pd.DataFrame) -> str:
         first = group.iloc[0]
         encoding = first["encoding"] if pd.notna(first["encoding"]) else "n/a"
         fidelity = lossy_fidelity(first) if first["lossy"] in (True, "True") else "exact"
-        body.append(
-            [series, descriptions.get(first["method"], first["method"]), encoding, fidelity]
-        )
-    header = ["method", "description", "images stored as", "read back"]
+        read_path = first.get("read_path")
+        read_path = read_path if isinstance(read_path, str) and read_path else "n/a"
+        description = descriptions.get(first["method"], first["method"])
+        body.append([series, description, encoding, read_path, fidelity])
+    header = ["method", "description", "images stored as", "random access reads", "read back"]
     return "## Methods\n\n" + markdown_table(header, body)
 
 
@@ -378,11 +380,23 @@ def _format_choice_of_size(here: pd.DataFrame, disk: pd.DataFrame, size: int) ->
     )
 
 
+# Under the format table where a shuffle was measured: the two shuffles are different
+# reads (their rows and verdicts are apart), and a format's users take one of them.
+SHUFFLES_NOTE = (
+    f"\nA training loop over a sharded or streaming store (wds, parquet) would read it with "
+    f"{vocabulary.BUFFERED_SHUFFLE} (shards or row groups in a random order through a "
+    f"shuffle buffer), one over an indexed store (npy, hdf5, lmdb, zarr, png files) can use "
+    f"the exact {vocabulary.SHUFFLED} order; compare each format in the shuffle its users "
+    "would run.\n"
+)
+
+
 def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
     """Which format for which access pattern: for each read (pattern, cache state,
     readers, readahead) at each size's largest cutoff, the fastest series by time with its
     interval (or the tie), and the smallest on disk among the series measured there,
-    each against the baseline (raw pixels)."""
+    each against the baseline (raw pixels); where a shuffle was measured, which shuffle
+    a training loop over each kind of store would use (``SHUFFLES_NOTE``)."""
     reads = stats[stats["operation"] == "read"]
     if reads.empty:
         return ""
@@ -397,4 +411,6 @@ def format_choice_markdown(stats: pd.DataFrame, disk: pd.DataFrame) -> str:
     ]
     for size in sorted(reads["image_size"].unique()):
         parts.append(_format_choice_of_size(_largest_cutoff(reads, size), disk, size))
+    if reads["read_pattern"].isin([vocabulary.SHUFFLED, vocabulary.BUFFERED_SHUFFLE]).any():
+        parts.append(SHUFFLES_NOTE)
     return "".join(parts)
