@@ -244,3 +244,33 @@ def test_zarr_of_one_image_chunks_has_no_unit_of_its_own(tmp_path, photos):
     images, labels = photos
     store = store_fresh("zarr", tmp_path / "s", images, labels, {"sharding": False})
     assert methods.get_method("zarr").read_units(store) is None
+
+
+# --- the rows name it ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "phrase"),
+    [
+        ("hdf5", {"read_path": "selection"}, "h5py fancy selection"),
+        ("hdf5", {"chunks": "image"}, "read_direct_chunk"),
+        ("hdf5", None, "one H5Dread of a one-image hyperslab per image"),
+        ("zarr", {"read_path": "orthogonal"}, "oindex"),
+        ("parquet", {"row_group_images": 7}, "(7 images), png decoded"),
+    ],
+)
+def test_every_row_names_the_read_path_of_its_store(tmp_path, photos, method, options, phrase):
+    from method_helpers import ENV
+
+    from imgbench.harness import measure
+    from imgbench.harness.point import Point
+
+    images, labels = photos
+    point = Point(method, variant="v", options=options, fsync="none")
+    rows = measure.run_store(point, (images, labels), tmp_path / "s", env=ENV)
+    read = Point(method, variant="v", options=options, fsync="none", cache="warm")
+    rows += measure.run_read(read, (images, labels), tmp_path / "s", env=ENV)
+    module = methods.get_method(method)
+    expected = module.read_path(methods.resolve_options(module, options))
+    assert phrase in expected
+    assert {row["read_path"] for row in rows} == {expected}

@@ -7,8 +7,9 @@ and ``pyarrow.ipc.open_file`` read it) with the same two columns as the Parquet 
 default, or PNG, JPEG, WebP bytes) and ``label`` (the labels' own integer type). The
 schema's key-value metadata ``imgbench`` holds JSON with the count, the image shape and
 dtype, the encoding and the labels' dtype. Rows are written in record batches of
-``batch_images`` images (the writer holds one batch of encoded images; a reader's
-natural unit of streaming).
+``batch_images`` images, 100 by default, the writer batch Hugging Face ``datasets`` uses
+for image datasets (the writer holds one batch of encoded images and Arrow's copy of
+it; a reader's natural unit of streaming).
 
 Why it is here beside Parquet (docs/read-paths.md): Parquet's unit of reading is a column
 chunk of a row group, so one image costs its whole row group, decoded. An IPC file is
@@ -53,7 +54,7 @@ FILE_NAME = "images.arrow"
 META_KEY = b"imgbench"
 IMAGE_COLUMN = "image"
 LABEL_COLUMN = "label"
-OPTIONS = {**encoding.options("raw"), "batch_images": 1000}
+OPTIONS = {**encoding.options("raw"), "batch_images": 100}
 CHOICES = {**encoding.CHOICES, "batch_images": whole_number(1, "images")}
 
 # Bounds for disk_bytes: per image its offset (4 bytes) and a label of at most 8 bytes;
@@ -130,6 +131,13 @@ def store(store_dir: Path, images, labels: np.ndarray, *, options: dict) -> None
                     write_batch(writer)
         if buffered:
             write_batch(writer)
+
+
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    if options["encoding"] == "raw":
+        return "each image copied from the memory-mapped file"
+    return f"each image's bytes from the memory-mapped file, {options['encoding']} decoded"
 
 
 class Reader:

@@ -111,6 +111,15 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
             yield out, labels[start:stop].copy()
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    if options["read_path"] == "selection":
+        return "h5py fancy selection of the batch (images[sorted indices])"
+    if options["chunks"] == "image" and options["compression"] == "none":
+        return "read_direct_chunk of each image's chunk"
+    return "one H5Dread of a one-image hyperslab per image"
+
+
 class Reader:
     """h5py opened in this process (after any fork); labels read once. Without readahead
     the file descriptor of HDF5's own (sec2) driver is advised ``POSIX_FADV_RANDOM``.
@@ -147,9 +156,7 @@ class Reader:
         self.file_space = self.images.id.get_space()
         self.memory_space = h5py.h5s.create_simple(self.image_shape)
         plist = self.images.id.get_create_plist()
-        self.direct_chunks = (
-            self.images.chunks == self.image_shape and plist.get_nfilters() == 0
-        )
+        self.direct_chunks = self.images.chunks == self.image_shape and plist.get_nfilters() == 0
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)

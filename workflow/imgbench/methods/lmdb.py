@@ -190,6 +190,15 @@ def store(
         env.close()
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    if options["value_format"] == "pickle":
+        return "txn.get per image, unpickled"
+    if options["encoding"] == "raw":
+        return "txn.get per image, copied from the memory map"
+    return f"txn.get per image, {options['encoding']} decoded with Pillow"
+
+
 class Reader:
     """Read-only environment without the lock file (safe after fork, no writers).
     Without readahead py-lmdb advises the map ``MADV_RANDOM`` (``readahead=False``).

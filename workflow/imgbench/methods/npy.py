@@ -116,6 +116,14 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
 PREAD_MIN_IMAGE_BYTES = 128 << 10
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    return (
+        f"pread of each image for single images and images of {PREAD_MIN_IMAGE_BYTES >> 10} "
+        "KiB or more, else a gather from the memory map"
+    )
+
+
 class Reader:
     """Two ways into ``images.npy``, both opened here: a memory map (``np.load`` with
     ``mmap_mode``) for gathers of small images, and a file descriptor for ``os.preadv``

@@ -316,6 +316,15 @@ def read_units(store_dir: Path) -> list[tuple[int, int]]:
     return list(zip(starts[:-1], starts[1:], strict=True))
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    decoded = "copied" if options["encoding"] == "raw" else f"{options['encoding']} decoded"
+    return (
+        f"read_row_group of each row group holding a requested image "
+        f"({options['row_group_images']} images), {decoded}"
+    )
+
+
 class Reader:
     """Random access by row groups. The file is opened here, in the reading process, and
     kept open; the labels are read once. ``get`` finds each requested image's row group

@@ -113,6 +113,13 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
         yield images, labels[start:stop].copy()
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    if options["encoding"] == "raw":
+        return "one file read per image"
+    return f"one file read per image, {options['encoding']} decoded with Pillow"
+
+
 class Reader:
     """Opens each image file on request; without readahead each file is advised
     ``POSIX_FADV_RANDOM`` before it is read."""

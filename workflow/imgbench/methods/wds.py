@@ -432,6 +432,13 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    if options["encoding"] == "raw":
+        return "pread of each member into the batch, by the offset index"
+    return f"pread of each member by the offset index, {options['encoding']} decoded"
+
+
 class Reader:
     """Random access by the index: a member's bytes with ``os.pread`` at its offset in its
     shard, decoded. Shard files are opened on first use (in the process that reads, so a

@@ -430,6 +430,13 @@ def _runs(unique: np.ndarray) -> list[tuple[int, int]]:
     return [(int(unique[a]), int(unique[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)]
 
 
+def read_path(options: dict) -> str:
+    """How the reader reads a batch (the methods table names it per series)."""
+    if options["read_path"] == "orthogonal":
+        return "oindex of the batch (zarr-python)"
+    return "a slice per run of consecutive images, the runs concurrently (zarr-python)"
+
+
 class Reader:
     """The arrays opened in this process (after any fork); labels read once. ``get``
     reads each run of consecutive requested images as one slice, all runs at once in

@@ -75,6 +75,7 @@ def store_and_whole_reads(stats: pd.DataFrame) -> pd.DataFrame:
 
 _SERIES_PROPERTIES = {  # rows' column: how a series' rows give its one value
     "encoding": "first",
+    "read_path": "first",
     "lossy": "first",
     "psnr_db": "median",
     "psnr_min_db": "min",
@@ -85,8 +86,9 @@ _SERIES_PROPERTIES = {  # rows' column: how a series' rows give its one value
 def add_series_columns(table: pd.DataFrame, rows: pd.DataFrame) -> None:
     """Columns of ``table`` (one line per method and variant or finer) that name its
     series from the rows: ``series``, ``method_description``, and the rows' ``encoding``,
-    ``lossy``, the median store PSNR and the lowest worst-image and 1st-percentile PSNR per
-    (method, variant) (NaN for rows written before they existed)."""
+    ``read_path``, ``lossy``, the median store PSNR and the lowest worst-image and
+    1st-percentile PSNR per (method, variant) (NaN for rows written before they
+    existed)."""
     methods, variants = table["method"], table["variant"]
     table["series"] = [series_name(m, v) for m, v in zip(methods, variants, strict=True)]
     table["method_description"] = methods.map(method_descriptions(rows))
