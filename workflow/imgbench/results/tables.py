@@ -385,7 +385,8 @@ def _format_choice_of_size(here: pd.DataFrame, disk: pd.DataFrame, size: int) ->
 SHUFFLES_NOTE = (
     f"\nA training loop over a sharded or streaming store (wds, parquet) would read it with "
     f"{vocabulary.BUFFERED_SHUFFLE} (shards or row groups in a random order through a "
-    f"shuffle buffer), one over an indexed store (npy, hdf5, lmdb, zarr, png files) can use "
+    f"shuffle buffer), one over an indexed store (npy, hdf5, lmdb, zarr, arrow, png files) "
+    f"can use "
     f"the exact {vocabulary.SHUFFLED} order; compare each format in the shuffle its users "
     "would run.\n"
 )
