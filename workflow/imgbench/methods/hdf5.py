@@ -162,12 +162,13 @@ class Reader:
         self.direct_chunks = self.images.chunks == self.image_shape and plist.get_nfilters() == 0
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        indices = np.asarray(indices)
+        if len(indices) == 1:  # h5py's own fast path of a plain index (it checks the range)
+            return self.images[int(indices[0])][None], self.labels[indices]
+        indices = indices.astype(np.int64, copy=False).reshape(-1)
         if len(indices) and (indices.min() < -self.count or indices.max() >= self.count):
             raise IndexError(f"indices out of range for {self.count} images")
         indices = np.where(indices < 0, indices + self.count, indices)
-        if len(indices) == 1:  # h5py's own fast path of a plain index: a fresh array
-            return self.images[int(indices[0])][None], self.labels[indices]
         if self.read_path == "selection":
             return self._selection(indices), self.labels[indices]
         images = np.empty((len(indices), *self.image_shape[1:]), dtype=self.images.dtype)

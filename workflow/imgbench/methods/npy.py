@@ -148,7 +148,9 @@ class Reader:
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices)
-        if len(indices) > 1 and self.image_bytes < PREAD_MIN_IMAGE_BYTES:
+        if len(indices) == 1:  # the lean path of a single image: one pread
+            return self._one(int(indices[0]))[None], self.labels[indices]
+        if self.image_bytes < PREAD_MIN_IMAGE_BYTES:
             return np.array(self.images[indices]), self.labels[indices]
         count = len(self.images)
         if len(indices) and (indices.min() < -count or indices.max() >= count):
@@ -161,6 +163,16 @@ class Reader:
             if os.preadv(self.fd, [rows[position]], offset) != self.image_bytes:
                 raise ValueError(f"images.npy ends inside image {index}")
         return images, self.labels[indices]
+
+    def _one(self, index: int) -> np.ndarray:
+        count = len(self.images)
+        if not -count <= index < count:
+            raise IndexError(f"indices out of range for {count} images")
+        index %= count
+        image = np.empty(self.images.shape[1:], dtype=self.images.dtype)
+        if os.preadv(self.fd, [image], self.data_offset + index * self.image_bytes) != image.nbytes:
+            raise ValueError(f"images.npy ends inside image {index}")
+        return image
 
     def close(self) -> None:
         self.images = None
