@@ -132,8 +132,14 @@ def test_summary_says_which_format_for_which_access_pattern(formats_run):
     for line in lines:
         assert "x npy's time" in line and "x npy's bytes" in line and "/image" in line
     methods = summary.split("## Methods")[1].split("\n## ")[0]
-    assert "| png:jpeg95 | image files + labels.csv | jpeg q95 4:4:4 | lossy: PSNR " in methods
-    assert "| lmdb:webp | LMDB (one key per image) | webp lossless | exact |" in methods
+    assert (
+        "| png:jpeg95 | image files + labels.csv | jpeg q95 4:4:4 | one file read per image, "
+        "jpeg decoded with Pillow | lossy: PSNR "
+    ) in methods
+    assert (
+        "| lmdb:webp | LMDB (one key per image) | webp lossless | txn.get per image, webp "
+        "decoded with Pillow | exact |"
+    ) in methods
 
 
 def test_figures_name_the_encodings(formats_run):
