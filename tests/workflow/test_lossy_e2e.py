@@ -141,7 +141,7 @@ def test_the_summary_names_subsampling_and_each_fidelity(lossy_run):
     for row in stores.itertuples():
         name = row.method if row.variant == "default" else f"{row.method}:{row.variant}"
         line = next(line for line in methods.splitlines() if line.startswith(f"| {name} |"))
-        assert f"| {row.encoding} | lossy: PSNR {row.psnr_db:.1f} dB, " in line
+        assert f"| {row.encoding} | {row.read_path} | lossy: PSNR {row.psnr_db:.1f} dB, " in line
         assert f", 1st percentile {row.psnr_p01_db:.1f} dB, " in line
         assert line.endswith(f"worst image {row.psnr_min_db:.1f} dB |")
 
