@@ -177,7 +177,10 @@ def test_exact_and_buffered_shuffles_are_separate_reads_of_the_format_table(tabl
         "over a sharded or streaming store (wds, parquet) would read it with buffered_shuffle"
         in (note)
     )
-    assert "an indexed store (npy, hdf5, lmdb, zarr, arrow, png files) can use the exact shuffled" in note
+    assert (
+        "an indexed store (npy, hdf5, lmdb, zarr, arrow, png files) can use the exact shuffled"
+        in note
+    )
     throughput = markdown_section(text, "## Access patterns and parallel readers")
     assert f"- {exact}: no clear difference between npy " in throughput
     assert f"- {buffered}: **lmdb** (198 images/s" in throughput
