@@ -106,13 +106,14 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
 
 
 # Images of at least this many bytes are read with one ``pread`` each in every request;
-# smaller ones are gathered from the memory map when a request holds several. Measured on
-# 2,000 photographs, one reader, images/s (docs/read-paths.md): at 256x256 (192 KiB)
-# shuffled batches of 64 warm, pread 55,975 against the map's 24,302, cold no clear
-# difference; at 128x128 (48 KiB) warm no clear difference, cold the map 22,347 against
-# 15,983 (its read-around brings in neighbours the same epoch reads later); at 32x32 the
-# map 3x faster warm and 5x cold. A single image is read with ``pread`` at every size
-# (1.4x to 3.5x faster than a fault on the map).
+# smaller ones are gathered from the memory map when a request holds several. Measured
+# with docs/read-paths/probe.py, one reader, shuffled batches of 64, images/s: at 256x256
+# (192 KiB) warm, pread 40,434 against the map's 21,779, cold no clear difference; at
+# 128x128 (48 KiB) warm no clear difference, cold the map faster (its read-around brings
+# in neighbours the same epoch reads later); at 32x32 the map 2.3x faster warm and 5.4x
+# cold. A single image is read with ``pread`` at every size: in the default run (32x32,
+# 100,000 images) 220,212 single images/s warm against the map's 171,818, and cold with
+# readahead on 14,205 against 4,478 (the map's readahead fetched the whole store).
 PREAD_MIN_IMAGE_BYTES = 128 << 10
 
 
