@@ -137,10 +137,9 @@ class Reader:
         straight into its row (the chunk is the image, nothing to undo).
     ``selection``
         what h5py's documentation shows: one fancy selection of the batch's sorted, unique
-        indices (``images[unique]``), then the requested order restored. HDF5 turns it
-        into a point selection it walks element by element: on 2,000 photographs at
-        256x256, shuffled batches of 64, warm, 1,008 images/s against 15,518 per image
-        (docs/read-paths.md).
+        indices (``images[unique]``), then the requested order restored. HDF5 reads a
+        selection of many pieces slowly: on 2,000 photographs at 256x256, shuffled
+        batches of 64, warm, 1,173 images/s against 30,220 per image (docs/read-paths.md).
     """
 
     def __init__(self, store_dir: Path, *, readahead: bool = True):

@@ -50,10 +50,10 @@ The default of 100 images per row group is Hugging Face ``datasets``' row group 
 datasets (``PARQUET_ROW_GROUP_SIZE_FOR_IMAGE_DATASETS``), chosen by measurement over
 pyarrow's own default (row groups of up to 1 Mi rows) and the 1,024 used before
 (docs/read-paths.md): on 2,000 photographs at 256x256, one reader, a random single image
-read 13 images/s warm with 1,024 per group, 270 with 64 and 835 with 16; an epoch of
-20,000 CIFAR images (32x32) through ``read`` took 15.5 ms with 1,024, 28.7 with 256, 67
-with 64 and 202 with 16 (pyarrow's cost per row group read, about 150 us). 100 keeps a
-single image below 20 MB at 256x256 and the whole read within 3x the largest groups'.
+read 14 images/s warm with 1,024 per group, 240 with 100 and 1,513 with 16; the whole
+read of 20,000 CIFAR images (32x32) took 21.4 ms with 1,024, 52.7 with 100 and 201 with
+16 (pyarrow's cost per row group read). 100 keeps a single image below 20 MB at 256x256
+and the whole read of small images within 3x the largest groups'.
 Random access to Parquet stays a row group per image; an Arrow IPC file (method
 ``arrow``) is what random access should use.
 """
