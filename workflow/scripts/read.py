@@ -1,11 +1,15 @@
 """Snakemake adapter: time reads of a store (cache state, pattern, readers, readahead)."""
 
-import signal
-from pathlib import Path
+from imgbench.system import phases
 
-from imgbench.experiment import plan
-from imgbench.harness import measure, memory, provenance, space, storeref
-from imgbench.jobs import scriptlog
+phases.begin()
+
+import signal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from imgbench.experiment import plan  # noqa: E402
+from imgbench.harness import measure, memory, provenance, space, storeref  # noqa: E402
+from imgbench.jobs import scriptlog  # noqa: E402
 
 smk = snakemake  # noqa: F821
 store_dir = None
@@ -19,6 +23,7 @@ def describe(error):
 
 logger = scriptlog.setup(smk.log[0], describe)
 store_dir = storeref.read_manifest(Path(smk.input.manifest))
+phases.now_in(phases.OTHER)
 
 
 def on_signal(signum):
@@ -43,13 +48,15 @@ def main():
 def measure_reads(watch):
     cutoff = int(smk.wildcards.cutoff)
     size = int(smk.wildcards.image_size)
-    source = measure.load_source(
-        Path(smk.input.images),
-        Path(smk.input.labels),
-        cutoff,
-        plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
-    )
-    env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
+    with phases.phase("source"):
+        source = measure.load_source(
+            Path(smk.input.images),
+            Path(smk.input.labels),
+            cutoff,
+            plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
+        )
+    with phases.phase("provenance"):
+        env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
     point = measure.Point(
         smk.wildcards.method,
         variant=smk.wildcards.variant,
@@ -74,6 +81,7 @@ def measure_reads(watch):
     rows = measure.run_read(
         point, source, store_dir, env=env, settings=settings, memory_watch=watch
     )
+    phases.now_in("rows")
     for row in rows:
         logger.info(
             "read %d images from %s/%s (%s/%s, %s, %d readers, readahead %s) in %.6f s; "
@@ -93,8 +101,9 @@ def measure_reads(watch):
             row["peak_rss_bytes"] / 2**20,
             row["peak_anon_bytes"] / 2**20,
         )
-    measure.write_environment(env, smk.output.env)
     measure.write_rows(rows, smk.output.row)
+    logger.info(phases.line())
+    measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
 
 
 scriptlog.run_guarded(main, on_signal)

@@ -5,13 +5,17 @@ store (an upper bound from the method). The store is claimed while it is written
 removed if the job fails or is interrupted, so no partial store stays behind.
 """
 
-import signal
-from pathlib import Path
+from imgbench.system import phases
 
-from imgbench.experiment import plan
-from imgbench.harness import measure, memory, provenance, space, storeref
-from imgbench.jobs import scriptlog
-from imgbench.system.units import human_bytes
+phases.begin()
+
+import signal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from imgbench.experiment import plan  # noqa: E402
+from imgbench.harness import measure, memory, provenance, space, storeref  # noqa: E402
+from imgbench.jobs import scriptlog  # noqa: E402
+from imgbench.system.units import human_bytes  # noqa: E402
 
 smk = snakemake  # noqa: F821
 wildcards = smk.wildcards
@@ -34,6 +38,7 @@ def describe(error):
 logger = scriptlog.setup(smk.log[0], describe)
 store_root = storeref.resolve(smk.params.store_root)
 store_dir = storeref.resolve(smk.params.store_path)
+phases.now_in(phases.OTHER)
 
 
 def on_signal(signum):
@@ -71,13 +76,17 @@ def main():
         human_bytes(space.free_bytes(store_dir)),
     )
     with storeref.writing(store_dir, store_root), memory.AnonWatch() as watch:
-        source = measure.load_source(
-            Path(smk.input.images),
-            Path(smk.input.labels),
-            cutoff,
-            plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, int(wildcards.image_size)),
-        )
-        env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], wildcards.method)
+        with phases.phase("source"):
+            source = measure.load_source(
+                Path(smk.input.images),
+                Path(smk.input.labels),
+                cutoff,
+                plan.chunk_images(
+                    {"chunk_bytes": smk.params.chunk_bytes}, int(wildcards.image_size)
+                ),
+            )
+        with phases.phase("provenance"):
+            env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], wildcards.method)
         point = measure.Point(
             wildcards.method,
             variant=wildcards.variant,
@@ -94,6 +103,7 @@ def main():
         rows = measure.run_store(
             point, source, store_dir, env=env, settings=settings, memory_watch=watch
         )
+        phases.now_in("rows")
         for row in rows:
             logger.info(
                 "stored %d images of %dpx with %s/%s in %.6f s (write %.6f s + %s flush %.6f s) "
@@ -115,8 +125,9 @@ def main():
                 row["peak_rss_bytes"] / 2**20,
                 row["peak_anon_bytes"] / 2**20,
             )
-        measure.write_environment(env, smk.output.env)
         measure.write_rows(rows, smk.output.row)
+        logger.info(phases.line())
+        measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
         storeref.write_manifest(Path(smk.output.manifest), store_dir)
         storeref.complete(store_dir)
 

@@ -51,7 +51,7 @@ from imgbench.harness.point import Point, Settings
 from imgbench.harness.source import as_source, load_source, source_seconds
 from imgbench.harness.verification import VerificationError, store_psnr
 from imgbench.methods import get_method, resolve_options
-from imgbench.system import fsutil, machine
+from imgbench.system import fsutil, machine, phases
 
 __all__ = [
     "ROW_FIELDS",
@@ -109,7 +109,9 @@ def run_store(
     while rows.more():
         prefaulted = prepare.fresh_store(store_dir, source)
         timed = time_store(module, store_dir, source, options, point.fsync, device)
-        rows.add_store(timed, prefaulted, fsutil.disk_usage(store_dir), producing)
+        with phases.phase("store listing"):
+            usage = fsutil.disk_usage(store_dir)
+        rows.add_store(timed, prefaulted, usage, producing)
     if floor_db is None:
         return rows.result()
     return with_fidelity(rows.result(), module, store_dir, source, settings)
@@ -136,9 +138,10 @@ def with_fidelity(
     ``psnr_min_db`` of the worst image, ``psnr_p01_db`` the 1st percentile of the
     images'), from one untimed epoch; a store below ``store_psnr_floor_db``, or an image
     below ``image_psnr_floor_db``, fails the job (``verification.store_psnr``)."""
-    fidelity = store_psnr(
-        module, store_dir, source, settings.store_psnr_floor_db, settings.image_psnr_floor_db
-    )
+    with phases.phase("verify"):
+        fidelity = store_psnr(
+            module, store_dir, source, settings.store_psnr_floor_db, settings.image_psnr_floor_db
+        )
     for row in rows:
         row.update(
             psnr_db=round(fidelity.store_db, 3),
@@ -201,8 +204,9 @@ class ReadOfStore:
         one_process = vocabulary.is_one_process(point.pattern)
         self.images = len(source) if one_process else int(sum(len(r) for r in requests))
         self.device = machine.block_device(store_dir)
-        self.files = fsutil.store_files(store_dir)  # a read job never changes the store
-        self.usage = fsutil.disk_usage(store_dir, self.files)
+        with phases.phase("store listing"):
+            self.files = fsutil.store_files(store_dir)  # a read job never changes the store
+            self.usage = fsutil.disk_usage(store_dir, self.files)
         self.preparation = prepare.ReadPreparation.of(
             store_dir,
             self.files,

@@ -40,7 +40,7 @@ import numpy as np
 from imgbench.data import pool
 from imgbench.experiment import vocabulary
 from imgbench.harness import readers, space, verification
-from imgbench.system import fsutil, machine
+from imgbench.system import fsutil, machine, phases
 
 # The page cache a recycle step frees before a timed operation, at most: enough to
 # decide where the operation's first pages come from; beyond it a store far larger than
@@ -73,6 +73,7 @@ def warmed_up(
     here, outside every timed region. The scratch store stays until the block ends, so
     each forked reader warms up on it too (``readers``); then it is removed.
     ``floor_db``: see ``verification.verify``."""
+    phases.push("warm-up")
     fsutil.remove_tree(scratch)
     scratch.mkdir(parents=True)
     try:
@@ -92,9 +93,11 @@ def warmed_up(
         fsutil.cached_fraction(scratch)
         machine.io_read_bytes()
         machine.pressure_some_avg10("cpu")
+        phases.pop()
         yield scratch
     finally:
-        fsutil.remove_tree(scratch)
+        with phases.phase("warm-up"):
+            fsutil.remove_tree(scratch)
 
 
 def warm_up(module, source, scratch: Path, **kwargs) -> None:
@@ -145,18 +148,22 @@ def fill_cache(store_dir: Path, files: list[Path] | None = None) -> None:
 def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int = 0) -> int:
     """Write back dirty pages, then recycle as much page cache and anonymous memory as the
     operation will fill; returns the bytes recycled."""
-    os.sync()
-    recycled = recycle_page_cache(directory, int(page_cache_bytes))
-    return recycled + fsutil.prefault(int(anonymous_bytes))
+    with phases.phase("write back"):
+        os.sync()
+    with phases.phase("recycle memory"):
+        recycled = recycle_page_cache(directory, int(page_cache_bytes))
+        return recycled + fsutil.prefault(int(anonymous_bytes))
 
 
 def evict(store_dir: Path, eviction: str, files: list[Path] | None = None) -> None:
     """Make the store cold: its data pages (``fadvise``) or the whole page cache with
     dentries and inodes (``drop_caches``, root only)."""
     if eviction == vocabulary.FADVISE:
-        fsutil.evict_tree(store_dir, files)
+        with phases.phase("evict"):
+            fsutil.evict_tree(store_dir, files)
     elif eviction == vocabulary.DROP_CACHES:
-        fsutil.drop_caches()
+        with phases.phase("evict"):
+            fsutil.drop_caches()
     else:
         raise ValueError(f"cold must be one of {', '.join(vocabulary.EVICTIONS)}, not {eviction!r}")
 
@@ -165,8 +172,9 @@ def fresh_store(store_dir: Path, source: pool.TiledImages) -> int:
     """Before a timed store: an empty store directory (never append to an older store),
     dirty pages written back, the page cache the store will fill and the chunks it holds
     recycled; returns the bytes recycled."""
-    fsutil.remove_tree(store_dir)
-    store_dir.mkdir(parents=True)
+    with phases.phase("remove previous store"):
+        fsutil.remove_tree(store_dir)
+        store_dir.mkdir(parents=True)
     # The page cache of the store: 1.5x the pixels covers LMDB's pages and PNG's worst case.
     need = min(int(1.5 * source.nbytes) + (16 << 20), RECYCLE_MAX_BYTES)
     return prepare_machine(store_dir.parent, need, 2 * source.chunk_images * source.image_bytes)
@@ -221,10 +229,13 @@ class ReadPreparation:
         if self.cold:
             evict(self.store_dir, self.eviction, self.files)
         else:
-            fill_cache(self.store_dir, self.files)
-        self.cached_fraction = fsutil.cached_fraction(self.store_dir, self.files)
+            with phases.phase("fill cache"):
+                fill_cache(self.store_dir, self.files)
+        with phases.phase("residency"):
+            self.cached_fraction = fsutil.cached_fraction(self.store_dir, self.files)
         if self.cold and self.eviction == vocabulary.DROP_CACHES:
-            fsutil.drop_caches()  # the residency walk above brought inodes back
+            with phases.phase("evict"):
+                fsutil.drop_caches()  # the residency walk above brought inodes back
 
     def evict_again(self) -> None:
         if self.cold:

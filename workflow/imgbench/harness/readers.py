@@ -50,7 +50,7 @@ import numpy as np
 from imgbench.harness import access, memory, verification
 from imgbench.harness.region import IN_READERS, Region
 from imgbench.methods import get_method
-from imgbench.system import lifetime, machine
+from imgbench.system import lifetime, machine, phases
 
 # How often a reader waiting to be released checks that its parent is still there.
 PARENT_CHECK_S = 0.1
@@ -240,11 +240,12 @@ def read_in_workers(
     ]
     receivers = [receive for receive, _ in pipes]
     try:
-        for worker in workers:
-            worker.start()
-        for _, send in pipes:
-            send.close()  # the parent's copy: a dead reader's pipe then reads EOF
-        _gather(method, workers, receivers, "ready", timeout_s)
+        with phases.phase("readers start"):
+            for worker in workers:
+                worker.start()
+            for _, send in pipes:
+                send.close()  # the parent's copy: a dead reader's pipe then reads EOF
+            _gather(method, workers, receivers, "ready", timeout_s)
         prepared = prepare()
         with region:
             released = region.start_clock()
@@ -252,15 +253,17 @@ def read_in_workers(
             passes = _gather(method, workers, receivers, "timed", timeout_s)
         finished = max(one.finished_ns for one in passes)  # the last reader's own finish
         region.stop_clock(finished)
-        before_check()
-        recheck.set()
-        _gather(method, workers, receivers, "checked", timeout_s)
+        with phases.phase("verify"):
+            before_check()
+            recheck.set()
+            _gather(method, workers, receivers, "checked", timeout_s)
     except BaseException:
         for worker in workers:  # the others may wait for a release that never comes
             if worker.is_alive():
                 worker.kill()
         raise
     finally:
+        phases.push("readers end")
         for worker in workers:
             worker.join(timeout=10)
             if worker.is_alive():
@@ -268,4 +271,5 @@ def read_in_workers(
                 worker.join()
         for receive in receivers:
             receive.close()
+        phases.pop()
     return PoolRead(released, finished, passes, prepared)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgbench.system import machine
+from imgbench.system import machine, phases
 
 HERE = "here"
 IN_LAPS = "in_laps"
@@ -98,9 +98,11 @@ class Region:
             self._cpu_before = machine.cpu_seconds()
         self._open_cpu_window()
         self.start_unix = time.time()
+        phases.push(phases.TIMED)
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
+        phases.pop()
         try:
             if exc_type is None:
                 self._close_cpu_window()

@@ -21,6 +21,7 @@ import numpy as np
 from imgbench.data import pool
 from imgbench.harness import readers, region, verification
 from imgbench.harness.source import as_source
+from imgbench.system import phases
 
 # The end of an epoch (``next``'s default: a method's batch is never this object).
 _END = object()
@@ -31,8 +32,9 @@ def read_whole_array(
 ) -> region.Region:
     """Time the method's ``read`` of the whole store into one array; check it after."""
     (result,), timed = region.timed([lambda: module.read(store_dir)], device)
-    verification.verify_whole(module.__name__, result, source, floor_db)
-    del result
+    with phases.phase("verify"):
+        verification.verify_whole(module.__name__, result, source, floor_db)
+        del result
     return timed
 
 
@@ -52,9 +54,12 @@ def read_epoch(
     with region.Region(device, work=region.IN_LAPS) as timed:
         batches = module.read_batches(store_dir, source.chunk_images)
         while (batch := timed.lap(next, batches, _END)) is not _END:
-            verification.verify(module.__name__, batch, source, start=position, floor_db=floor_db)
-            position += len(batch[0])
-            del batch
+            with phases.phase("verify"):
+                verification.verify(
+                    module.__name__, batch, source, start=position, floor_db=floor_db
+                )
+                position += len(batch[0])
+                del batch
     verification.check_count(module.__name__, position, len(source))
     return timed
 

@@ -60,6 +60,7 @@ def load_environments(paths: Iterable[Path]) -> dict[str, dict]:
     environments: dict[str, dict] = {}
     for path in paths:
         record = json.loads(Path(path).read_text())
+        record.pop("job", None)  # the job's own phases (``job_phases``), not provenance
         if "methods" not in record:  # written before methods reported their versions
             environments.setdefault(record["env_id"], record)
             continue
