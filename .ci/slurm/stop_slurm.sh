@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Stop the single-node Slurm started by .ci/slurm/start_slurm.sh: only the processes whose
 # pids it recorded (and only if each pid still runs the program recorded for it), never
-# by name. Configuration, the accounting database and logs stay for the next start.
+# by name. The accounting database and logs stay for the next start; slurm.conf, which
+# start_slurm.sh writes again, is removed: with it in place and no slurmctld, every Slurm
+# client (and so every `snakemake`, whose Slurm executor plugin runs `scontrol show config`
+# when imported) waited 9 s for the stopped controller.
 set -uo pipefail
 
 STATE=${IMGBENCH_SLURM_STATE:-/var/lib/imgbench-slurm}
@@ -45,3 +48,10 @@ stop slurmctld slurmctld
 stop slurmdbd slurmdbd
 stop mariadbd mariadbd
 stop munged munged
+
+# Only the file start_slurm.sh wrote (its first line says so), never an administrator's.
+CONF=/etc/slurm/slurm.conf
+if [[ -f $CONF ]] && head -n 1 "$CONF" | grep -q '^# Written by imgbench'; then
+    rm -f "$CONF"
+    log "removed $CONF (start_slurm.sh writes it again)"
+fi

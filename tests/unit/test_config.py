@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from imgbench.experiment import config as config_module
+from imgbench.experiment import rigor
 from imgbench.experiment.config import ConfigError, load_schema, validate_config
 from imgbench.system import fsutil
 
@@ -37,7 +38,52 @@ def schema_defaults(schema: dict) -> dict:
 def test_repo_config_validates_unchanged(config):
     result = validate_config(config, SCHEMA)
     assert result is config  # the Snakefile relies on validation in place
-    assert config == BASE
+    # Only the repeat keys it leaves null are filled, from its rigor's preset.
+    assert {key: BASE[key] for key in rigor.REPEAT_KEYS} == dict.fromkeys(rigor.REPEAT_KEYS)
+    assert config == {**BASE, **rigor.PRESETS[BASE["rigor"]]}
+
+
+@pytest.mark.parametrize("name", ["fast", "default", "rigorous"])
+def test_rigor_presets_fill_the_repeat_keys(config, name):
+    config["rigor"] = name
+    validate_config(config, SCHEMA)
+    assert {key: config[key] for key in rigor.REPEAT_KEYS} == rigor.PRESETS[name]
+
+
+def test_rigor_presets_claim_what_their_stores_allow():
+    fast, default, rigorous = (rigor.PRESETS[name] for name in ("fast", "default", "rigorous"))
+    assert fast["repeats"] == 1 and default["repeats"] == 3 and rigorous["repeats"] >= 6
+    assert rigor.interval_claim(1) == "no interval, no verdict"
+    assert rigor.interval_claim(3) == "75 % intervals (min–max)"
+    assert rigor.interval_claim(6) == "95 % intervals"
+    # min–max of n stores covers the median with 1 - 2 * 0.5**n: 96.9 % for 6
+    assert 1 - 2 * 0.5 ** rigorous["repeats"] >= 0.95
+
+
+def test_a_repeat_key_set_by_the_user_wins_over_the_preset(config):
+    config.update(rigor="rigorous", inner_repeats=2)
+    validate_config(config, SCHEMA)
+    assert config["repeats"] == rigor.PRESETS["rigorous"]["repeats"]
+    assert config["inner_repeats"] == 2
+    assert rigor.describe(config) == (
+        "rigor rigorous (6 stores per point: 95 % intervals); set apart from the preset: "
+        "inner_repeats 2"
+    )
+    config.update(rigor="fast", repeats=3, inner_repeats=None, inner_budget_seconds=None)
+    validate_config(config, SCHEMA)
+    assert rigor.describe(config).startswith(
+        "rigor fast (3 stores per point: 75 % intervals (min–max)); set apart from the "
+        "preset: repeats 3"
+    )
+
+
+def test_an_unknown_rigor_is_one_sentence_naming_the_key(config):
+    config["rigor"] = "thorough"
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    message = str(caught.value)
+    assert message.startswith("config key rigor has the bad value 'thorough'")
+    assert "fast" in message and "rigorous" in message
 
 
 @pytest.mark.parametrize(

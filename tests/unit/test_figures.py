@@ -11,6 +11,7 @@ import jinja2
 import pytest
 import yaml
 
+from imgbench.experiment import rigor
 from imgbench.report import figures, plotting
 
 # The report's captions and front page (workflow/report/).
@@ -132,13 +133,17 @@ def front_page(config: dict) -> str:
 
 def test_front_page_describes_the_run_of_its_config():
     config = yaml.safe_load((REPORT_DIR.parents[1] / "config.yaml").read_text())
+    rigor.apply(config)  # as validation does
     page = front_page(config)
+    assert "<strong>Rigor: default</strong>: 3 store(s) per point (min–max intervals)" in page
     assert "Methods: png, lmdb, hdf5, npy." in page and "Variants" not in page
     assert "Images: CIFAR-10, 32 pixels a side" in page
     assert "patterns whole, random_single" in page
     assert f"more than {config['busy']['foreign_cpu_cores']} of a core" in page
     config["variants"] = {"png": {"default": {}, "level1": {}}, "wds": {"webp": {}}}
     config["dataset"]["images_dir"] = "photos"
+    config.update(rigor="fast", repeats=1)
     page = front_page(config)
+    assert "<strong>Rigor: fast</strong>: 1 store(s) per point (no interval, no verdict)" in page
     assert "Variants: png (default, level1); wds (webp)." in page
     assert 'Images: the folder <tt class="docutils literal">photos</tt>, 32 pixels' in page

@@ -914,6 +914,58 @@ def test_whole_read_counts_device_bytes(method, big):
 
 
 @pytest.mark.parametrize("method", ["npy", "lmdb"])
+def test_one_job_runs_a_store_s_reads_each_from_its_own_state(method, big):
+    """``run_reads``: the reads of a store in one process, in the order given; each
+    starts from its own prepared state (a warm read after a cold one finds the store
+    filled; a cold one after a warm one finds it evicted), has its own repetitions and
+    its own memory peak, and its rows name it."""
+    need_proc_io()
+    made, images, labels, env = big
+    store_dir = made[method]
+    on_disk = fsutil.disk_usage(store_dir).bytes_on_disk
+    kinds = [
+        dict(cache="warm", pattern="whole"),
+        dict(cache="cold", pattern="whole"),
+        dict(cache="cold", pattern="random_single", random_reads=200, readahead="off"),
+        dict(cache="warm", pattern="random_single", random_reads=200),
+    ]
+    points = [Point(method, **kind) for kind in kinds]
+    seen = []
+    rows = measure.run_reads(
+        points,
+        (images, labels),
+        store_dir,
+        env=env,
+        settings=Settings(inner_repeats=2, inner_budget_s=60, rigor="fast"),
+        after_point=lambda point, done: seen.append((point, len(done))),
+    )
+    assert seen == [(point, 2) for point in points]
+    assert len(rows) == 2 * len(points)
+    for kind, (first, second) in zip(kinds, zip(rows[::2], rows[1::2], strict=True), strict=True):
+        for row in (first, second):
+            assert (row["cache"], row["read_pattern"]) == (kind["cache"], kind["pattern"])
+            assert row["readahead"] == kind.get("readahead", "on")
+            assert row["rigor"] == "fast"
+            if kind["cache"] == "cold":
+                assert row["cached_fraction"] < 0.05
+            else:
+                assert row["cached_fraction"] > 0.95
+                assert row["device_read_bytes"] < 0.05 * on_disk
+        assert (first["inner_repeat"], second["inner_repeat"]) == (1, 2)
+    # The cold whole read after the warm one fetched the store from the device.
+    assert rows[2]["device_read_bytes"] >= 0.5 * on_disk
+    # Peaks are per read: the random single reads hold far less than the whole reads.
+    assert rows[6]["peak_rss_bytes"] < rows[0]["peak_rss_bytes"]
+    with pytest.raises(ValueError, match="one store"):
+        measure.run_reads(
+            [Point(method, cache="warm"), Point(method, cache="warm", variant="other")],
+            (images, labels),
+            store_dir,
+            env=env,
+        )
+
+
+@pytest.mark.parametrize("method", ["npy", "lmdb"])
 def test_readahead_off_fetches_fewer_device_bytes(method, big):
     """A few hundred cold single-image reads. LMDB's map: with readahead each fault pulls
     a window of pages, advised of random access each pulls (about) its own pages. npy

@@ -87,10 +87,10 @@ def test_store_jobs_enumerate_every_combination():
     assert all(set(job) == {"method", "variant", "image_size", "cutoff", "repeat"} for job in jobs)
 
 
-def test_read_jobs_add_the_read_axes():
+def test_read_points_add_the_read_axes():
     config = make_config()
     stores = plan.store_jobs(config)
-    reads = plan.read_jobs(config)
+    reads = plan.read_points(config)
     assert len(reads) == len(stores) * 2 * 2 * 2
     assert {j["readahead"] for j in reads} == {"on"}
     axes = Counter((j["read_cache"], j["read_pattern"], j["readers"]) for j in reads)
@@ -145,18 +145,43 @@ def test_read_kinds_warm_only_has_no_readahead_off():
     ]
 
 
-def test_read_jobs_are_every_store_times_every_kind():
+def test_read_points_are_every_store_times_every_kind():
     config = make_config(read_patterns=["whole", "sequential"], readahead=["on", "off"])
-    reads = plan.read_jobs(config)
+    reads = plan.read_points(config)
     assert len(reads) == len(plan.store_jobs(config)) * len(plan.read_kinds(config))
     keys = [tuple(sorted(job.items())) for job in reads]
     assert len(keys) == len(set(keys))
 
 
+def test_one_read_job_per_store_runs_all_its_reads_warm_first():
+    config = make_config(
+        read_patterns=["whole", "random_single"], readahead=["on", "off"], random_reads=100
+    )
+    # every store with a read has one read job; its coordinates are the store's
+    assert plan.read_jobs(config) == plan.store_jobs(config)
+    kinds_of = plan.StoreReadKinds(config)
+    large = kinds_of(store_wildcards("png", "1000", "1"))
+    assert sorted(map(str, large)) == sorted(map(str, plan.read_kinds(config, 1000, 32)))
+    caches = [kind["read_cache"] for kind in large]
+    assert caches == sorted(caches, key=lambda cache: cache != "warm")  # warm ones first
+    assert caches[0] == "warm" and caches[-1] == "cold"
+    assert [k["read_pattern"] for k in kinds_of(store_wildcards("png", "10", "1"))] == [
+        "whole",
+        "whole",
+    ]
+    # a store without any read has no read job, and its removal waits for none
+    only_random = make_config(read_patterns=["random_single"], random_reads=100)
+    readable = {(job["cutoff"], job["repeat"]) for job in plan.read_jobs(only_random)}
+    assert {cutoff for cutoff, _ in readable} == {100, 1000}
+    reads_of = plan.StoreReads(only_random, "{method}/{cutoff}/repeat{repeat}.csv")
+    assert reads_of(store_wildcards("png", "10", "1")) == []
+    assert reads_of(store_wildcards("png", "100", "2")) == ["png/100/repeat2.csv"]
+
+
 def test_random_single_only_on_stores_of_at_least_random_reads_images():
     config = make_config(read_patterns=["whole", "random_single"], random_reads=100)
     patterns = {
-        cutoff: {job["read_pattern"] for job in plan.read_jobs(config) if job["cutoff"] == cutoff}
+        cutoff: {job["read_pattern"] for job in plan.read_points(config) if job["cutoff"] == cutoff}
         for cutoff in config["cutoffs"]
     }
     assert patterns == {
@@ -167,13 +192,16 @@ def test_random_single_only_on_stores_of_at_least_random_reads_images():
     }
     notes = [n for n in plan.excluded_points(config) if "random_single" in n]
     assert len(notes) == 1 and "[1, 10]" in notes[0] and "random_reads (100)" in notes[0]
-    # The removal of a store waits for exactly the reads that store has.
-    reads_of = plan.StoreReads(config, "{method}/{cutoff}/{read_pattern}_{read_cache}.csv")
-    small = reads_of(store_wildcards("png", "10", "1"))
-    large = reads_of(store_wildcards("png", "1000", "1"))
-    assert sorted(small) == ["png/10/whole_cold.csv", "png/10/whole_warm.csv"]
+    # A store's read job runs exactly the reads that store has.
+    kinds_of = plan.StoreReadKinds(config)
+    small = kinds_of(store_wildcards("png", "10", "1"))
+    large = kinds_of(store_wildcards("png", "1000", "1"))
+    assert sorted((k["read_pattern"], k["read_cache"]) for k in small) == [
+        ("whole", "cold"),
+        ("whole", "warm"),
+    ]
     assert len(large) == len(plan.read_kinds(config))
-    assert "png/1000/random_single_cold.csv" in large
+    assert ("random_single", "cold") in {(k["read_pattern"], k["read_cache"]) for k in large}
 
 
 def store_wildcards(method, cutoff, repeat, variant="default", size=32):
@@ -254,12 +282,12 @@ def test_whole_array_reads_only_stores_that_fit():
     assert [k["read_pattern"] for k in plan.read_kinds(config, 100, 64)] == ["whole", "whole_array"]
     assert [k["read_pattern"] for k in plan.read_kinds(config, 101, 64)] == ["whole"]
     assert [k["read_pattern"] for k in plan.read_kinds(config, 400, 32)] == ["whole", "whole_array"]
-    reads = plan.StoreReads(config, "{read_cache}_{read_pattern}")
-    got = reads(
+    kinds_of = plan.StoreReadKinds(config)
+    got = kinds_of(
         SimpleNamespace(method="npy", variant="default", image_size="64", cutoff="1000", repeat="1")
     )
-    assert got == ["cold_whole"]
-    jobs = plan.read_jobs(config)
+    assert [(k["read_cache"], k["read_pattern"]) for k in got] == [("cold", "whole")]
+    jobs = plan.read_points(config)
     assert not any(
         j["read_pattern"] == "whole_array" and j["image_size"] == 64 and j["cutoff"] == 1000
         for j in jobs
@@ -285,6 +313,7 @@ def test_pool_count_and_sizes():
 
 
 def wildcards(cutoff, size=32, readers=1, pattern="whole"):
+    """One read's wildcards (a store's and a read kind's)."""
     return SimpleNamespace(
         cutoff=str(cutoff), image_size=str(size), readers=str(readers), read_pattern=pattern
     )
@@ -292,7 +321,7 @@ def wildcards(cutoff, size=32, readers=1, pattern="whole"):
 
 def test_memory_follows_pool_and_chunks_not_the_cutoff():
     config = make_config()
-    store, read = job_resources.StoreMemMb(config), job_resources.ReadMemMb(config)
+    store, read = job_resources.StoreMemMb(config), job_resources.ReadMemMb(config).one
     pool_mb, chunk_mb = 12288 * 500 / 1e6, 12288 * 10 / 1e6
     assert store(wildcards(1000, 64)) == int(512 + round(pool_mb) + 3 * round(chunk_mb))
     for request in (store, read):
@@ -307,7 +336,7 @@ def test_memory_follows_pool_and_chunks_not_the_cutoff():
 
 def test_a_buffered_shuffle_asks_memory_for_each_reader_s_buffer():
     config = make_config(shuffle_buffer=1000, batch_size=64)
-    read = job_resources.ReadMemMb(config)
+    read = job_resources.ReadMemMb(config).one
     # the buffer and minibatches, and a unit: up to a WebDataset shard of 256 MiB, twice
     held_mb = round((1000 + 3 * 64) * 12288 / 1e6) + job_resources.UNIT_BOUND_MB
     assert job_resources.UNIT_BOUND_MB * 1e6 >= 2 * (256 << 20)
@@ -327,14 +356,36 @@ def test_runtime_scales_with_images():
     assert huge == 10 + int(100000 * 196608 / 1e6 / 200)
 
 
-@pytest.mark.parametrize("readers", [1, 2, 8])
-def test_read_threads_equal_readers(readers):
-    assert job_resources.read_threads(wildcards(10, readers=readers)) == readers
+def test_a_read_job_asks_for_its_largest_read():
+    config = make_config(
+        read_patterns=["whole", "whole_array", "buffered_shuffle"],
+        readers=[1, 3],
+        shuffle_buffer=1000,
+        batch_size=64,
+    )
+    job = store_wildcards("npy", "100", "1", size=64)
+    read = job_resources.ReadMemMb(config)
+    each = [
+        read.one(SimpleNamespace(**vars(job), **kind)) for kind in plan.read_kinds(config, 100, 64)
+    ]
+    assert read(job) == max(each) > min(each)
+    # the buffered shuffle of 3 readers is the largest
+    assert read(job) == read.one(wildcards(100, 64, readers=3, pattern="buffered_shuffle"))
 
 
-def test_reads_run_before_removals_and_stores_warm_first():
-    from types import SimpleNamespace
+@pytest.mark.parametrize("readers", [[1], [1, 2], [8, 2]])
+def test_read_threads_are_the_most_readers_of_a_store_s_reads(readers):
+    config = make_config(readers=readers)
+    assert job_resources.ReadThreads(config)(store_wildcards("npy", "10", "1")) == max(readers)
 
-    warm = plan.read_priority(SimpleNamespace(read_cache="warm"))
-    cold = plan.read_priority(SimpleNamespace(read_cache="cold"))
-    assert warm > cold > 10  # 10: remove_store; stores are below 1
+
+def test_read_runtime_allows_for_each_read():
+    config = make_config(
+        read_patterns=["whole", "sequential"], readers=[1], readahead=["on", "off"]
+    )
+    job = store_wildcards("npy", str(10**6), "1", size=64)
+    reads = len(plan.read_kinds(config, 10**6, 64))
+    assert reads == 2 + 3
+    extra = job_resources.timing_runtime(job) - 10
+    assert extra > 0
+    assert job_resources.ReadRuntime(config)(job) == 10 + reads * extra

@@ -1,7 +1,7 @@
-# One store job per (method, variant, image_size, cutoff, repeat), one read job per
-# (read_cache, read_pattern, readers, readahead) of each store, one job removing the store.
-# Each store and read job repeats its timed operation (inner_repeats, inner_budget_seconds)
-# and writes one row per repetition. Stores run in a seeded order (plan.StorePriority).
+# One store job per (method, variant, image_size, cutoff, repeat); one read job per store,
+# which runs every read of the store (read_cache x read_pattern x readers x readahead) one
+# after another, each from its own prepared state; one job removing the store. Each timed
+# operation is repeated (inner_repeats, inner_budget_seconds), one row per repetition. Stores run in a seeded order (plan.StorePriority).
 # The store lives under store_dir, resolved inside the job (it may be node-local scratch
 # such as $TMPDIR); Snakemake tracks its manifest, which the reads and the removal check.
 # Timing jobs take the `timing_slot` resource; the default profile allows one at a time,
@@ -17,7 +17,6 @@ STORE = (
     / "repeat{repeat}"
 )
 POINT = Path("{method}") / "{variant}" / "{image_size}px" / "{cutoff}"
-READ_NAME = "repeat{repeat}_{read_cache}_{read_pattern}_{readers}readers_ra-{readahead}"
 POOL = rules.pool.output.images
 POOL_LABELS = rules.pool.output.labels
 STORE_JOBS = plan.store_jobs(config)
@@ -30,10 +29,6 @@ wildcard_constraints:
     image_size=r"\d+",
     cutoff=r"\d+",
     repeat=r"\d+",
-    readers=r"\d+",
-    read_cache="|".join(vocabulary.CACHE_STATES),
-    read_pattern="|".join(vocabulary.PATTERNS),
-    readahead="|".join(vocabulary.READAHEAD),
 
 
 rule store:
@@ -69,6 +64,7 @@ rule store:
         chunk_bytes=config["chunk_bytes"],
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
+        rigor=config["rigor"],
     script:
         "../scripts/store.py"
 
@@ -81,26 +77,27 @@ rule read:
         method_code=PACKAGE_DIR / "methods" / "{method}.py",
         code=script_sources("read.py"),
     output:
-        row=ROWS_DIR / "read" / POINT / f"{READ_NAME}.csv",
-        env=ROWS_DIR / "read" / POINT / f"{READ_NAME}.env.json",
+        row=ROWS_DIR / "read" / POINT / "repeat{repeat}.csv",
+        env=ROWS_DIR / "read" / POINT / "repeat{repeat}.env.json",
     log:
-        LOGS_DIR / "read" / POINT / f"{READ_NAME}.log",
+        LOGS_DIR / "read" / POINT / "repeat{repeat}.log",
     benchmark:
-        BENCHMARKS_DIR / "read" / POINT / f"{READ_NAME}.tsv"
-    # Read a store as soon as it exists, so few stores sit on disk at once; warm reads
-    # first, while the store just written is still in the page cache.
-    priority: plan.read_priority
+        BENCHMARKS_DIR / "read" / POINT / "repeat{repeat}.tsv"
+    # Read a store as soon as it exists (above every store, below 1, and removal, 10), so
+    # few stores sit on disk at once.
+    priority: 20
     conda:
         "../../envs/bench.yaml"
     # Reader processes run at once; the scheduler (and Slurm) should know.
-    threads: job_resources.read_threads
+    threads: job_resources.ReadThreads(config)
     resources:
         mem_mb=job_resources.ReadMemMb(config),
-        runtime=job_resources.timing_runtime,
+        runtime=job_resources.ReadRuntime(config),
         timing_slot=1,
     params:
         fsync=config["fsync"],
         cold=config["cold"],
+        kinds=plan.StoreReadKinds(config),
         options=plan.VariantOptions(config),
         image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db"),
         batch_size=config["batch_size"],
@@ -110,6 +107,7 @@ rule read:
         seed=config["seed"],
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
+        rigor=config["rigor"],
     script:
         "../scripts/read.py"
 

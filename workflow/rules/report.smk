@@ -20,7 +20,7 @@ rule aggregate:
         benchmarks=plan.paths(
             BENCHMARKS_DIR / "store" / POINT / "repeat{repeat}.tsv", STORE_JOBS
         )
-        + plan.paths(BENCHMARKS_DIR / "read" / POINT / f"{READ_NAME}.tsv", READ_JOBS),
+        + plan.paths(BENCHMARKS_DIR / "read" / POINT / "repeat{repeat}.tsv", READ_JOBS),
         code=script_sources("aggregate.py"),
     output:
         timings=report(

@@ -1,10 +1,12 @@
-"""Snakemake adapter: time reads of a store (cache state, pattern, readers, readahead)."""
+"""Snakemake adapter: time every read of one store (each cache state, pattern, readers and
+readahead of the config), one after another in this process."""
 
 from imgbench.system import phases
 
 phases.begin()
 
 import signal  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from imgbench.experiment import plan  # noqa: E402
@@ -57,53 +59,80 @@ def measure_reads(watch):
         )
     with phases.phase("provenance"):
         env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
-    point = measure.Point(
-        smk.wildcards.method,
-        variant=smk.wildcards.variant,
-        options=smk.params.options,
-        repeat=int(smk.wildcards.repeat),
-        fsync=smk.params.fsync,
-        cache=smk.wildcards.read_cache,
-        eviction=smk.params.cold,
-        pattern=smk.wildcards.read_pattern,
-        readahead=smk.wildcards.readahead,
-        readers=int(smk.wildcards.readers),
-        batch_size=smk.params.batch_size,
-        random_reads=smk.params.random_reads,
-        shuffle_buffer=smk.params.shuffle_buffer,
-        seed=smk.params.seed,
-    )
+    points = [
+        measure.Point(
+            smk.wildcards.method,
+            variant=smk.wildcards.variant,
+            options=smk.params.options,
+            repeat=int(smk.wildcards.repeat),
+            fsync=smk.params.fsync,
+            cache=kind["read_cache"],
+            eviction=smk.params.cold,
+            pattern=kind["read_pattern"],
+            readahead=kind["readahead"],
+            readers=int(kind["readers"]),
+            batch_size=smk.params.batch_size,
+            random_reads=smk.params.random_reads,
+            shuffle_buffer=smk.params.shuffle_buffer,
+            seed=smk.params.seed,
+        )
+        for kind in smk.params.kinds
+    ]
     settings = measure.Settings(
         inner_repeats=smk.params.inner_repeats,
         inner_budget_s=smk.params.inner_budget_seconds,
+        rigor=smk.params.rigor,
         image_psnr_floor_db=smk.params.image_psnr_floor_db,
     )
-    rows = measure.run_read(
-        point, source, store_dir, env=env, settings=settings, memory_watch=watch
+    progress = Progress(len(points))
+    rows = measure.run_reads(
+        points,
+        source,
+        store_dir,
+        env=env,
+        settings=settings,
+        memory_watch=watch,
+        after_point=progress,
     )
     phases.now_in("rows")
-    for row in rows:
+    measure.write_rows(rows, smk.output.row)
+    logger.info(phases.line())
+    measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
+
+
+class Progress:
+    """A line per read of the store as it ends (outside every clock): what it read, its
+    repetitions, and how far the job has come."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        self.started = time.monotonic()
+
+    def __call__(self, point, rows) -> None:
+        self.done += 1
+        row = rows[-1]
+        seconds = [one["seconds"] for one in rows]
         logger.info(
-            "read %d images from %s/%s (%s/%s, %s, %d readers, readahead %s) in %.6f s; "
-            "%.1f%% cached before, %s bytes from the device; verified; peak RSS %.0f MiB, "
-            "of it anonymous %.0f MiB",
-            row["images_read"],
-            row["method"],
-            row["variant"],
+            "read %d of %d: %s, %s, %d readers, readahead %s: %d images of %s/%s in %s s "
+            "(%d repetitions; last: %.1f%% cached before, %s bytes from the device, peak "
+            "RSS %.0f MiB, of it anonymous %.0f MiB); verified; job %.1f s so far",
+            self.done,
+            self.total,
             row["cache"],
-            row["eviction"],
             row["read_pattern"],
             row["readers"],
             row["readahead"],
-            row["seconds"],
+            row["images_read"],
+            row["method"],
+            row["variant"],
+            ", ".join(f"{value:.6f}" for value in seconds),
+            len(rows),
             100 * row["cached_fraction"],
             row["device_read_bytes"],
             row["peak_rss_bytes"] / 2**20,
             row["peak_anon_bytes"] / 2**20,
+            time.monotonic() - self.started,
         )
-    measure.write_rows(rows, smk.output.row)
-    logger.info(phases.line())
-    measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
 
 
 scriptlog.run_guarded(main, on_signal)

@@ -97,6 +97,7 @@ def main():
         settings = measure.Settings(
             inner_repeats=smk.params.inner_repeats,
             inner_budget_s=smk.params.inner_budget_seconds,
+            rigor=smk.params.rigor,
             store_psnr_floor_db=smk.params.store_psnr_floor_db,
             image_psnr_floor_db=smk.params.image_psnr_floor_db,
         )

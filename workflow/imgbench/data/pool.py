@@ -79,6 +79,12 @@ class TiledImages:
     def __len__(self) -> int:
         return self.count
 
+    @property
+    def held_chunk_bytes(self) -> int:
+        """The bytes of the largest chunk a pass over these images holds: ``chunk_images``
+        images, or all of them when there are fewer."""
+        return min(self.chunk_images, self.count) * self.image_bytes
+
     def __getitem__(self, key):
         if isinstance(key, slice):
             start, stop, step = key.indices(self.count)

@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from imgbench.experiment import rigor
 from imgbench.methods import (
     OptionError,
     available_methods,
@@ -142,6 +143,7 @@ def validate_config(config: dict, schema_path: Path) -> dict:
         raise ConfigError(_sentence(error))
 
     _normalise(config)
+    rigor.apply(config)
     n_images = config["n_images"]
     for index, cutoff in enumerate(config["cutoffs"]):
         if cutoff > n_images:

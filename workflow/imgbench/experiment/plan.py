@@ -129,7 +129,8 @@ def read_kinds(
     ]
 
 
-def read_jobs(config: dict) -> list[dict]:
+def read_points(config: dict) -> list[dict]:
+    """Every read of the run: each store with each of its read kinds."""
     return [
         {**job, **kind}
         for job in store_jobs(config)
@@ -137,8 +138,36 @@ def read_jobs(config: dict) -> list[dict]:
     ]
 
 
+def read_jobs(config: dict) -> list[dict]:
+    """The read jobs: one per store with at least one read kind. A read job runs all its
+    store's reads in one process, each from its own prepared state (``StoreReadKinds``)."""
+    return [
+        job for job in store_jobs(config) if read_kinds(config, job["cutoff"], job["image_size"])
+    ]
+
+
+def job_order(kind: dict) -> tuple:
+    """A store's reads in the order its read job runs them: warm reads first, while the
+    store just written is still in the page cache and making it warm costs nothing; then
+    in the config's order."""
+    return (kind["read_cache"] != vocabulary.WARM,)
+
+
+class StoreReadKinds:
+    """Rule ``params`` callable: the read kinds of the job's store, in the order its read
+    job runs them (``job_order``); a read setting changed reruns these jobs only."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __call__(self, wildcards) -> list[dict]:
+        kinds = read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
+        return sorted(kinds, key=job_order)
+
+
 class StoreReads:
-    """Rule input callable: the read rows of one store (the reads its removal waits for)."""
+    """Rule input callable: the read rows of one store (what its removal waits for), none
+    when the store has no read."""
 
     def __init__(self, config: dict, template):
         self.config = config
@@ -146,10 +175,9 @@ class StoreReads:
 
     def __call__(self, wildcards) -> list[str]:
         fields = {name: getattr(wildcards, name) for name in STORE_WILDCARDS}
-        return [
-            self.template.format(**fields, **kind)
-            for kind in read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
-        ]
+        if not read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size)):
+            return []
+        return [self.template.format(**fields)]
 
 
 def paths(template, jobs: list[dict]) -> list[str]:
@@ -181,13 +209,6 @@ class PsnrFloor:
         module = methods.get_method(wildcards.method)
         options = methods.resolve_options(module, self.options(wildcards))
         return self.floor_db if encoding.is_lossy(options) else None
-
-
-def read_priority(wildcards) -> int:
-    """Rule ``priority`` of a read: above every store (below 1) and removal (10), so a
-    store is read as soon as it exists; warm reads (21) before cold ones (20), while the
-    store just written is still in the page cache and making it warm costs nothing."""
-    return 21 if wildcards.read_cache == vocabulary.WARM else 20
 
 
 class StorePriority:

@@ -67,6 +67,7 @@ ROW_FIELDS = [
     "cutoff",
     "repeat",
     "inner_repeat",
+    "rigor",
     "cache",
     "eviction",
     "read_pattern",
@@ -169,7 +170,8 @@ def write_environment(env: dict, path: Path) -> None:
 def environment_id(record: dict) -> str:
     """Short stable key of a provenance record (rows carry it; environment.json maps it):
     the same for the jobs of every method on one machine, software and settings."""
-    stable = {key: value for key, value in record.items() if key not in ("slurm_job_id", "methods", "job")}
+    per_job = ("slurm_job_id", "methods", "job")
+    stable = {key: value for key, value in record.items() if key not in per_job}
     digest = hashlib.sha1(json.dumps(stable, sort_keys=True).encode()).hexdigest()
     return digest[:12]
 

@@ -111,6 +111,7 @@ class JobRows(Repetitions):
     ):
         super().__init__(settings.inner_repeats, settings.inner_budget_s)
         self.env, self.point, self.module, self.options = env, point, module, options
+        self.rigor = settings.rigor
         self.source, self.memory_watch = source, memory_watch
         self.readers_peak_rss_bytes = 0  # the highest any reader process of the job reported
 
@@ -128,6 +129,7 @@ class JobRows(Repetitions):
             "variant": self.point.variant,
             "repeat": self.point.repeat,
             "inner_repeat": self.next_number,
+            "rigor": self.rigor or float("nan"),
             "pool_images": self.source.pool_size,
             "chunk_images": self.source.chunk_images,
             "fsync": self.point.fsync,

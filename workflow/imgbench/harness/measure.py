@@ -38,6 +38,8 @@ used. The garbage collector is collected and disabled during the timed region, a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,7 @@ __all__ = [
     "VerificationError",
     "load_source",
     "run_read",
+    "run_reads",
     "run_store",
     "write_environment",
     "write_rows",
@@ -106,8 +109,10 @@ def run_store(
     )
     producing = source_seconds(source)
     rows = JobRows(env, point, settings, module, options, source, memory_watch)
+    recycle = True  # before the job's first store only (``prepare``)
     while rows.more():
-        prefaulted = prepare.fresh_store(store_dir, source)
+        prefaulted = prepare.fresh_store(store_dir, source, recycle=recycle)
+        recycle = False
         timed = time_store(module, store_dir, source, options, point.fsync, device)
         with phases.phase("store listing"):
             usage = fsutil.disk_usage(store_dir)
@@ -167,46 +172,110 @@ def run_read(
     after its clock stopped (exactly, or for a lossy store every image against
     ``image_psnr_floor_db``); one row per kept repetition. ``source``: what the store
     holds (as for ``run_store``)."""
-    point.check_read()
-    module = get_method(point.method)
-    options = resolve_options(module, point.options)  # for the warm-up's one-image store
+    return run_reads(
+        [point], source, store_dir, env=env, settings=settings, memory_watch=memory_watch
+    )
+
+
+def run_reads(
+    points: list[Point],
+    source,
+    store_dir: Path,
+    *,
+    env: dict,
+    settings: Settings = DEFAULT_SETTINGS,
+    memory_watch: memory.AnonWatch | None = None,
+    after_point: Callable[[Point, list[dict]], None] = lambda point, rows: None,
+) -> list[dict]:
+    """``run_read`` for each of ``points`` (reads of one store: one method, variant and
+    options) in turn, in one process: the warm-up, the store's file list and its usage
+    once, then every point's repetitions, each from its own prepared state (written back,
+    memory recycled, evicted or filled), with its own budget, and the job's memory peaks
+    reset before each point, so each point's rows hold its own. ``after_point(point,
+    rows)`` after each (progress)."""
+    if not points:
+        return []
+    for point in points:
+        point.check_read()
+    first = points[0]
+    if any(
+        (p.method, p.variant, p.options) != (first.method, first.variant, first.options)
+        for p in points
+    ):
+        raise ValueError("run_reads reads one store: every point's method, variant and options")
+    module = get_method(first.method)
+    options = resolve_options(module, first.options)  # for the warm-up's one-image store
     floor_db = settings.floor_db(options)
     source = as_source(source)
     store_dir = Path(store_dir)
-    read = ReadOfStore.plan(point, module, source, store_dir, floor_db)
-    rows = JobRows(env, point, settings, module, options, source, memory_watch)
+    listing = StoreListing.of(store_dir)  # a read job never changes the store
     warm = prepare.warmed_up(
         module,
         source,
         prepare.scratch_beside(store_dir, "warmup"),
         options=options,
-        flush=point.fsync,
-        readahead=point.readahead,
+        flush=first.fsync,
+        readahead=sorted({point.readahead for point in points}),
         floor_db=floor_db,
     )
-    with warm as scratch:  # the warm-up's time counts in the job's budget
-        while rows.more():
-            latencies, timed = read.time_once(scratch)
-            state = read.preparation
-            rows.add_read(
-                timed, state.prefaulted, read.usage, state.cached_fraction, read.images, latencies
-            )
-    return rows.result()
+    every = []
+    with warm as scratch:
+        for point in points:
+            with phases.phase("plan"):
+                read = ReadOfStore.plan(point, module, source, store_dir, floor_db, listing)
+            memory.reset_peaks(memory_watch)
+            rows = JobRows(env, point, settings, module, options, source, memory_watch)
+            while rows.more():
+                latencies, timed = read.time_once(scratch)
+                state = read.preparation
+                rows.add_read(
+                    timed,
+                    state.prefaulted,
+                    read.usage,
+                    state.cached_fraction,
+                    read.images,
+                    latencies,
+                )
+            every += rows.result()
+            after_point(point, rows.result())
+    return every
+
+
+@dataclass(frozen=True)
+class StoreListing:
+    """A store's files (sorted) and their disk usage, listed once per job."""
+
+    files: list[Path]
+    usage: fsutil.DiskUsage
+
+    @classmethod
+    def of(cls, store_dir: Path) -> StoreListing:
+        with phases.phase("store listing"):
+            files = fsutil.store_files(store_dir)
+            return cls(files, fsutil.disk_usage(store_dir, files))
 
 
 class ReadOfStore:
     """One read point planned on one store: its requests, the store's files and usage, the
     machine's preparation; ``time_once`` times one repetition."""
 
-    def __init__(self, point: Point, module, source, store_dir: Path, floor_db, requests):
+    def __init__(
+        self,
+        point: Point,
+        module,
+        source,
+        store_dir: Path,
+        floor_db,
+        requests,
+        listing: StoreListing | None = None,
+    ):
         self.point, self.module, self.source = point, module, source
         self.store_dir, self.floor_db, self.requests = store_dir, floor_db, requests
         one_process = vocabulary.is_one_process(point.pattern)
         self.images = len(source) if one_process else int(sum(len(r) for r in requests))
         self.device = machine.block_device(store_dir)
-        with phases.phase("store listing"):
-            self.files = fsutil.store_files(store_dir)  # a read job never changes the store
-            self.usage = fsutil.disk_usage(store_dir, self.files)
+        listing = StoreListing.of(store_dir) if listing is None else listing
+        self.files, self.usage = listing.files, listing.usage
         self.preparation = prepare.ReadPreparation.of(
             store_dir,
             self.files,
@@ -217,7 +286,15 @@ class ReadOfStore:
         )
 
     @classmethod
-    def plan(cls, point: Point, module, source, store_dir: Path, floor_db) -> ReadOfStore:
+    def plan(
+        cls,
+        point: Point,
+        module,
+        source,
+        store_dir: Path,
+        floor_db,
+        listing: StoreListing | None = None,
+    ) -> ReadOfStore:
         """The point's requests (none for a one-process read; a buffered shuffle's over
         the store's units, ``access.read_units``), then the rest."""
         requests = []
@@ -234,7 +311,7 @@ class ReadOfStore:
                 shuffle_buffer=point.shuffle_buffer,
                 units=units,
             )
-        return cls(point, module, source, store_dir, floor_db, requests)
+        return cls(point, module, source, store_dir, floor_db, requests, listing)
 
     def time_once(self, scratch: Path):
         """The machine prepared, one timed read, checked; every request's latency (none
@@ -262,5 +339,4 @@ class ReadOfStore:
             floor_db=self.floor_db,
             scratch=scratch,
             prepare=self.preparation.before_read,
-            before_check=self.preparation.evict_again,
         )

@@ -33,6 +33,27 @@ def own_peak_rss_bytes() -> int:
     return 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def reset_own_peak_rss() -> bool:
+    """Start this process's resident-memory high-water mark again from its resident set
+    now (``5`` into ``/proc/self/clear_refs``, Linux 4.0+; ``ru_maxrss`` follows it);
+    False where the kernel does not allow it."""
+    try:
+        with open(PROC / "self" / "clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def reset_peaks(watch: AnonWatch | None) -> None:
+    """Before the next point of a job: this process's resident high-water mark and the
+    anonymous-memory watch start again from now, so a point's rows hold its own peaks,
+    not an earlier point's."""
+    reset_own_peak_rss()
+    if watch is not None:
+        watch.reset()
+
+
 def peak_rss_bytes(readers_peak: int = 0) -> int:
     """The job's resident-memory high-water mark so far: this process's, or its reader
     processes' (``readers_peak``, reported by each reader), whichever is larger. Not
@@ -110,6 +131,12 @@ class AnonWatch:
         if current > self._peak.value:
             self._peak.value = current
         return int(self._peak.value)
+
+    def reset(self) -> None:
+        """Forget the peak so far: from now on ``peak()`` is the highest seen after this."""
+        self._peak.value = anon_bytes(
+            os.getpid(), skip=self._process.pid, first_seen=self._first_seen
+        )
 
     def close(self) -> None:
         if self._process.is_alive():

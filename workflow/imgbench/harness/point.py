@@ -85,6 +85,7 @@ class Settings:
 
     inner_repeats: int = 1
     inner_budget_s: float = 0.0
+    rigor: str = ""  # the config's rigor preset (``experiment.rigor``), recorded in rows
     store_psnr_floor_db: float = encoding.STORE_PSNR_FLOOR_DB
     image_psnr_floor_db: float = encoding.IMAGE_PSNR_FLOOR_DB
 

@@ -7,21 +7,26 @@ the machine to the same state.
    removed, so no figure pays for loading a plugin or a library's first use;
 2. **dirty pages written back** (``os.sync``), so no earlier job's writeback lands in the
    timed region;
-3. **memory recycled** (``prepare_machine``): a scratch file as large as the page cache
-   the operation will fill (the store, for a store or a cold read, at most
+3. **memory recycled** (``prepare_machine``), before the first repetition of each point
+   (a store job's stores; each read of a read job): a scratch file as large as the page
+   cache the operation will fill (the store, for a store or a cold read, at most
    ``RECYCLE_MAX_BYTES``; none for a warm read) is written beside the store and deleted,
-   and as much anonymous memory as the operation holds at once (a chunk or two, a
-   request's batch, or the whole store for ``whole_array``) is touched and freed
-   (``fsutil.prefault``). The operation then fills pages just freed, whatever ran before:
-   on a 2-core VM, 92 MB written into page cache that had never held a file took
-   0.14-0.20 s, into pages a deleted file had just freed 0.02-0.03 s (pre-faulting
-   anonymous memory alone did not close that gap);
+   and as much anonymous memory as the operation holds at once (a chunk or two of at most
+   the store's images, a request's batch, or the whole store for ``whole_array``) is
+   touched and freed (``fsutil.prefault``). The operation then fills pages just freed,
+   whatever ran before: on a 2-core VM, 92 MB written into page cache that had never held
+   a file took 0.14-0.20 s, into pages a deleted file had just freed 0.02-0.03 s
+   (pre-faulting anonymous memory alone did not close that gap). A later repetition of
+   the point starts from the pages its predecessor just freed (the previous store
+   removed, the store read before evicted, the same memory held and freed), so it is
+   not recycled again; its row records 0 bytes recycled (``prefault_bytes``);
 4. for a **cold** read, the store is evicted (``evict``): ``fadvise`` drops its data pages
    (no root; inodes, dentries and directory blocks stay cached), ``drop_caches`` drops
    the page cache, dentries and inodes of the whole machine (root only). For a **warm**
    read every file of the store not wholly in the page cache (``cachestat``, or
    ``mincore`` on older kernels) is read once untimed (its bytes, not decoded:
-   ``fill_cache``).
+   ``fill_cache``). The store's residency (``cached_fraction`` in the rows) is measured in
+   the same pass over its files, each file opened once.
 
 ``fresh_store`` does 2-3 before a timed store (an empty store directory first);
 ``ReadPreparation`` does 2-4 before a timed read.
@@ -83,13 +88,14 @@ def warmed_up(
         verification.verify(module.__name__, module.read(scratch), one, floor_db=floor_db)
         for images, labels in module.read_batches(scratch, 1):
             verification.verify(module.__name__, (images, labels), one, floor_db=floor_db)
-        readers.checked_requests(
-            module,
-            scratch,
-            [np.array([0])],
-            readahead == "on",
-            verification.request_check(module.__name__, one, floor_db),
-        )
+        for each in [readahead] if isinstance(readahead, str) else readahead:
+            readers.checked_requests(
+                module,
+                scratch,
+                [np.array([0])],
+                each == "on",
+                verification.request_check(module.__name__, one, floor_db),
+            )
         fsutil.cached_fraction(scratch)
         machine.io_read_bytes()
         machine.pressure_some_avg10("cpu")
@@ -132,17 +138,11 @@ def recycle_page_cache(directory: Path, nbytes: int) -> int:
     return written
 
 
-def fill_cache(store_dir: Path, files: list[Path] | None = None) -> None:
+def fill_cache(store_dir: Path, files: list[Path] | None = None) -> float:
     """Make a store warm: read the bytes of every file not wholly in the page cache
-    already (no decoding, so the cost does not depend on the format)."""
-    buffer = bytearray(1 << 20)
-    for path in fsutil.store_files(store_dir) if files is None else files:
-        resident, total = fsutil.resident_pages(path)
-        if resident >= total:
-            continue
-        with open(path, "rb", buffering=0) as handle:
-            while handle.readinto(buffer):
-                pass
+    already (no decoding, so the cost does not depend on the format); the fraction of
+    the store then cached (``fsutil.fill_tree_measured``)."""
+    return fsutil.fill_tree_measured(store_dir, files)
 
 
 def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int = 0) -> int:
@@ -168,16 +168,21 @@ def evict(store_dir: Path, eviction: str, files: list[Path] | None = None) -> No
         raise ValueError(f"cold must be one of {', '.join(vocabulary.EVICTIONS)}, not {eviction!r}")
 
 
-def fresh_store(store_dir: Path, source: pool.TiledImages) -> int:
+def fresh_store(store_dir: Path, source: pool.TiledImages, recycle: bool = True) -> int:
     """Before a timed store: an empty store directory (never append to an older store),
-    dirty pages written back, the page cache the store will fill and the chunks it holds
-    recycled; returns the bytes recycled."""
+    dirty pages written back, and with ``recycle`` (the job's first store) the page cache
+    the store will fill and the chunks it holds recycled; returns the bytes recycled. A
+    later store of the job starts from the pages its predecessor's removal just freed."""
     with phases.phase("remove previous store"):
         fsutil.remove_tree(store_dir)
         store_dir.mkdir(parents=True)
+    if not recycle:
+        with phases.phase("write back"):
+            os.sync()
+        return 0
     # The page cache of the store: 1.5x the pixels covers LMDB's pages and PNG's worst case.
     need = min(int(1.5 * source.nbytes) + (16 << 20), RECYCLE_MAX_BYTES)
-    return prepare_machine(store_dir.parent, need, 2 * source.chunk_images * source.image_bytes)
+    return prepare_machine(store_dir.parent, need, 2 * source.held_chunk_bytes)
 
 
 def returned_bytes(pattern: str, source: pool.TiledImages, requests) -> int:
@@ -187,7 +192,7 @@ def returned_bytes(pattern: str, source: pool.TiledImages, requests) -> int:
     if pattern == vocabulary.WHOLE_ARRAY:
         returned = source.nbytes
     elif pattern == vocabulary.WHOLE:
-        returned = 2 * source.chunk_images * source.image_bytes
+        returned = 2 * source.held_chunk_bytes
     elif pattern == vocabulary.BUFFERED_SHUFFLE:
         returned = requests.images_held * source.image_bytes
     else:
@@ -198,8 +203,7 @@ def returned_bytes(pattern: str, source: pool.TiledImages, requests) -> int:
 @dataclass
 class ReadPreparation:
     """Brings the machine to a read point's state right before each timed read
-    (``before_read``) and evicts a cold store again before the readers' checks
-    (``evict_again``). ``files``: the store's (a read job never changes the store)."""
+    (``before_read``). ``files``: the store's (a read job never changes the store)."""
 
     store_dir: Path
     files: list[Path]
@@ -209,6 +213,7 @@ class ReadPreparation:
     anonymous_bytes: int  # what the read returns at once (``returned_bytes``)
     prefaulted: int = 0  # bytes recycled before the last read
     cached_fraction: float = float("nan")  # of the store, right before the last read
+    recycled: bool = False  # memory recycled before this point's first read
 
     @classmethod
     def of(cls, store_dir, files, usage: fsutil.DiskUsage, cache, eviction, anonymous_bytes):
@@ -222,21 +227,28 @@ class ReadPreparation:
         return self.cache == vocabulary.COLD
 
     def before_read(self) -> None:
-        """The machine brought to the point's state right before the timed region."""
-        self.prefaulted = prepare_machine(
-            self.store_dir.parent, self.page_cache_bytes, self.anonymous_bytes
-        )
-        if self.cold:
-            evict(self.store_dir, self.eviction, self.files)
+        """The machine brought to the point's state right before the timed region: written
+        back; memory recycled before the point's first repetition (``recycle``); the store
+        evicted (cold) or filled (warm), and its residency measured in the same pass over
+        its files."""
+        if self.recycled:
+            with phases.phase("write back"):
+                os.sync()
+            self.prefaulted = 0
         else:
-            with phases.phase("fill cache"):
-                fill_cache(self.store_dir, self.files)
-        with phases.phase("residency"):
-            self.cached_fraction = fsutil.cached_fraction(self.store_dir, self.files)
-        if self.cold and self.eviction == vocabulary.DROP_CACHES:
+            self.prefaulted = prepare_machine(
+                self.store_dir.parent, self.page_cache_bytes, self.anonymous_bytes
+            )
+            self.recycled = True
+        if self.cold and self.eviction == vocabulary.FADVISE:
+            with phases.phase("evict"):
+                self.cached_fraction = fsutil.evict_tree_measured(self.store_dir, self.files)
+        elif self.cold:
+            evict(self.store_dir, self.eviction, self.files)
+            with phases.phase("residency"):
+                self.cached_fraction = fsutil.cached_fraction(self.store_dir, self.files)
             with phases.phase("evict"):
                 fsutil.drop_caches()  # the residency walk above brought inodes back
-
-    def evict_again(self) -> None:
-        if self.cold:
-            evict(self.store_dir, self.eviction, self.files)
+        else:
+            with phases.phase("fill cache"):
+                self.cached_fraction = fsutil.fill_tree_measured(self.store_dir, self.files)

@@ -19,9 +19,10 @@ of one thing. One call of ``read_in_workers`` is one timed repetition:
    the clock to give the others the device to themselves (with per-reader clocks that
    left the checks out, 2 readers of a device that serves one request at a time showed
    a 1.87x "speed-up").
-4. **verification pass**, untimed: the parent evicts the store again where the point is
-   cold (``before_check``), and each reader serves the same requests again through a
-   new reader, checking every batch against the pool (and that it is a fresh array).
+4. **verification pass**, untimed: each reader serves the same requests again through a
+   new reader, checking every batch against the pool (and that it is a fresh array). The
+   store is not evicted again first: what a reader returns does not depend on the cache,
+   and a second cold pass cost as much device time as the timed one.
 
 A share is a list of requests, or a buffered shuffle's share of units
 (``access.BufferedShuffle``): its reader reads each unit with one request and draws the

@@ -8,6 +8,8 @@ rows, ``max_rss`` in its Snakemake benchmark file), so these requests can be che
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from imgbench.experiment import plan, vocabulary
 
 BASE_MB = 512  # Python, numpy, the format libraries, the warm-up store
@@ -44,26 +46,44 @@ class StoreMemMb(_PerJob):
         return BASE_MB + self._pool_mb(wildcards) + 3 * self._chunk_mb(wildcards)
 
 
+def read_kinds(config: dict, wildcards) -> list[SimpleNamespace]:
+    """The reads of the job's store, each as wildcards of one read (store and kind)."""
+    store = {name: getattr(wildcards, name) for name in plan.STORE_WILDCARDS}
+    return [
+        SimpleNamespace(**store, **kind)
+        for kind in plan.read_kinds(config, int(wildcards.cutoff), int(wildcards.image_size))
+    ]
+
+
 class ReadMemMb(_PerJob):
-    """The pool and two chunks (a batch read and the check); the whole_array read adds
-    the store as one array and a copy for the check, a buffered shuffle each reader's
-    shuffle buffer, minibatches and a unit (``batch_size`` images, or a method's own unit
-    up to ``UNIT_BOUND_MB``)."""
+    """The most any one of the store's reads holds (they run one after another): the pool
+    and two chunks (a batch read and the check); the whole_array read adds the store as
+    one array and a copy for the check, a buffered shuffle each reader's shuffle buffer,
+    minibatches and a unit (``batch_size`` images, or a method's own unit up to
+    ``UNIT_BOUND_MB``)."""
 
     def __call__(self, wildcards) -> int:
-        mb = BASE_MB + self._pool_mb(wildcards) + 2 * self._chunk_mb(wildcards)
-        if wildcards.read_pattern == vocabulary.WHOLE_ARRAY:
-            mb += 2 * self._store_mb(wildcards)
-        if wildcards.read_pattern == vocabulary.BUFFERED_SHUFFLE:
+        return max((self.one(read) for read in read_kinds(self.config, wildcards)), default=0)
+
+    def one(self, read) -> int:
+        mb = BASE_MB + self._pool_mb(read) + 2 * self._chunk_mb(read)
+        if read.read_pattern == vocabulary.WHOLE_ARRAY:
+            mb += 2 * self._store_mb(read)
+        if read.read_pattern == vocabulary.BUFFERED_SHUFFLE:
             held = self.config["shuffle_buffer"] + 3 * self.config["batch_size"]
-            image = vocabulary.image_bytes(int(wildcards.image_size))
-            mb += int(wildcards.readers) * (_mb(held * image) + UNIT_BOUND_MB)
+            image = vocabulary.image_bytes(int(read.image_size))
+            mb += int(read.readers) * (_mb(held * image) + UNIT_BOUND_MB)
         return mb
 
 
-def read_threads(wildcards) -> int:
-    """One core per reader process."""
-    return int(wildcards.readers)
+class ReadThreads:
+    """One core per reader process, for the store's read with the most readers."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __call__(self, wildcards) -> int:
+        return max((int(read.readers) for read in read_kinds(self.config, wildcards)), default=1)
 
 
 def timing_runtime(wildcards) -> int:
@@ -71,3 +91,15 @@ def timing_runtime(wildcards) -> int:
     (256x256 images in about 20 ms each); 10 minutes plus three times that."""
     pixels_mb = int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)) / 1e6
     return 10 + int(pixels_mb / 200)
+
+
+class ReadRuntime:
+    """Minutes of a store's read job: ``timing_runtime``'s allowance beyond 10 minutes for
+    each of its reads."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __call__(self, wildcards) -> int:
+        reads = len(read_kinds(self.config, wildcards))
+        return 10 + reads * (timing_runtime(wildcards) - 10)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imgbench.experiment import vocabulary
+from imgbench.experiment import rigor, vocabulary
 from imgbench.results import busy as busy_rule
 from imgbench.results import stats as st
 from imgbench.results.footprint import bytes_per_image_markdown, memory_markdown
@@ -45,10 +45,20 @@ def _all_missing(frame: pd.DataFrame, column: str) -> bool:
     return bool(frame[column].isna().all())
 
 
+def rigor_markdown(rows: pd.DataFrame) -> str:
+    """Which ``rigor`` produced the rows, and what its stores per point can claim."""
+    named = sorted(rows["rigor"].dropna().unique()) if "rigor" in rows else []
+    stores = int(rows["repeat"].nunique())
+    claim = f"{stores} store(s) per point: {rigor.interval_claim(stores)}"
+    if not named:
+        return f"**Rigor**: not recorded ({claim}).\n\n"
+    return f"**Rigor: {' and '.join(named)}** ({claim}).\n\n"
+
+
 def introduction_markdown(rows: pd.DataFrame, stats: pd.DataFrame) -> str:
     n_low, n_high = int(stats["n"].min()), int(stats["n"].max())
     n_text = f"{n_low}" if n_low == n_high else f"{n_low}–{n_high}"
-    return (
+    return rigor_markdown(rows) + (
         f"{len(rows)} timed operations: {int(rows['repeat'].nunique())} independent "
         f"store(s) per point, each timed up to {int(rows['inner_repeat'].max())} time(s) in "
         f"its job; n = {n_text} per point. Times are medians in seconds (lower is better); "

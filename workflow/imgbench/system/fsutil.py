@@ -175,16 +175,75 @@ def resident_pages(path: Path) -> tuple[int, int]:
     (no mapping; 6 us a file against 60 us), else mmap + mincore(2)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 0, 0
-        n_pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-        resident = _cachestat_pages(fd)
-        if resident is None:
-            resident = _mincore_pages(fd, size, path)
-        return min(resident, n_pages), n_pages
+        return _resident_pages_of(fd, path)
     finally:
         os.close(fd)
+
+
+def _resident_pages_of(fd: int, path) -> tuple[int, int]:
+    """``resident_pages`` of a file already open as ``fd``."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0, 0
+    n_pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    resident = _cachestat_pages(fd)
+    if resident is None:
+        resident = _mincore_pages(fd, size, path)
+    return min(resident, n_pages), n_pages
+
+
+def _fraction_of(files: list[Path], visit) -> float:
+    """Open each file once, ``visit(fd, path)`` it, and return the fraction of all their
+    pages in the page cache right after each visit (NaN where the platform cannot tell)."""
+    resident = total = 0
+    known = True
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            visit(fd, path)
+            if known:
+                try:
+                    file_resident, file_total = _resident_pages_of(fd, path)
+                except (OSError, AttributeError):
+                    known = False
+                    continue
+                resident += file_resident
+                total += file_total
+        finally:
+            os.close(fd)
+    if not known:
+        return float("nan")
+    return resident / total if total else 0.0
+
+
+def evict_tree_measured(store_dir: Path, files: list[Path] | None = None) -> float:
+    """``evict_tree`` and ``cached_fraction`` in one pass over the files (each opened once:
+    on a 100,000-file store the two walks took about 2 s): the fraction of the store's
+    pages still in the page cache after each file's eviction."""
+    syncfs(Path(store_dir))
+
+    def drop(fd: int, path) -> None:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+    return _fraction_of(_files(store_dir, files), drop)
+
+
+_FILL_BUFFER = bytearray(1 << 20)
+
+
+def fill_tree_measured(store_dir: Path, files: list[Path] | None = None) -> float:
+    """Make a store warm and measure it in one pass: every file not wholly in the page
+    cache is read once (its bytes, not decoded); the fraction of the store's pages in the
+    page cache after each file's turn."""
+
+    def fill(fd: int, path) -> None:
+        resident, total = _resident_pages_of(fd, path)
+        if resident >= total:
+            return
+        while os.readv(fd, [_FILL_BUFFER]):
+            pass
+
+    return _fraction_of(_files(store_dir, files), fill)
 
 
 def cached_fraction(store_dir: Path, files: list[Path] | None = None) -> float:
