@@ -167,6 +167,62 @@ def test_eviction_drops_the_store_from_the_page_cache(tmp_path):
     assert fsutil.cached_fraction(store) > after
 
 
+def test_evict_and_fill_measure_residency_in_the_same_pass(tmp_path):
+    """``evict_tree_measured`` and ``fill_tree_measured`` return what ``cached_fraction``
+    reports after them, from one pass over the files."""
+    store = tmp_path / "store"
+    (store / "sub").mkdir(parents=True)
+    (store / "big.bin").write_bytes(os.urandom(2 << 20))
+    (store / "sub" / "small.bin").write_bytes(os.urandom(30000))
+    (store / "empty.bin").write_bytes(b"")
+    fsutil.fsync_tree(store)
+    if math.isnan(fsutil.cached_fraction(store)):
+        unavailable("this platform cannot report page-cache residency (no mincore)")
+    for path in fsutil.store_files(store):
+        path.read_bytes()  # all of it cached
+    cached = sum(fsutil.resident_pages(path)[0] for path in fsutil.store_files(store))
+    eviction = fsutil.evict_tree_measured(store)
+    assert eviction.cached_fraction < 0.05
+    assert eviction.cached_fraction == pytest.approx(fsutil.cached_fraction(store), abs=0.02)
+    # it freed what was cached, less what stayed
+    assert eviction.freed_bytes == pytest.approx(cached * mmap.PAGESIZE, rel=0.05)
+    assert fsutil.evict_tree_measured(store).freed_bytes == 0  # nothing left to free
+    filled = fsutil.fill_tree_measured(store)
+    assert filled == 1.0 == fsutil.cached_fraction(store)
+    # a file list limits both to those files
+    files = [store / "big.bin"]
+    assert fsutil.evict_tree_measured(store, files).cached_fraction < 0.05
+    assert fsutil.resident_pages(store / "sub" / "small.bin")[0] > 0  # untouched
+
+
+def test_remove_tree_unlinks_a_large_directory_in_threads(tmp_path, monkeypatch):
+    """A directory of at least ``PARALLEL_UNLINK_MIN_FILES`` has its files unlinked by the
+    thread pool first; small ones, nested ones and links all go, nothing outside."""
+    monkeypatch.setattr(fsutil, "PARALLEL_UNLINK_MIN_FILES", 50)
+    tree = tmp_path / "store"
+    (tree / "nested").mkdir(parents=True)
+    for index in range(120):
+        (tree / f"{index}.png").write_bytes(b"x")
+    for index in range(60):
+        (tree / "nested" / f"{index}.png").write_bytes(b"y")
+    (tree / "few").mkdir()
+    (tree / "few" / "one").write_bytes(b"z")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_bytes(b"keep me")
+    (tree / "link").symlink_to(outside, target_is_directory=True)
+    calls = []
+    real = fsutil._unlink_all
+    monkeypatch.setattr(
+        fsutil, "_unlink_all", lambda paths: calls.append(len(paths)) or real(paths)
+    )
+    fsutil.remove_tree(tree)
+    assert not tree.exists()
+    assert (outside / "kept").read_bytes() == b"keep me"
+    # the top directory (120 files and the link) and the nested one (60), in 4 parts each
+    assert sorted(calls) == sorted([31, 30, 30, 30, 15, 15, 15, 15])
+
+
 def test_remove_tree_removes_directories_files_and_links(tmp_path):
     tree = tmp_path / "tree"
     tree.mkdir()

@@ -169,13 +169,17 @@ def test_one_read_job_per_store_runs_all_its_reads_warm_first():
         "whole",
         "whole",
     ]
-    # a store without any read has no read job, and its removal waits for none
-    only_random = make_config(read_patterns=["random_single"], random_reads=100)
+    # a store without any read has no read job: its store job removes it (unless kept)
+    only_random = make_config(read_patterns=["random_single"], random_reads=100, keep_stores=False)
     readable = {(job["cutoff"], job["repeat"]) for job in plan.read_jobs(only_random)}
     assert {cutoff for cutoff, _ in readable} == {100, 1000}
-    reads_of = plan.StoreReads(only_random, "{method}/{cutoff}/repeat{repeat}.csv")
-    assert reads_of(store_wildcards("png", "10", "1")) == []
-    assert reads_of(store_wildcards("png", "100", "2")) == ["png/100/repeat2.csv"]
+    unread = plan.StoreUnread(only_random)
+    assert unread(store_wildcards("png", "10", "1")) is True
+    assert unread(store_wildcards("png", "100", "2")) is False
+    assert (
+        plan.StoreUnread({**only_random, "keep_stores": True})(store_wildcards("png", "10", "1"))
+        is False
+    )
 
 
 def test_random_single_only_on_stores_of_at_least_random_reads_images():

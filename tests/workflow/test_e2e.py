@@ -190,14 +190,29 @@ def test_new_cutoff_runs_only_that_cutoff(workflow_run):
     counts = Counter(rule for rule, _ in jobs)
     assert counts == Counter(
         store=len(METHODS) * REPEATS,
-        read=len(METHODS) * REPEATS * len(read_kinds(5)),
-        remove_store=len(METHODS) * REPEATS,
+        read=len(METHODS) * REPEATS,  # one per store, all its reads
         aggregate=1,
         html_page=2,
         plot=len(figure_stems(workdir)),
         all=1,
     )
-    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read", "remove_store")} == {"5"}
+    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read")} == {"5"}
+
+
+def test_a_read_setting_reruns_reads_not_other_points(workflow_run):
+    """Changing how random reads are made reruns the read jobs of the stores that have
+    random reads, with their stores (removed after their reads, so written again), and
+    nothing of the other stores."""
+    workdir, _, _, _ = workflow_run
+    jobs = planned_jobs(workdir, *overlay(workdir, "reads", {"random_reads": RANDOM_READS + 1}))
+    timing = [(rule, w) for rule, w in jobs if rule in ("store", "read")]
+    with_random = {str(c) for c in CUTOFFS if c >= RANDOM_READS + 1}
+    assert with_random and with_random != {str(c) for c in CUTOFFS}
+    assert {w["cutoff"] for _, w in timing} == with_random
+    assert Counter(rule for rule, _ in timing) == Counter(
+        store=len(METHODS) * REPEATS * len(with_random),
+        read=len(METHODS) * REPEATS * len(with_random),
+    )
 
 
 def test_plot_option_reruns_only_plotting(workflow_run):
@@ -240,12 +255,11 @@ def test_editing_one_method_reruns_only_its_jobs(workflow_run):
         jobs = planned_jobs(workdir)
     finally:
         module.write_text(module.read_text().replace("\n# edited\n", ""))
-    timing_jobs = [(rule, w) for rule, w in jobs if rule in ("store", "read", "remove_store")]
+    timing_jobs = [(rule, w) for rule, w in jobs if rule in ("store", "read")]
     assert {w["method"] for _, w in timing_jobs} == {"lmdb"}
     assert Counter(rule for rule, _ in jobs) == Counter(
         store=len(CUTOFFS) * REPEATS,
-        read=REPEATS * sum(len(read_kinds(cutoff)) for cutoff in CUTOFFS),
-        remove_store=len(CUTOFFS) * REPEATS,
+        read=len(CUTOFFS) * REPEATS,
         aggregate=1,
         html_page=2,
         plot=len(figure_stems(workdir)),

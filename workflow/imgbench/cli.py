@@ -2,6 +2,8 @@
 
     imgbench compare A B [--csv FILE]   two runs' results compared point by point
                                         (``compare``: medians, ratio B/A, verdicts)
+    imgbench phases RUN                 where a run's time went: the phases of its store
+                                        and read jobs, summed (``results.phases``)
     imgbench photos OUT_DIR [--count N] an example image folder of real photographs
                                         (``photos``; also ``python -m imgbench.data.photos``)
     imgbench config-docs [--check]      the table of config keys in docs/configuration.md,
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from imgbench.data import photos
 from imgbench.experiment import config_docs
-from imgbench.results import compare
+from imgbench.results import compare, phases
 
 COMPARE_DESCRIPTION = """\
 Compare two runs point by point, as pyperf compare_to does: per point present in both,
@@ -49,6 +51,31 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+PHASES_DESCRIPTION = """\
+Where a run's time went: every store and read job records how long it spent in each phase
+(the timed operation, preparing the machine, verifying, starting up), in its env.json; this
+sums them over the run, with the time no job covered ("between jobs": Snakemake starting and
+finishing jobs, removals), and the run's wall time per timed second."""
+
+
+def run_phases(args: argparse.Namespace) -> int:
+    """Print the phase breakdown of the run in ``args.run``; 2 when it has no rows."""
+    root = args.run / "results" if (args.run / "results" / "rows").is_dir() else args.run
+    rows = root / "rows"
+    if not rows.is_dir():
+        print(
+            f"imgbench phases: {args.run} holds no rows/ (nor results/rows/); give a results "
+            "directory of a run",
+            file=sys.stderr,
+        )
+        return 2
+    table = phases.job_phases(sorted(rows.rglob("*.env.json")), rows)
+    if args.csv is not None:
+        table.to_csv(args.csv, index=False)
+    sys.stdout.write(phases.describe(table))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgbench", description="Tools of the imgbench image-storage benchmark."
@@ -67,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv", type=Path, metavar="FILE", help="also write the point table to FILE"
     )
     compared.set_defaults(handler=run_compare)
+    phased = commands.add_parser(
+        "phases",
+        help="where a run's time went: the phases of its jobs, summed",
+        description=PHASES_DESCRIPTION,
+    )
+    phased.add_argument("run", type=Path, metavar="RUN", help="a results or project directory")
+    phased.add_argument(
+        "--csv", type=Path, metavar="FILE", help="also write one row per job and phase to FILE"
+    )
+    phased.set_defaults(handler=run_phases)
     built = commands.add_parser(
         "photos",
         help="build an example image folder of real photographs",

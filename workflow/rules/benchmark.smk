@@ -1,7 +1,8 @@
 # One store job per (method, variant, image_size, cutoff, repeat); one read job per store,
 # which runs every read of the store (read_cache x read_pattern x readers x readahead) one
-# after another, each from its own prepared state; one job removing the store. Each timed
-# operation is repeated (inner_repeats, inner_budget_seconds), one row per repetition. Stores run in a seeded order (plan.StorePriority).
+# after another, each from its own prepared state, and then removes the store (unless
+# keep_stores; a store without reads is removed by its store job). Each timed operation is
+# repeated (inner_repeats, inner_budget_seconds), one row per repetition. Stores run in a seeded order (plan.StorePriority).
 # The store lives under store_dir, resolved inside the job (it may be node-local scratch
 # such as $TMPDIR); Snakemake tracks its manifest, which the reads and the removal check.
 # Timing jobs take the `timing_slot` resource; the default profile allows one at a time,
@@ -61,6 +62,8 @@ rule store:
         image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db"),
         store_path=str(STORE),
         store_root=config["store_dir"],
+        # A store no read job reads (every pattern skipped at its cutoff) is removed here.
+        remove_after=plan.StoreUnread(config),
         chunk_bytes=config["chunk_bytes"],
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
@@ -83,8 +86,8 @@ rule read:
         LOGS_DIR / "read" / POINT / "repeat{repeat}.log",
     benchmark:
         BENCHMARKS_DIR / "read" / POINT / "repeat{repeat}.tsv"
-    # Read a store as soon as it exists (above every store, below 1, and removal, 10), so
-    # few stores sit on disk at once.
+    # Read (and remove) a store as soon as it exists (above every store, below 1), so
+    # one store at a time sits on disk.
     priority: 20
     conda:
         "../../envs/bench.yaml"
@@ -108,33 +111,10 @@ rule read:
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
         rigor=config["rigor"],
-    script:
-        "../scripts/read.py"
-
-
-rule remove_store:
-    input:
-        manifest=rules.store.output.manifest,
-        reads=plan.StoreReads(config, rules.read.output.row),
-        code=script_sources("remove_store.py"),
-    output:
-        marker=ROWS_DIR / "store" / POINT / "repeat{repeat}.removed",
-    log:
-        LOGS_DIR / "remove_store" / POINT / "repeat{repeat}.log",
-    priority: 10
-    conda:
-        "../../envs/bench.yaml"
-    threads: 1
-    resources:
-        mem_mb=256,
-        runtime=job_resources.timing_runtime,
-        # Deleting 100,000 files is disk work: never beside a timed job.
-        timing_slot=1,
-    params:
         keep_stores=config["keep_stores"],
         store_root=config["store_dir"],
     script:
-        "../scripts/remove_store.py"
+        "../scripts/read.py"
 
 
 # `snakemake --cores 1 clean_stores`: remove stores under store_dir that no job of the

@@ -23,7 +23,7 @@ os.environ.update(
     )
 )
 
-from imgbench.experiment import plan, vocabulary
+from imgbench.experiment import estimate, plan, rigor, vocabulary
 from imgbench.harness import space, storeref
 from imgbench.jobs import job_resources, sources
 from imgbench.report import figures
@@ -138,9 +138,17 @@ def check_disk_space():
     print(line, file=sys.stderr)
 
 
+def announce_estimate():
+    """Print the run's rigor, its timed operations and an estimate of its wall time here
+    (``estimate``: reference speeds scaled by a 30 ms PNG calibration)."""
+    print(rigor.describe(config), file=sys.stderr)
+    print(estimate.announcement(config), file=sys.stderr)
+
+
 onstart:
     sweep_orphan_stores()
     check_disk_space()
+    announce_estimate()
 
 
 onsuccess:

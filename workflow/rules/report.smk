@@ -16,7 +16,6 @@ rule aggregate:
         + plan.paths(rules.read.output.row, READ_JOBS),
         envs=plan.paths(rules.store.output.env, STORE_JOBS)
         + plan.paths(rules.read.output.env, READ_JOBS),
-        removed=plan.paths(rules.remove_store.output.marker, STORE_JOBS),
         benchmarks=plan.paths(
             BENCHMARKS_DIR / "store" / POINT / "repeat{repeat}.tsv", STORE_JOBS
         )

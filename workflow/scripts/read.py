@@ -1,5 +1,6 @@
 """Snakemake adapter: time every read of one store (each cache state, pattern, readers and
-readahead of the config), one after another in this process."""
+readahead of the config), one after another in this process; then remove the store
+(unless keep_stores)."""
 
 from imgbench.system import phases
 
@@ -96,6 +97,13 @@ def measure_reads(watch):
     )
     phases.now_in("rows")
     measure.write_rows(rows, smk.output.row)
+    with phases.phase("remove store"):
+        store, removed = storeref.remove(
+            Path(smk.input.manifest),
+            keep=smk.params.keep_stores,
+            root=storeref.resolve(smk.params.store_root),
+        )
+    logger.info("%s %s", "removed" if removed else "kept (keep_stores)", store)
     logger.info(phases.line())
     measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
 

@@ -10,6 +10,7 @@ from imgbench.system import phases
 phases.begin()
 
 import signal  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from imgbench.experiment import plan  # noqa: E402
@@ -101,8 +102,27 @@ def main():
             store_psnr_floor_db=smk.params.store_psnr_floor_db,
             image_psnr_floor_db=smk.params.image_psnr_floor_db,
         )
+        started = time.monotonic()
+
+        def progress(number, timed):
+            write_s, total_s = timed.marks_ns[0] / 1e9, timed.elapsed_ns / 1e9
+            logger.info(
+                "store %d: %.3f s (write %.3f s, flush %.3f s); job %.1f s so far",
+                number,
+                total_s,
+                write_s,
+                total_s - write_s,
+                time.monotonic() - started,
+            )
+
         rows = measure.run_store(
-            point, source, store_dir, env=env, settings=settings, memory_watch=watch
+            point,
+            source,
+            store_dir,
+            env=env,
+            settings=settings,
+            memory_watch=watch,
+            after_repetition=progress,
         )
         phases.now_in("rows")
         for row in rows:
@@ -131,6 +151,10 @@ def main():
         measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
         storeref.write_manifest(Path(smk.output.manifest), store_dir)
         storeref.complete(store_dir)
+    if smk.params.remove_after:  # no read job reads this store
+        with phases.phase("remove store"):
+            storeref.release(store_dir, store_root)
+        logger.info("removed %s: no read of the config reads a store of this cutoff", store_dir)
 
 
 scriptlog.run_guarded(main, on_signal)

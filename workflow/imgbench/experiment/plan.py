@@ -165,19 +165,16 @@ class StoreReadKinds:
         return sorted(kinds, key=job_order)
 
 
-class StoreReads:
-    """Rule input callable: the read rows of one store (what its removal waits for), none
-    when the store has no read."""
+class StoreUnread:
+    """Rule ``params`` callable: whether the job's store has no read (then its store job
+    removes it, unless ``keep_stores``)."""
 
-    def __init__(self, config: dict, template):
+    def __init__(self, config: dict):
         self.config = config
-        self.template = str(template)
 
-    def __call__(self, wildcards) -> list[str]:
-        fields = {name: getattr(wildcards, name) for name in STORE_WILDCARDS}
-        if not read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size)):
-            return []
-        return [self.template.format(**fields)]
+    def __call__(self, wildcards) -> bool:
+        kinds = read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
+        return not kinds and not self.config["keep_stores"]
 
 
 def paths(template, jobs: list[dict]) -> list[str]:

@@ -81,6 +81,7 @@ def run_store(
     env: dict,
     settings: Settings = DEFAULT_SETTINGS,
     memory_watch: memory.AnonWatch | None = None,
+    after_repetition: Callable[[int, region.Region], None] = lambda number, timed: None,
 ) -> list[dict]:
     """Write a fresh store of ``source`` (a ``pool.TiledImages``, written chunk by chunk,
     or a pair of arrays: images and labels) ``settings.inner_repeats`` times at most, each
@@ -90,7 +91,8 @@ def run_store(
 
     A lossy store is read back once after the timed stores, untimed, and its PSNR against
     the source is recorded in every row (``with_fidelity``). A lossless store is checked
-    exactly by every read instead."""
+    exactly by every read instead. ``after_repetition(number, region)`` after each timed
+    store (progress), outside the clock."""
     module = get_method(point.method)
     options = resolve_options(module, point.options)
     floor_db = settings.floor_db(options)
@@ -109,7 +111,21 @@ def run_store(
     )
     producing = source_seconds(source)
     rows = JobRows(env, point, settings, module, options, source, memory_watch)
+    with prepare.frozen_heap():
+        rows = _store_repetitions(
+            rows, module, store_dir, source, options, point, device, producing, after_repetition
+        )
+    if floor_db is None:
+        return rows.result()
+    return with_fidelity(rows.result(), module, store_dir, source, settings)
+
+
+def _store_repetitions(
+    rows, module, store_dir, source, options, point, device, producing, after_repetition
+) -> JobRows:
+    """The timed stores of ``run_store``, each on a fresh store."""
     recycle = True  # before the job's first store only (``prepare``)
+    number = 0
     while rows.more():
         prefaulted = prepare.fresh_store(store_dir, source, recycle=recycle)
         recycle = False
@@ -117,9 +133,9 @@ def run_store(
         with phases.phase("store listing"):
             usage = fsutil.disk_usage(store_dir)
         rows.add_store(timed, prefaulted, usage, producing)
-    if floor_db is None:
-        return rows.result()
-    return with_fidelity(rows.result(), module, store_dir, source, settings)
+        number += 1
+        after_repetition(number, timed)
+    return rows
 
 
 def time_store(
@@ -219,7 +235,7 @@ def run_reads(
         floor_db=floor_db,
     )
     every = []
-    with warm as scratch:
+    with warm as scratch, prepare.frozen_heap():
         for point in points:
             with phases.phase("plan"):
                 read = ReadOfStore.plan(point, module, source, store_dir, floor_db, listing)

@@ -34,6 +34,8 @@ the machine to the same state.
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +106,21 @@ def warmed_up(
     finally:
         with phases.phase("warm-up"):
             fsutil.remove_tree(scratch)
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Within the block, the objects the job holds at its start (modules, the pool, what
+    the warm-up made) are out of the garbage collector's reach (``gc.freeze``), so the
+    collection before each timed region (``region.Region``) scans only what the job made
+    since: 7-10 ms a collection in a job that imported numpy, Pillow and a format library,
+    0.1 ms after the freeze (about 2,000 regions in the default run)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def warm_up(module, source, scratch: Path, **kwargs) -> None:
@@ -227,23 +244,23 @@ class ReadPreparation:
         return self.cache == vocabulary.COLD
 
     def before_read(self) -> None:
-        """The machine brought to the point's state right before the timed region: written
-        back; memory recycled before the point's first repetition (``recycle``); the store
-        evicted (cold) or filled (warm), and its residency measured in the same pass over
-        its files."""
-        if self.recycled:
-            with phases.phase("write back"):
-                os.sync()
-            self.prefaulted = 0
-        else:
-            self.prefaulted = prepare_machine(
-                self.store_dir.parent, self.page_cache_bytes, self.anonymous_bytes
-            )
-            self.recycled = True
+        """The machine brought to the point's state right before the timed region: dirty
+        pages written back; before the point's first read, memory recycled (step 3); the
+        store evicted (cold) or filled (warm), its residency measured in the same pass
+        over its files. A cold read by ``fadvise`` evicts first: the page cache it freed
+        counts towards the recycling, which then frees only the rest of what the read
+        will fill (nothing when the store was cached, as after the warm reads)."""
+        with phases.phase("write back"):
+            os.sync()
         if self.cold and self.eviction == vocabulary.FADVISE:
             with phases.phase("evict"):
-                self.cached_fraction = fsutil.evict_tree_measured(self.store_dir, self.files)
-        elif self.cold:
+                eviction = fsutil.evict_tree_measured(self.store_dir, self.files)
+            self.cached_fraction = eviction.cached_fraction
+            freed = 0 if math.isnan(eviction.freed_bytes) else int(eviction.freed_bytes)
+            self.prefaulted = self._recycle(max(0, self.page_cache_bytes - freed))
+            return
+        self.prefaulted = self._recycle(self.page_cache_bytes)
+        if self.cold:
             evict(self.store_dir, self.eviction, self.files)
             with phases.phase("residency"):
                 self.cached_fraction = fsutil.cached_fraction(self.store_dir, self.files)
@@ -252,3 +269,14 @@ class ReadPreparation:
         else:
             with phases.phase("fill cache"):
                 self.cached_fraction = fsutil.fill_tree_measured(self.store_dir, self.files)
+
+    def _recycle(self, page_cache_bytes: int) -> int:
+        """Before the point's first read only: ``page_cache_bytes`` of page cache and the
+        read's anonymous memory recycled (dirty pages were just written back); the bytes
+        recycled."""
+        if self.recycled:
+            return 0
+        self.recycled = True
+        with phases.phase("recycle memory"):
+            recycled = recycle_page_cache(self.store_dir.parent, int(page_cache_bytes))
+            return recycled + fsutil.prefault(int(self.anonymous_bytes))

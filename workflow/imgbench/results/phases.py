@@ -72,7 +72,7 @@ def describe(table: pd.DataFrame) -> str:
     breakdown = run_breakdown(table)
     if breakdown.empty:
         return "No job recorded its phases.\n"
-    span = breakdown["seconds"].sum()
+    span = table["finished_unix"].max() - table["started_unix"].min()
     timed = float(breakdown.loc[breakdown["phase"] == phases.TIMED, "seconds"].sum())
     lines = [
         f"{table['job'].nunique()} jobs over {span:.1f} s (first job's start to last job's "

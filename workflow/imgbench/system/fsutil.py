@@ -3,6 +3,7 @@ residency, dropping the kernel's caches and pre-faulting memory."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -10,6 +11,7 @@ import mmap
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,15 +194,16 @@ def _resident_pages_of(fd: int, path) -> tuple[int, int]:
     return min(resident, n_pages), n_pages
 
 
-def _fraction_of(files: list[Path], visit) -> float:
+def _fraction_of(files: list[Path], visit) -> tuple[float, int]:
     """Open each file once, ``visit(fd, path)`` it, and return the fraction of all their
-    pages in the page cache right after each visit (NaN where the platform cannot tell)."""
-    resident = total = 0
+    pages in the page cache right after each visit (NaN where the platform cannot tell)
+    and the sum of what the visits returned."""
+    resident = total = visited = 0
     known = True
     for path in files:
         fd = os.open(path, os.O_RDONLY)
         try:
-            visit(fd, path)
+            visited += visit(fd, path) or 0
             if known:
                 try:
                     file_resident, file_total = _resident_pages_of(fd, path)
@@ -212,20 +215,46 @@ def _fraction_of(files: list[Path], visit) -> float:
         finally:
             os.close(fd)
     if not known:
-        return float("nan")
-    return resident / total if total else 0.0
+        return float("nan"), visited
+    return (resident / total if total else 0.0), visited
 
 
-def evict_tree_measured(store_dir: Path, files: list[Path] | None = None) -> float:
+@dataclass(frozen=True)
+class Eviction:
+    """What ``evict_tree_measured`` found: the fraction of the store still cached after
+    it, and the bytes of page cache it freed (NaN where the platform cannot tell)."""
+
+    cached_fraction: float
+    freed_bytes: float
+
+
+def evict_tree_measured(store_dir: Path, files: list[Path] | None = None) -> Eviction:
     """``evict_tree`` and ``cached_fraction`` in one pass over the files (each opened once:
     on a 100,000-file store the two walks took about 2 s): the fraction of the store's
-    pages still in the page cache after each file's eviction."""
+    pages still in the page cache after each file's eviction, and the bytes the eviction
+    freed (each file's cached pages before its eviction less after)."""
     syncfs(Path(store_dir))
-
-    def drop(fd: int, path) -> None:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-    return _fraction_of(_files(store_dir, files), drop)
+    before = after = total = 0
+    known = True
+    for path in _files(store_dir, files):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if known:
+                try:
+                    before += _resident_pages_of(fd, path)[0]
+                except (OSError, AttributeError):
+                    known = False
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            if known:
+                resident, pages = _resident_pages_of(fd, path)
+                after += resident
+                total += pages
+        finally:
+            os.close(fd)
+    if not known:
+        return Eviction(float("nan"), float("nan"))
+    fraction = after / total if total else 0.0
+    return Eviction(fraction, float(max(0, before - after) * mmap.PAGESIZE))
 
 
 _FILL_BUFFER = bytearray(1 << 20)
@@ -243,7 +272,7 @@ def fill_tree_measured(store_dir: Path, files: list[Path] | None = None) -> floa
         while os.readv(fd, [_FILL_BUFFER]):
             pass
 
-    return _fraction_of(_files(store_dir, files), fill)
+    return _fraction_of(_files(store_dir, files), fill)[0]
 
 
 def cached_fraction(store_dir: Path, files: list[Path] | None = None) -> float:
@@ -275,11 +304,45 @@ def free_bytes(path: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
+# A directory of at least this many files has them unlinked by several threads.
+PARALLEL_UNLINK_MIN_FILES = 1000
+UNLINK_THREADS = 4
+
+
 def remove_tree(path: Path) -> None:
+    """Remove a file or a directory tree. The files of a large directory are unlinked by
+    ``UNLINK_THREADS`` threads first: a 100,000-file PNG store on ext4 took 7-10 s to
+    remove with one (``rm -rf`` or ``shutil.rmtree``), 4.2 s with four."""
+    path = Path(path)
     if path.is_dir() and not path.is_symlink():
+        _unlink_large_directories(path)
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _unlink_large_directories(root: Path) -> None:
+    """Unlink the files (not directories) of every directory under ``root`` that holds at
+    least ``PARALLEL_UNLINK_MIN_FILES``, in ``UNLINK_THREADS`` threads."""
+    pending = [os.fspath(root)]
+    while pending:
+        files = []
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    files.append(entry.path)
+        if len(files) < PARALLEL_UNLINK_MIN_FILES:
+            continue
+        with ThreadPoolExecutor(UNLINK_THREADS) as pool:
+            list(pool.map(_unlink_all, [files[i::UNLINK_THREADS] for i in range(UNLINK_THREADS)]))
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 @dataclass(frozen=True)

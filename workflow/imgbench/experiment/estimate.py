@@ -1,0 +1,214 @@
+"""How long a configuration will take here, printed when a run starts: its timed
+operations and an estimate of its wall time.
+
+The estimate is a model of each job fed with reference speeds of the timed operations,
+scaled by a short calibration on this machine:
+
+* **reference speeds** (``REFERENCE``): each method's store, whole read (cold, warm) in
+  megabytes of pixels a second, and its single-image reads (cold, warm) in seconds per
+  image, measured on the reference machine (``REFERENCE_MACHINE``) by the default run. A
+  method without figures of its own uses ``FALLBACK``; an encoded variant (png, jpeg,
+  webp) uses PNG's, the slowest;
+* **calibration** (``calibrate``): Pillow encodes the same synthetic images as on the
+  reference machine (about 30 ms); the ratio of the two times scales every figure;
+* **the job model** (``job_seconds``): a job's timed repetitions follow the harness's
+  rule (``inner_repeats`` at most, no new one after ``inner_budget_seconds``, a cheap
+  first one a warm-up), each with its preparation and check (``UNTIMED``), plus the
+  job's start, and Snakemake's work between jobs.
+
+It is an estimate: page cache, disk and a busy machine move it; the run's own figures
+(``imgbench phases``) tell what really happened.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgbench.experiment import plan, vocabulary
+from imgbench.methods import encoding
+
+REFERENCE_MACHINE = "a 2-core AMD EPYC VM (23.5 GiB, ext4 on virtio)"
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class Speeds:
+    """One method's timed operations on the reference machine."""
+
+    store_mb_s: float
+    whole_cold_mb_s: float
+    whole_warm_mb_s: float
+    single_cold_s: float  # a single-image read from a cold store, seconds per image
+    single_warm_s: float
+    files_per_image: float = 0.0  # files of a store per image (PNG: one each)
+
+
+# The default run on the reference machine (32x32 CIFAR-10, stores of 100,000 images).
+REFERENCE = {
+    "png": Speeds(14.7, 16.4, 37.0, 213e-6, 113e-6, files_per_image=1.0),
+    "npy": Speeds(1980, 2850, 6260, 64e-6, 4.4e-6),
+    "lmdb": Speeds(725, 1516, 2720, 290e-6, 11e-6),
+    "hdf5": Speeds(1960, 2900, 5430, 167e-6, 15e-6),
+    # zarr-python pays about 1 ms per call (docs/read-paths.md)
+    "zarr": Speeds(400, 300, 400, 2e-3, 1.1e-3),
+}
+FALLBACK = REFERENCE["lmdb"]
+ENCODED = REFERENCE["png"]
+
+# Untimed work, on the reference machine: a job's start (interpreter, Snakemake's
+# preamble, imports, provenance, warm-up), Snakemake's work per job, and per repetition
+# the preparation (write back, eviction or fill) and the check.
+UNTIMED = {
+    "job_start_s": 0.35,
+    "between_jobs_s": 0.15,
+    "repetition_s": 0.03,
+    "per_file_s": 12e-6,  # one pass over a store's files (evict or fill, with residency)
+    "recycle_mb_s": 1500.0,  # the first repetition's memory recycling
+    "check_whole_mb_s": 3000.0,  # comparing a whole read's chunks with the pool
+    "readers_s": 0.05,  # forking and warming up the readers of a request read
+    "start_s": 3.0,  # Snakemake building the DAG
+    "end_s": 15.0,  # aggregation, figures and report pages
+}
+
+# What Pillow encodes to calibrate, and how long it took on the reference machine.
+CALIBRATION_IMAGES = 64
+REFERENCE_CALIBRATION_S = 0.0105
+
+
+def _calibration_images() -> np.ndarray:
+    """Deterministic 32x32 images with CIFAR-like detail (a gradient and noise)."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 200, 32, dtype=np.float32)
+    base = ramp[None, :, None] + ramp[:, None, None] / 2
+    noise = rng.normal(0, 20, size=(CALIBRATION_IMAGES, 32, 32, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def calibrate(rounds: int = 3) -> float:
+    """This machine's time for the reference PNG encodes, over the reference machine's
+    (best of ``rounds``): above 1 is slower."""
+    from PIL import Image
+
+    images = _calibration_images()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for image in images:
+            Image.fromarray(image).save(io.BytesIO(), format="PNG", compress_level=6)
+        best = min(best, time.perf_counter() - start)
+    return best / REFERENCE_CALIBRATION_S
+
+
+def speeds_of(method: str, options: dict) -> Speeds:
+    """The reference speeds of a method and its options."""
+    if method != "png" and encoding.describe(options) not in ("raw", "", None):
+        return ENCODED if "encoding" in options else REFERENCE.get(method, FALLBACK)
+    return REFERENCE.get(method, FALLBACK)
+
+
+@dataclass
+class Estimate:
+    timed_operations: int = 0
+    timed_s: float = 0.0
+    wall_s: float = 0.0
+    jobs: int = 0
+
+
+def repetitions(cost_s: float, timed_s: float, inner_repeats: int, budget_s: float):
+    """(performed, kept) repetitions of a job whose repetition costs ``cost_s`` of wall
+    time and ``timed_s`` inside the clock (``harness.job_rows``'s rule)."""
+    performed = kept = 0
+    elapsed = 0.0
+    warmup = inner_repeats > 1 and timed_s < budget_s
+    while kept < inner_repeats and (kept == 0 or elapsed < budget_s):
+        performed += 1
+        elapsed += cost_s
+        if performed == 1 and warmup:
+            continue
+        kept += 1
+    return performed, kept
+
+
+def _timed_read_s(kind: dict, speeds: Speeds, images: int, mb: float, config: dict) -> float:
+    pattern, cold = kind["read_pattern"], kind["read_cache"] == vocabulary.COLD
+    if vocabulary.is_one_process(pattern):
+        return mb / (speeds.whole_cold_mb_s if cold else speeds.whole_warm_mb_s)
+    per_image = speeds.single_cold_s if cold else speeds.single_warm_s
+    if pattern == vocabulary.RANDOM_SINGLE:
+        reads = config["random_reads"]
+        return reads * per_image / int(kind["readers"])
+    # batches: about a whole read's speed, split over the readers
+    whole = mb / (speeds.whole_cold_mb_s if cold else speeds.whole_warm_mb_s)
+    return max(whole, images * per_image / 4) / int(kind["readers"])
+
+
+def estimate(config: dict, factor: float = 1.0) -> Estimate:
+    """The run's timed operations, timed seconds and wall time, with every reference
+    time multiplied by ``factor`` (``calibrate``)."""
+    result = Estimate()
+    options_of = plan.VariantOptions(config)
+    inner, budget = int(config["inner_repeats"]), float(config["inner_budget_seconds"])
+    untimed = {key: value * factor for key, value in UNTIMED.items()}
+    for job in plan.store_jobs(config):
+        wildcards = type("W", (), {k: str(v) for k, v in job.items()})()
+        speeds = speeds_of(job["method"], options_of(wildcards))
+        images, size = job["cutoff"], job["image_size"]
+        mb = images * vocabulary.image_bytes(size) / MB
+        files = 1 + speeds.files_per_image * images
+        store_s = factor * mb / speeds.store_mb_s
+        cost = store_s + untimed["repetition_s"] + files * untimed["per_file_s"] * 2
+        performed, kept = repetitions(cost, store_s, inner, budget)
+        job_s = untimed["job_start_s"] + performed * cost + mb / untimed["recycle_mb_s"]
+        result.timed_operations += kept
+        result.timed_s += kept * store_s
+        result.wall_s += job_s + 2 * untimed["between_jobs_s"] + files * untimed["per_file_s"]
+        result.jobs += 2  # the store and its removal
+        kinds = plan.read_kinds(config, images, size)
+        if not kinds:
+            continue
+        result.jobs += 1
+        result.wall_s += untimed["job_start_s"] + untimed["between_jobs_s"]
+        for kind in kinds:
+            timed = factor * _timed_read_s(kind, speeds, images, mb, config)
+            cost = timed + untimed["repetition_s"] + files * untimed["per_file_s"]
+            if vocabulary.is_one_process(kind["read_pattern"]):
+                cost += mb / untimed["check_whole_mb_s"]
+            else:
+                checked = (
+                    config["random_reads"] if kind["read_pattern"] == "random_single" else images
+                )
+                cost += untimed["readers_s"] + factor * checked * speeds.single_warm_s
+            performed, kept = repetitions(cost, timed, inner, budget)
+            recycle = mb / untimed["recycle_mb_s"] if kind["read_cache"] == "cold" else 0.0
+            result.timed_operations += kept
+            result.timed_s += kept * timed
+            result.wall_s += performed * cost + recycle
+    result.wall_s += untimed["start_s"] + untimed["end_s"]
+    return result
+
+
+def minutes(seconds: float) -> str:
+    """``seconds`` as "N min S s" (or "S s" under a minute)."""
+    whole = int(round(seconds))
+    return f"{whole // 60} min {whole % 60:02d} s" if whole >= 60 else f"{whole} s"
+
+
+def announcement(config: dict, factor: float | None = None) -> str:
+    """The lines a run prints at its start: its jobs, timed operations and estimate."""
+    if factor is None:
+        factor = calibrate()
+    planned = estimate(config, factor)
+    reads = len(plan.read_points(config))
+    stores = len(plan.store_jobs(config))
+    return (
+        f"Plan: {stores} stores and {reads} reads ({planned.jobs} store, read and removal "
+        f"jobs), about {planned.timed_operations:,} timed operations of "
+        f"{minutes(planned.timed_s)} in all. Estimated wall time here: about "
+        f"{minutes(planned.wall_s)} (this machine encoded the calibration PNGs at "
+        f"{1 / factor:.2f}x the speed of {REFERENCE_MACHINE}, where the reference speeds "
+        "were measured); each job logs its progress in logs/."
+    )
