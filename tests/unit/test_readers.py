@@ -218,6 +218,44 @@ def test_a_reader_returning_views_of_a_memory_map_fails(npy_store, monkeypatch):
         timed_reads.read_in_workers("npy", store, requests, images, labels, readahead=True)
 
 
+@pytest.mark.parametrize("cores", [1, 2, 4])
+def test_the_check_pass_is_split_over_the_free_cores(npy_store, monkeypatch, tmp_path, cores):
+    """Every request is checked exactly once, by its reader and, where cores are left
+    free, by checker processes forked for the untimed pass; a wrong image in a checker's
+    part fails the read as one in the reader's would."""
+    store, images, labels = npy_store
+    monkeypatch.setattr(readers.os, "cpu_count", lambda: cores)
+    log = tmp_path / "checked.txt"
+    real = verification.request_check
+
+    def logging_check(*args, **kwargs):
+        check = real(*args, **kwargs)
+
+        def logged(batch, request):
+            with open(log, "a") as handle:
+                handle.write(f"{os.getpid()} {int(request[0])}\n")
+            return check(batch, request)
+
+        return logged
+
+    monkeypatch.setattr(verification, "request_check", logging_check)
+    requests = access.random_single(COUNT, COUNT, seed=0)
+    timed_reads.read_in_workers("npy", store, [requests], images, labels, readahead=True)
+    lines = [line.split() for line in log.read_text().splitlines()]  # no warm-up: no scratch
+    checked = sorted(int(index) for _, index in lines)
+    assert checked == sorted(int(request[0]) for request in requests)
+    assert len({pid for pid, _ in lines}) == min(cores, 4)
+    assert readers.check_parts([requests]) == min(cores, 4)
+    assert readers.check_parts([requests, requests]) == max(1, min(cores, 4) // 2)
+
+    # a wrong image that only the last part checks
+    wrong = images.copy()
+    last = int(requests[-1][0])
+    wrong[last] ^= 1
+    with pytest.raises(measure.VerificationError, match="npy"):
+        timed_reads.read_in_workers("npy", store, [requests], wrong, labels, readahead=True)
+
+
 # --- cache labels ----------------------------------------------------------------------------
 
 

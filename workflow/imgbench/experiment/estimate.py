@@ -67,6 +67,7 @@ UNTIMED = {
     "between_jobs_s": 0.15,
     "repetition_s": 0.03,
     "per_file_s": 12e-6,  # one pass over a store's files (evict or fill, with residency)
+    "unlink_s": 45e-6,  # removing a file of a store (4 threads)
     "recycle_mb_s": 1500.0,  # the first repetition's memory recycling
     "check_whole_mb_s": 3000.0,  # comparing a whole read's chunks with the pool
     "readers_s": 0.05,  # forking and warming up the readers of a request read
@@ -76,7 +77,7 @@ UNTIMED = {
 
 # What Pillow encodes to calibrate, and how long it took on the reference machine.
 CALIBRATION_IMAGES = 64
-REFERENCE_CALIBRATION_S = 0.0105
+REFERENCE_CALIBRATION_S = 0.0079
 
 
 def _calibration_images() -> np.ndarray:
@@ -165,8 +166,9 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
         job_s = untimed["job_start_s"] + performed * cost + mb / untimed["recycle_mb_s"]
         result.timed_operations += kept
         result.timed_s += kept * store_s
-        result.wall_s += job_s + 2 * untimed["between_jobs_s"] + files * untimed["per_file_s"]
-        result.jobs += 2  # the store and its removal
+        # the job, and the store's removal (by its read job, or by itself without reads)
+        result.wall_s += job_s + untimed["between_jobs_s"] + files * untimed["unlink_s"]
+        result.jobs += 1
         kinds = plan.read_kinds(config, images, size)
         if not kinds:
             continue
@@ -205,8 +207,8 @@ def announcement(config: dict, factor: float | None = None) -> str:
     reads = len(plan.read_points(config))
     stores = len(plan.store_jobs(config))
     return (
-        f"Plan: {stores} stores and {reads} reads ({planned.jobs} store, read and removal "
-        f"jobs), about {planned.timed_operations:,} timed operations of "
+        f"Plan: {stores} stores and {reads} reads ({planned.jobs} store and read jobs), "
+        f"about {planned.timed_operations:,} timed operations of "
         f"{minutes(planned.timed_s)} in all. Estimated wall time here: about "
         f"{minutes(planned.wall_s)} (this machine encoded the calibration PNGs at "
         f"{1 / factor:.2f}x the speed of {REFERENCE_MACHINE}, where the reference speeds "

@@ -82,9 +82,9 @@ def fork() -> int:
     return pid
 
 
-def _run_bound(parent_pid: int, target: Callable, *args) -> None:
+def _run_bound(parent_pid: int, target: Callable, *args, **kwargs) -> None:
     die_with_parent(parent_pid)
-    target(*args)
+    target(*args, **kwargs)
 
 
 def process(context, target: Callable, args: tuple = (), **kwargs):
