@@ -63,16 +63,16 @@ ENCODED = REFERENCE["png"]
 # preamble, imports, provenance, warm-up), Snakemake's work per job, and per repetition
 # the preparation (write back, eviction or fill) and the check.
 UNTIMED = {
-    "job_start_s": 0.35,
-    "between_jobs_s": 0.15,
+    "job_start_s": 0.33,
+    "between_jobs_s": 0.07,
     "repetition_s": 0.03,
-    "per_file_s": 12e-6,  # one pass over a store's files (evict or fill, with residency)
+    "per_file_s": 5e-6,  # one pass over a store's files (evict or fill, with residency)
     "unlink_s": 45e-6,  # removing a file of a store (4 threads)
-    "recycle_mb_s": 1500.0,  # the first repetition's memory recycling
+    "recycle_mb_s": 700.0,  # the first repetition's memory recycling
     "check_whole_mb_s": 3000.0,  # comparing a whole read's chunks with the pool
-    "readers_s": 0.05,  # forking and warming up the readers of a request read
+    "readers_s": 0.03,  # forking and warming up the readers of a request read
     "start_s": 3.0,  # Snakemake building the DAG
-    "end_s": 15.0,  # aggregation, figures and report pages
+    "end_s": 10.0,  # aggregation, figures and report pages
 }
 
 # What Pillow encodes to calibrate, and how long it took on the reference machine.
