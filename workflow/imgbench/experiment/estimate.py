@@ -65,7 +65,7 @@ ENCODED = REFERENCE["png"]
 UNTIMED = {
     "job_start_s": 0.33,
     "between_jobs_s": 0.07,
-    "repetition_s": 0.03,
+    "repetition_s": 0.02,
     "per_file_s": 5e-6,  # one pass over a store's files (evict or fill, with residency)
     "unlink_s": 45e-6,  # removing a file of a store (4 threads)
     "recycle_mb_s": 700.0,  # the first repetition's memory recycling
@@ -185,7 +185,11 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
                 )
                 cost += untimed["readers_s"] + factor * checked * speeds.single_warm_s
             performed, kept = repetitions(cost, timed, inner, budget)
-            recycle = mb / untimed["recycle_mb_s"] if kind["read_cache"] == "cold" else 0.0
+            # a cold read's recycling is the page cache its eviction did not free: none
+            # after the warm reads, which run first
+            warm_first = any(k["read_cache"] == vocabulary.WARM for k in kinds)
+            cold = kind["read_cache"] == vocabulary.COLD
+            recycle = mb / untimed["recycle_mb_s"] if cold and not warm_first else 0.0
             result.timed_operations += kept
             result.timed_s += kept * timed
             result.wall_s += performed * cost + recycle
