@@ -208,6 +208,24 @@ def test_random_single_only_on_stores_of_at_least_random_reads_images():
     assert ("random_single", "cold") in {(k["read_pattern"], k["read_cache"]) for k in large}
 
 
+def test_a_read_parameter_reaches_only_the_read_jobs_that_use_it():
+    config = make_config(
+        read_patterns=["whole", "random_single"], random_reads=100, batch_size=8, seed=3
+    )
+    reads, batch = (
+        plan.ReadParameter(config, "random_reads"),
+        plan.ReadParameter(config, "batch_size"),
+    )
+    seed = plan.ReadParameter(config, "seed")
+    small, large = store_wildcards("png", "10", "1"), store_wildcards("png", "1000", "1")
+    # a store of 10 images has only whole reads: no parameter of random reads
+    assert (reads(small), seed(small)) == (None, None)
+    assert (reads(large), seed(large)) == (100, 3)
+    assert batch(large) is None  # neither whole nor random_single reads in batches
+    shuffled = make_config(read_patterns=["shuffled"], batch_size=8)
+    assert plan.ReadParameter(shuffled, "batch_size")(small) == 8
+
+
 def store_wildcards(method, cutoff, repeat, variant="default", size=32):
     # Snakemake hands wildcards over as strings.
     return SimpleNamespace(

@@ -103,11 +103,13 @@ rule read:
         kinds=plan.StoreReadKinds(config),
         options=plan.VariantOptions(config),
         image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db"),
-        batch_size=config["batch_size"],
+        # Only where one of the store's reads uses it (else None): changing one reruns
+        # only the read jobs it concerns.
+        batch_size=plan.ReadParameter(config, "batch_size"),
         chunk_bytes=config["chunk_bytes"],
-        random_reads=config["random_reads"],
-        shuffle_buffer=config["shuffle_buffer"],
-        seed=config["seed"],
+        random_reads=plan.ReadParameter(config, "random_reads"),
+        shuffle_buffer=plan.ReadParameter(config, "shuffle_buffer"),
+        seed=plan.ReadParameter(config, "seed"),
         inner_repeats=config["inner_repeats"],
         inner_budget_seconds=config["inner_budget_seconds"],
         rigor=config["rigor"],

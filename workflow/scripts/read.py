@@ -60,6 +60,12 @@ def measure_reads(watch):
         )
     with phases.phase("provenance"):
         env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
+    # a parameter none of the store's reads uses is None (plan.ReadParameter): unused
+    used = {
+        key: getattr(smk.params, key)
+        for key in ("batch_size", "random_reads", "shuffle_buffer", "seed")
+        if getattr(smk.params, key) is not None
+    }
     points = [
         measure.Point(
             smk.wildcards.method,
@@ -72,10 +78,7 @@ def measure_reads(watch):
             pattern=kind["read_pattern"],
             readahead=kind["readahead"],
             readers=int(kind["readers"]),
-            batch_size=smk.params.batch_size,
-            random_reads=smk.params.random_reads,
-            shuffle_buffer=smk.params.shuffle_buffer,
-            seed=smk.params.seed,
+            **used,
         )
         for kind in smk.params.kinds
     ]

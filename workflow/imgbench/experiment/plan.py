@@ -165,6 +165,21 @@ class StoreReadKinds:
         return sorted(kinds, key=job_order)
 
 
+class ReadParameter:
+    """Rule ``params`` callable: the config's ``key`` (``batch_size``, ``random_reads``,
+    ``shuffle_buffer`` or ``seed``) for a read job with a read whose pattern uses it,
+    ``None`` for any other, so changing it reruns only the read jobs it concerns."""
+
+    def __init__(self, config: dict, key: str):
+        self.config, self.key = config, key
+
+    def __call__(self, wildcards):
+        kinds = read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
+        if any(vocabulary.uses(kind["read_pattern"], self.key) for kind in kinds):
+            return self.config[self.key]
+        return None
+
+
 class StoreUnread:
     """Rule ``params`` callable: whether the job's store has no read (then its store job
     removes it, unless ``keep_stores``)."""

@@ -9,9 +9,10 @@ short composition of named steps, each in its own module:
   buffer, seed) and
   how: ``point.Settings`` (inner repetitions and their budget, PSNR floors), on a source
   (``source``: the pool in memory, tiled to the cutoff);
-* **prepare the machine** (``prepare``): the warm-up once per job, then before every
-  timed repetition dirty pages written back, memory recycled, and for a read the store
-  evicted (cold) or its pages filled (warm);
+* **prepare the machine** (``prepare``): the warm-up once per job (then the heap is
+  frozen), then before every timed repetition dirty pages written back, memory recycled
+  before a point's first repetition, and for a read the store evicted (cold) or its pages
+  filled (warm); a read job runs every read of its store this way (``run_reads``);
 * **time** one repetition in a ``region.Region``, which owns the clock, the CPU time, the
   bytes read from the storage device, the others' CPU time, the load and pressure: a
   store (write, then flush) here, a read by ``timed_reads`` (``whole_array``, ``whole``,
