@@ -25,11 +25,11 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 from imgbench.experiment import plan, vocabulary
-from imgbench.methods import encoding
 
 REFERENCE_MACHINE = "a 2-core AMD EPYC VM (23.5 GiB, ext4 on virtio)"
 MB = 1e6
@@ -106,8 +106,8 @@ def calibrate(rounds: int = 3) -> float:
 
 def speeds_of(method: str, options: dict) -> Speeds:
     """The reference speeds of a method and its options."""
-    if method != "png" and encoding.describe(options) not in ("raw", "", None):
-        return ENCODED if "encoding" in options else REFERENCE.get(method, FALLBACK)
+    if method != "png" and options.get("encoding", "raw") != "raw":
+        return ENCODED
     return REFERENCE.get(method, FALLBACK)
 
 
@@ -155,7 +155,7 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
     inner, budget = int(config["inner_repeats"]), float(config["inner_budget_seconds"])
     untimed = {key: value * factor for key, value in UNTIMED.items()}
     for job in plan.store_jobs(config):
-        wildcards = type("W", (), {k: str(v) for k, v in job.items()})()
+        wildcards = SimpleNamespace(**{key: str(value) for key, value in job.items()})
         speeds = speeds_of(job["method"], options_of(wildcards))
         images, size = job["cutoff"], job["image_size"]
         mb = images * vocabulary.image_bytes(size) / MB
