@@ -211,16 +211,24 @@ def test_remove_tree_unlinks_a_large_directory_in_threads(tmp_path, monkeypatch)
     outside.mkdir()
     (outside / "kept").write_bytes(b"keep me")
     (tree / "link").symlink_to(outside, target_is_directory=True)
-    calls = []
+    runs = []
     real = fsutil._unlink_all
-    monkeypatch.setattr(
-        fsutil, "_unlink_all", lambda paths: calls.append(len(paths)) or real(paths)
-    )
+
+    def unlink_run(paths):
+        runs.append([os.lstat(path).st_ino for path in paths])
+        real(paths)
+
+    monkeypatch.setattr(fsutil, "_unlink_all", unlink_run)
     fsutil.remove_tree(tree)
     assert not tree.exists()
     assert (outside / "kept").read_bytes() == b"keep me"
-    # the top directory (120 files and the link) and the nested one (60), in 4 parts each
-    assert sorted(calls) == sorted([31, 30, 30, 30, 15, 15, 15, 15])
+    # the top directory (120 files and the link) and the nested one (60), in 4 runs each
+    assert sorted(len(run) for run in runs) == sorted([31, 31, 31, 28, 15, 15, 15, 15])
+    # each run is a contiguous stretch of its directory's files in inode order
+    for run in runs:
+        assert run == sorted(run)
+    top = sorted((run for run in runs if len(run) > 15), key=min)
+    assert all(a[-1] < b[0] for a, b in zip(top, top[1:], strict=False))
 
 
 def test_remove_tree_removes_directories_files_and_links(tmp_path):
@@ -490,3 +498,22 @@ def test_cachestat_and_mincore_count_the_same_resident_pages(tmp_path):
     assert by_cachestat == by_mincore
     assert 16 <= by_cachestat <= 64  # at least what was read
     assert fsutil.resident_pages(path) == (by_cachestat, 64)
+
+
+def test_residency_walk_opens_files_relative_to_their_directories(tmp_path, monkeypatch):
+    """The walk groups files by directory (one descriptor each) and also takes paths
+    relative to the working directory; a fill reads an evicted file back."""
+    (tmp_path / "sub").mkdir()
+    for name in ("a.bin", "b.bin", "sub/c.bin"):
+        (tmp_path / name).write_bytes(os.urandom(3 * mmap.PAGESIZE))
+    monkeypatch.chdir(tmp_path)
+    files = [Path("a.bin"), tmp_path / "sub" / "c.bin", Path("b.bin")]
+    assert fsutil._by_directory(files) == [
+        (os.curdir, ["a.bin", "b.bin"]),
+        (os.fspath(tmp_path / "sub"), ["c.bin"]),
+    ]
+    eviction = fsutil.evict_tree_measured(tmp_path, files)
+    if math.isnan(eviction.cached_fraction):
+        unavailable("neither cachestat nor mincore works here")
+    assert fsutil.fill_tree_measured(tmp_path, files) == 1.0
+    assert fsutil.cached_fraction(tmp_path, files) == 1.0

@@ -262,13 +262,13 @@ def run_reads(
 class StoreListing:
     """A store's files (sorted) and their disk usage, listed once per job."""
 
-    files: list[Path]
+    files: list[str]  # paths (``fsutil.store_paths``)
     usage: fsutil.DiskUsage
 
     @classmethod
     def of(cls, store_dir: Path) -> StoreListing:
         with phases.phase("store listing"):
-            files = fsutil.store_files(store_dir)
+            files = fsutil.store_paths(store_dir)
             return cls(files, fsutil.disk_usage(store_dir, files))
 
 

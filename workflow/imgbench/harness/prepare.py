@@ -155,7 +155,7 @@ def recycle_page_cache(directory: Path, nbytes: int) -> int:
     return written
 
 
-def fill_cache(store_dir: Path, files: list[Path] | None = None) -> float:
+def fill_cache(store_dir: Path, files: list[str | Path] | None = None) -> float:
     """Make a store warm: read the bytes of every file not wholly in the page cache
     already (no decoding, so the cost does not depend on the format); the fraction of
     the store then cached (``fsutil.fill_tree_measured``)."""
@@ -172,7 +172,7 @@ def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int
         return recycled + fsutil.prefault(int(anonymous_bytes))
 
 
-def evict(store_dir: Path, eviction: str, files: list[Path] | None = None) -> None:
+def evict(store_dir: Path, eviction: str, files: list[str | Path] | None = None) -> None:
     """Make the store cold: its data pages (``fadvise``) or the whole page cache with
     dentries and inodes (``drop_caches``, root only)."""
     if eviction == vocabulary.FADVISE:
@@ -223,7 +223,7 @@ class ReadPreparation:
     (``before_read``). ``files``: the store's (a read job never changes the store)."""
 
     store_dir: Path
-    files: list[Path]
+    files: list[str]  # the store's paths (``fsutil.store_paths``)
     cache: str
     eviction: str
     page_cache_bytes: int  # what the read fills: the store for a cold read, none warm

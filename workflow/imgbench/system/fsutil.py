@@ -30,10 +30,14 @@ class DiskUsage:
 
 
 def store_files(store_dir: Path) -> list[Path]:
-    """Every regular file of a store, in a stable order (sorted by path).
+    """Every regular file of a store, in a stable order (sorted by path)."""
+    return [Path(path) for path in store_paths(store_dir)]
 
-    A scandir walk that sorts strings: on a 100,000-file PNG store it took 0.2 s where
-    ``os.walk`` with sorted ``Path`` objects took 2.2 s."""
+
+def store_paths(store_dir: Path) -> list[str]:
+    """``store_files`` as strings, which is what the passes over a store take: on a
+    100,000-file PNG store the scandir walk and the sort took 0.08 s, making ``Path``
+    objects of the strings 0.3 s more (``os.walk`` with sorted ``Path`` objects: 2.2 s)."""
     found: list[str] = []
     pending = [os.fspath(store_dir)]
     while pending:
@@ -44,14 +48,14 @@ def store_files(store_dir: Path) -> list[Path]:
                 elif entry.is_file(follow_symlinks=False):
                     found.append(entry.path)
     found.sort()
-    return [Path(path) for path in found]
+    return found
 
 
-def _files(store_dir: Path, files: list[Path] | None) -> list[Path]:
-    return store_files(store_dir) if files is None else files
+def _files(store_dir: Path, files: list | None) -> list:
+    return store_paths(store_dir) if files is None else files
 
 
-def disk_usage(store_dir: Path, files: list[Path] | None = None) -> DiskUsage:
+def disk_usage(store_dir: Path, files: list | None = None) -> DiskUsage:
     """Allocated bytes, apparent bytes and number of the store's files (a long list
     stat'ed in parts over the cores, ``_in_parts``)."""
     return DiskUsage(*_in_parts(_files(store_dir, files), _usage_of))
@@ -59,10 +63,15 @@ def disk_usage(store_dir: Path, files: list[Path] | None = None) -> DiskUsage:
 
 def _usage_of(files: list) -> tuple[int, int, int]:
     allocated = apparent = 0
-    for path in files:
-        stat = os.stat(path)
-        allocated += stat.st_blocks * 512
-        apparent += stat.st_size
+    for directory, names in _by_directory(files):
+        directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name in names:
+                stat = os.stat(name, dir_fd=directory_fd, follow_symlinks=False)
+                allocated += stat.st_blocks * 512
+                apparent += stat.st_size
+        finally:
+            os.close(directory_fd)
     return allocated, apparent, len(files)
 
 
@@ -83,7 +92,7 @@ def fsync_tree(store_dir: Path) -> None:
             os.close(fd)
 
 
-def evict_tree(store_dir: Path, files: list[Path] | None = None) -> None:
+def evict_tree(store_dir: Path, files: list[str | Path] | None = None) -> None:
     """Drop the store's pages from the page cache (needs no root).
 
     Dirty pages cannot be dropped, so the store's file system is written back first (one
@@ -137,6 +146,8 @@ _CACHESTAT_RESULT = _Cachestat()
 _CACHESTAT_RESULT_REF = ctypes.byref(_CACHESTAT_RESULT)
 _cachestat_works: bool | None = None
 _LOW_BIT = bytes(value & 1 for value in range(256))
+# What a cache fill reads a file into (its bytes are not used).
+_FILL_BUFFER = bytearray(1 << 20)
 
 
 def _cachestat_pages(fd: int) -> int | None:
@@ -244,15 +255,82 @@ def _in_parts(files: list, work) -> tuple:
     return tuple(totals)
 
 
-def _residency_walk(files: list, visit) -> tuple[int, int, int, int]:
-    """Open each file once, ``visit(fd, path)`` it (its return value is summed), and
-    count its pages in the page cache after: (resident, total, visited, known: 1 or 0)."""
-    resident = total = visited = 0
+def _by_directory(files: list) -> list[tuple[str, list[str]]]:
+    """The files grouped by their directory: (directory, names), in the list's order."""
+    groups: dict[str, list[str]] = {}
+    for path in files:
+        directory, _, name = os.fspath(path).rpartition(os.sep)
+        groups.setdefault(directory or os.curdir, []).append(name)
+    return list(groups.items())
+
+
+# What a residency walk does to each file between counting its cached pages.
+_MEASURE, _EVICT, _FILL = "measure", "evict", "fill"
+
+
+def _residency_walk(files: list, action: str = _MEASURE) -> tuple[int, int, int, int]:
+    """Open each file once (relative to its directory's descriptor: no path walk per
+    file), do ``action`` to it and count its pages in the page cache after: (resident,
+    total, before, known: 1 or 0). ``before`` is the pages cached before an eviction.
+
+    ``_EVICT`` drops its pages (``fadvise``); ``_FILL`` reads the bytes of a file not
+    wholly cached (a cached one is counted once, not twice); ``_MEASURE`` only counts.
+    The cachestat(2) call is made inline: on a 100,000-file store a pass cost 8.7 us a
+    file through the general helpers, 5.4 us so (one process)."""
+    if _cachestat_works is None and files:
+        resident_pages(files[0])  # decides whether cachestat works here
+    if _cachestat_works is not True:
+        return _residency_walk_portable(files, action)
+    syscall, number = _load_libc().syscall, _CACHESTAT_SYSCALL
+    whole, result, result_ref = _WHOLE_FILE_REF, _CACHESTAT_RESULT, _CACHESTAT_RESULT_REF
+    page = mmap.PAGESIZE
+    open_, close, fstat = os.open, os.close, os.fstat
+    fadvise, dontneed = os.posix_fadvise, os.POSIX_FADV_DONTNEED
+    resident = total = before = 0
+    for directory, names in _by_directory(files):
+        directory_fd = open_(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name in names:
+                fd = open_(name, os.O_RDONLY, dir_fd=directory_fd)
+                try:
+                    pages = (fstat(fd).st_size + page - 1) // page
+                    if syscall(number, fd, whole, result_ref, 0) != 0:
+                        raise OSError(ctypes.get_errno(), f"cachestat failed for {name}")
+                    cached = result.nr_cache
+                    if action == _EVICT:
+                        before += cached
+                        fadvise(fd, 0, 0, dontneed)
+                    elif action == _FILL and cached < pages:
+                        while os.readv(fd, [_FILL_BUFFER]):
+                            pass
+                    else:
+                        resident += min(cached, pages)
+                        total += pages
+                        continue
+                    if syscall(number, fd, whole, result_ref, 0) != 0:
+                        raise OSError(ctypes.get_errno(), f"cachestat failed for {name}")
+                    resident += min(result.nr_cache, pages)
+                    total += pages
+                finally:
+                    close(fd)
+        finally:
+            close(directory_fd)
+    return resident, total, before, 1
+
+
+def _residency_walk_portable(files: list, action: str) -> tuple[int, int, int, int]:
+    """``_residency_walk`` where cachestat is missing: mincore(2) per file, or no count
+    (known 0) where neither works."""
+    resident = total = before = 0
     known = 1
     for path in files:
         fd = os.open(path, os.O_RDONLY)
         try:
-            visited += visit(fd, path) or 0
+            if action == _EVICT:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            elif action == _FILL:
+                while os.readv(fd, [_FILL_BUFFER]):
+                    pass
             if known:
                 try:
                     file_resident, file_total = _resident_pages_of(fd, path)
@@ -263,7 +341,7 @@ def _residency_walk(files: list, visit) -> tuple[int, int, int, int]:
                 total += file_total
         finally:
             os.close(fd)
-    return resident, total, visited, known
+    return resident, total, before, known
 
 
 def _fraction(resident: int, total: int, known: int) -> float:
@@ -281,21 +359,14 @@ class Eviction:
     freed_bytes: float
 
 
-def _evict_and_count(fd: int, path) -> int:
-    """Drop one file's pages; the pages it held before (0 where that is unknown)."""
-    before = _cachestat_pages(fd) if _cachestat_works is not False else None
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    return before or 0
-
-
-def evict_tree_measured(store_dir: Path, files: list[Path] | None = None) -> Eviction:
+def evict_tree_measured(store_dir: Path, files: list[str | Path] | None = None) -> Eviction:
     """``evict_tree`` and ``cached_fraction`` in one pass over the files (each opened once;
     a long list split over processes, ``_in_parts``): the fraction of the store's pages
     still in the page cache after each file's eviction, and the bytes the eviction freed
     (each file's cached pages before its eviction less after)."""
     syncfs(Path(store_dir))
     resident, total, before, known = _in_parts(
-        _files(store_dir, files), lambda part: _residency_walk(part, _evict_and_count)
+        _files(store_dir, files), lambda part: _residency_walk(part, _EVICT)
     )
     fraction = _fraction(resident, total, known)
     if not known or _cachestat_works is False:
@@ -303,33 +374,22 @@ def evict_tree_measured(store_dir: Path, files: list[Path] | None = None) -> Evi
     return Eviction(fraction, float(max(0, before - resident) * mmap.PAGESIZE))
 
 
-_FILL_BUFFER = bytearray(1 << 20)
-
-
-def _fill(fd: int, path) -> None:
-    resident, total = _resident_pages_of(fd, path)
-    if resident >= total:
-        return
-    while os.readv(fd, [_FILL_BUFFER]):
-        pass
-
-
-def fill_tree_measured(store_dir: Path, files: list[Path] | None = None) -> float:
+def fill_tree_measured(store_dir: Path, files: list[str | Path] | None = None) -> float:
     """Make a store warm and measure it in one pass: every file not wholly in the page
     cache is read once (its bytes, not decoded); the fraction of the store's pages in the
     page cache after each file's turn (a long list split over processes, ``_in_parts``)."""
     resident, total, _, known = _in_parts(
-        _files(store_dir, files), lambda part: _residency_walk(part, _fill)
+        _files(store_dir, files), lambda part: _residency_walk(part, _FILL)
     )
     return _fraction(resident, total, known)
 
 
-def cached_fraction(store_dir: Path, files: list[Path] | None = None) -> float:
+def cached_fraction(store_dir: Path, files: list[str | Path] | None = None) -> float:
     """Fraction of the store's pages in the page cache, or NaN where the platform
     cannot tell (neither cachestat nor mincore)."""
     try:
         resident, total, _, known = _in_parts(
-            _files(store_dir, files), lambda part: _residency_walk(part, lambda fd, path: 0)
+            _files(store_dir, files), _residency_walk
         )
     except (OSError, AttributeError):
         return float("nan")
@@ -358,8 +418,9 @@ UNLINK_THREADS = 4
 
 def remove_tree(path: Path) -> None:
     """Remove a file or a directory tree. The files of a large directory are unlinked by
-    ``UNLINK_THREADS`` threads first: a 100,000-file PNG store on ext4 took 7-10 s to
-    remove with one (``rm -rf`` or ``shutil.rmtree``), 4.2 s with four."""
+    ``UNLINK_THREADS`` threads first, each a contiguous run of them in inode order: a
+    100,000-file PNG store on ext4 took 7-10 s to remove with one thread (``rm -rf`` or
+    ``shutil.rmtree``), 3.8-4.1 s with four taking every fourth file, 3.4 s so."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         _unlink_large_directories(path)
@@ -370,7 +431,8 @@ def remove_tree(path: Path) -> None:
 
 def _unlink_large_directories(root: Path) -> None:
     """Unlink the files (not directories) of every directory under ``root`` that holds at
-    least ``PARALLEL_UNLINK_MIN_FILES``, in ``UNLINK_THREADS`` threads."""
+    least ``PARALLEL_UNLINK_MIN_FILES``, in ``UNLINK_THREADS`` threads, each a contiguous
+    run of the files sorted by inode number (neighbouring inodes share their table blocks)."""
     pending = [os.fspath(root)]
     while pending:
         files = []
@@ -379,11 +441,15 @@ def _unlink_large_directories(root: Path) -> None:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                 else:
-                    files.append(entry.path)
+                    files.append((entry.inode(), entry.path))
         if len(files) < PARALLEL_UNLINK_MIN_FILES:
             continue
+        files.sort()
+        paths = [name for _, name in files]
+        size = -(-len(paths) // UNLINK_THREADS)
+        runs = [paths[start : start + size] for start in range(0, len(paths), size)]
         with ThreadPoolExecutor(UNLINK_THREADS) as pool:
-            list(pool.map(_unlink_all, [files[i::UNLINK_THREADS] for i in range(UNLINK_THREADS)]))
+            list(pool.map(_unlink_all, runs))
 
 
 def _unlink_all(paths: list[str]) -> None:
