@@ -388,9 +388,7 @@ def cached_fraction(store_dir: Path, files: list[str | Path] | None = None) -> f
     """Fraction of the store's pages in the page cache, or NaN where the platform
     cannot tell (neither cachestat nor mincore)."""
     try:
-        resident, total, _, known = _in_parts(
-            _files(store_dir, files), _residency_walk
-        )
+        resident, total, _, known = _in_parts(_files(store_dir, files), _residency_walk)
     except (OSError, AttributeError):
         return float("nan")
     return _fraction(resident, total, known)
