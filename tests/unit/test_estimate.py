@@ -61,8 +61,13 @@ def test_more_rigor_more_operations_and_time():
     assert fast.wall_s < default.wall_s < rigorous.wall_s
     # twice the stores: about twice the work, never less
     assert rigorous.timed_s == pytest.approx(2 * default.timed_s, rel=1e-6)
-    # a store job and a read job per store
-    assert default.jobs == 2 * 4 * len(BASE["cutoffs"]) * rigor.PRESETS["default"]["repeats"]
+    # a store job and a read job per store, the small stores sharing theirs (1, 10 and
+    # 100; 1,000 and 10,000; 100,000 alone): 3 per method and repeat
+    assert default.jobs == 2 * 4 * 3 * rigor.PRESETS["default"]["repeats"]
+    one_each = estimate.estimate(config_of(small_store_bytes=0))
+    assert one_each.jobs == 2 * 4 * len(BASE["cutoffs"]) * rigor.PRESETS["default"]["repeats"]
+    assert one_each.timed_operations == default.timed_operations
+    assert one_each.wall_s > default.wall_s
     # the timed work is part of the wall time
     for planned in (fast, default, rigorous):
         assert planned.timed_s < planned.wall_s

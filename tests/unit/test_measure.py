@@ -564,6 +564,33 @@ def test_verify_reports_shape_mismatch(data):
     )
 
 
+def test_checking_many_batches_at_once_checks_each_one(data, tmp_path):
+    """``RequestCheck.many`` compares many batches in one go, yet names the image that
+    differs, refuses a batch that is not a fresh array and one of the wrong shape, as
+    checking them one by one does."""
+    images, labels = data
+    source = pool.tile(images, labels, len(images))
+    check = verification.request_check("npy", source)
+    requests = [np.array([i]) for i in (3, 7, 7, 0)] + [np.array([1, 2])]
+    pairs = [((images[r].copy(), labels[r].copy()), r) for r in requests]
+    check.many(pairs)  # all right
+    wrong = [*pairs]
+    wrong[2] = ((images[[8]].copy(), labels[[7]].copy()), requests[2])
+    with pytest.raises(measure.VerificationError, match="image 7 differs"):
+        check.many(wrong)
+    path = tmp_path / "mapped.npy"
+    np.save(path, images)
+    mapped = np.load(path, mmap_mode="r")
+    viewed = [*pairs]
+    viewed[1] = ((mapped[7:8], labels[[7]].copy()), requests[1])  # a view of the map
+    with pytest.raises(measure.VerificationError, match="fresh array"):
+        check.many(viewed)
+    short = [*pairs]
+    short[4] = ((images[[1]].copy(), labels[[1]].copy()), requests[4])
+    with pytest.raises(measure.VerificationError, match=r"images uint8\(1, 32, 32, 3\)"):
+        check.many(short)
+
+
 CHECK_S = 1.0
 
 

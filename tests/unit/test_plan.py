@@ -411,3 +411,71 @@ def test_read_runtime_allows_for_each_read():
     extra = job_resources.timing_runtime(job) - 10
     assert extra > 0
     assert job_resources.ReadRuntime(config)(job) == 10 + reads * extra
+
+
+def test_small_stores_share_their_jobs_by_reads():
+    """Stores of at most small_store_bytes of pixels share a job with the other small
+    ones of the same reads; larger ones, and any at 0, have their own."""
+    config = make_config(
+        cutoffs=[1, 10, 100, 1000, 10000],
+        read_patterns=["whole", "random_single"],
+        random_reads=50,
+        small_store_bytes=1000 * 3072,  # up to 1,000 images at 32x32, 250 at 64x64
+    )
+    # 1 and 10 have no random read (fewer images than random_reads), 100 and 1000 do
+    assert plan.cutoff_groups(config, 32) == [[1, 10], [100, 1000], [10000]]
+    assert plan.cutoff_groups(config, 64) == [[1, 10], [100], [1000], [10000]]
+    assert plan.cutoff_groups({**config, "small_store_bytes": 0}, 32) == [
+        [1],
+        [10],
+        [100],
+        [1000],
+        [10000],
+    ]
+    assert plan.cutoff_label([1, 10]) == "1+10" and plan.cutoffs_of("1+10") == [1, 10]
+    assert plan.cutoffs_of("1000") == [1000] and plan.cutoffs_of(1000) == [1000]
+    jobs = plan.job_groups(config)
+    # every store is in exactly one job
+    stores = Counter(
+        (job["method"], job["variant"], job["image_size"], cutoff, job["repeat"])
+        for job in jobs
+        for cutoff in job["cutoffs"]
+    )
+    assert set(stores.values()) == {1}
+    assert sorted(stores) == sorted(
+        (job["method"], job["variant"], job["image_size"], job["cutoff"], job["repeat"])
+        for job in plan.store_jobs(config)
+    )
+    labels = {job["cutoff"] for job in jobs if job["image_size"] == 32}
+    assert labels == {"1+10", "100+1000", "10000"}
+    # the reads of a job's stores, and what they may ask for
+    kinds = plan.StoreReadKinds(config)(store_wildcards("png", "100+1000", "1"))
+    assert {kind["read_pattern"] for kind in kinds} == {"whole", "random_single"}
+    assert plan.read_job_groups(config) == jobs
+    # store directories, one per cutoff
+    template = "stores/{method}/{variant}/{image_size}px/{cutoff}/repeat{repeat}"
+    assert plan.StorePaths(template)(store_wildcards("npy", "1+10", "2")) == [
+        "stores/npy/default/32px/1/repeat2",
+        "stores/npy/default/32px/10/repeat2",
+    ]
+
+
+def test_a_job_of_small_stores_asks_for_the_largest_and_all_of_them():
+    config = make_config(read_patterns=["whole", "whole_array"], small_store_bytes=10**9)
+    shared = store_wildcards("npy", "10+100", "1", size=64)
+    alone = store_wildcards("npy", "100", "1", size=64)
+    assert job_resources.ReadMemMb(config)(shared) == job_resources.ReadMemMb(config)(alone)
+    assert job_resources.timing_runtime(shared) >= job_resources.timing_runtime(alone)
+
+
+def test_the_disk_need_of_a_job_is_its_stores_together():
+    from imgbench.harness import space
+
+    config = make_config(methods=["npy"], variants={}, cutoffs=[10, 1000, 100000])
+    options = lambda job: {}  # noqa: E731
+    alone = space.largest_store(plan.job_groups({**config, "small_store_bytes": 0}), options)
+    shared = space.largest_store(plan.job_groups({**config, "small_store_bytes": 10**10}), options)
+    assert alone[0] == "npy/default 64px 100,000-image"
+    assert shared[0] == "npy/default 64px 10-, 1,000- and 100,000-image stores of one job"
+    each = [space.store_bytes("npy", cutoff, plan.image_bytes(64), {}) for cutoff in (10, 1000)]
+    assert shared[1] == alone[1] + sum(each)

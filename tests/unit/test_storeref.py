@@ -36,12 +36,28 @@ def test_manifest_roundtrip_and_removal(tmp_path):
     record = json.loads(manifest.read_text())
     assert record["host"] == socket.gethostname()
     assert record["fs_type"]
-    assert storeref.read_manifest(manifest) == store
+    assert storeref.read_manifest(manifest) == [store]
 
     kept, removed = storeref.remove(manifest, keep=True)
-    assert (kept, removed) == (store, False) and (store / "data.bin").exists()
+    assert (kept, removed) == ([store], False) and (store / "data.bin").exists()
     gone, removed = storeref.remove(manifest, keep=False)
-    assert (gone, removed) == (store, True) and not store.exists()
+    assert (gone, removed) == ([store], True) and not store.exists()
+
+
+def test_manifest_of_a_job_holding_several_small_stores(tmp_path):
+    """A job of several small stores lists them all; one missing fails the read, in one
+    sentence naming it; removal takes them all."""
+    stores = [tmp_path / str(cutoff) / "repeat1" for cutoff in (1, 10, 100)]
+    for store in stores:
+        store.mkdir(parents=True)
+    manifest = tmp_path / "store.json"
+    storeref.write_manifest(manifest, stores)
+    assert storeref.read_manifest(manifest) == stores
+    assert storeref.remove(manifest, keep=False) == (stores, True)
+    assert not any(store.exists() for store in stores)
+    stores[1].mkdir(parents=True)
+    with pytest.raises(storeref.StoreLocationError, match=rf"store {stores[0]} .* missing"):
+        storeref.read_manifest(manifest)
 
 
 def test_store_written_on_another_host_is_refused(tmp_path):

@@ -185,6 +185,8 @@ def test_second_run_has_nothing_to_do(workflow_run):
 
 
 def test_new_cutoff_runs_only_that_cutoff(workflow_run):
+    """A new cutoff runs its stores and reads; a small one joins the jobs of the small
+    stores with the same reads (here 1: milliseconds of work), nothing else reruns."""
     workdir, _, _, _ = workflow_run
     jobs = planned_jobs(workdir, *overlay(workdir, "cutoff", {"cutoffs": [1, 5, 12]}))
     counts = Counter(rule for rule, _ in jobs)
@@ -196,7 +198,11 @@ def test_new_cutoff_runs_only_that_cutoff(workflow_run):
         plot=len(figure_stems(workdir)),
         all=1,
     )
-    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read")} == {"5"}
+    assert {w["cutoff"] for rule, w in jobs if rule in ("store", "read")} == {"1+5"}
+    alone = planned_jobs(
+        workdir, *overlay(workdir, "alone", {"cutoffs": [1, 5, 12], "small_store_bytes": 0})
+    )
+    assert {w["cutoff"] for rule, w in alone if rule in ("store", "read")} == {"5"}
 
 
 def test_a_read_setting_reruns_reads_not_other_points(workflow_run):
@@ -365,8 +371,11 @@ def test_axes_rows_and_outputs(axes_run):
     # Stores went to the expanded scratch path (not a literal "$IMGBENCH_TEST_SCRATCH"
     # directory) and were removed after their reads.
     assert not (workdir / "$IMGBENCH_TEST_SCRATCH").exists()
-    point = Path("png") / "level1" / "64px" / "20"
-    log = (workdir / "logs" / "store" / point / "repeat1.log").read_text()
-    assert str(scratch / "stores" / point / "repeat1") in log
+    # The small stores of 1 and 20 images share their jobs (small_store_bytes): one log
+    # names both stores.
+    point = Path("png") / "level1" / "64px"
+    log = (workdir / "logs" / "store" / point / "1+20" / "repeat1.log").read_text()
+    for cutoff in ("1", "20"):
+        assert str(scratch / "stores" / point / cutoff / "repeat1") in log
     assert (scratch / "stores").is_dir()
     assert not any(path.is_file() for path in scratch.rglob("*"))

@@ -188,7 +188,7 @@ def test_remove_store_removes_claim_and_empty_layout(tmp_path):
     store = claimed_store(root, "npy/default/32px/10/repeat1", "complete")
     manifest = tmp_path / "m.json"
     storeref.write_manifest(manifest, store)
-    assert storeref.remove(manifest, keep=False, root=root) == (store, True)
+    assert storeref.remove(manifest, keep=False, root=root) == ([store], True)
     assert list(root.iterdir()) == []
 
 
@@ -335,25 +335,23 @@ def test_a_run_that_cannot_fit_stops_at_the_start_and_completes_after_remounting
     tmp_path, tiny_archive
 ):
     stores = tmp_path / "stores"
-    # png at 3,000 images: up to 12.3 MB (4 KB a file) and the 16 MB margin: 28 MB
+    # png at 3,000 images: up to 12.3 MB (4 KB a file), with the 10-image store sharing
+    # its jobs (small_store_bytes) and the 16 MB margin: 28 MB
     workdir = workflow_copy(
         tmp_path, tiny_archive, n_images=3000, cutoffs=[10, 3000], store_dir=str(stores)
     )
     with tmpfs(stores, "24m"):
         first = snakemake(workdir, cores=2, check=False)
         assert first.returncode != 0
-        assert "no space for this run: its largest store (png/default 32px 3,000-image)" in (
-            first.stderr
-        )
+        label = "png/default 32px 10- and 3,000-image stores of one job"
+        assert f"no space for this run: its largest store ({label})" in first.stderr
         assert f"under store_dir ({stores})" in first.stderr
         assert not list(stores.iterdir())  # stopped before any store was written
 
         remount = ["mount", "-o", "remount,size=64m", str(stores)]
         subprocess.run(remount, check=True)
         second = snakemake(workdir, cores=2)
-        assert "Disk: the largest store (png/default 32px 3,000-image) needs up to" in (
-            second.stderr
-        )
+        assert f"Disk: the largest store ({label}) needs up to" in second.stderr
         assert list(stores.iterdir()) == []  # stores removed after their reads, no trees
     timings = (workdir / "results" / "timings.csv").read_text().splitlines()
     assert len(timings) == 1 + 2 * 2  # header, then a store and a read row per cutoff

@@ -168,11 +168,13 @@ def test_every_non_local_job_ran_as_a_completed_slurm_job(slurm_run):
     assert jobs, "sacct shows no Slurm job of this run"
     assert all(job["State"] == "COMPLETED" and job["ExitCode"] == "0:0" for job in jobs), jobs
 
-    stores = len(METHODS) * len(CUTOFFS)
+    # The small stores of one method (1 and 12 images) share a store and a read job
+    # (small_store_bytes): one group job per method.
+    stores = len(METHODS)
     rules = Counter(rule_of(job) for job in jobs)
     groups = [name for name in rules if name.startswith(f"{GROUP}_")]
     assert len(groups) == 1, rules
-    # Data preparation as one Slurm job each; a store and its read job as one per store.
+    # Data preparation as one Slurm job each; a store job and its read job as one.
     assert rules == Counter(unpickle_cifar=1, pool=1, **{groups[0]: stores}), rules
     assert not LOCAL_RULES & {name for name in rules}
     # Each Slurm job ran its rules as job steps (srun), all completed: one step for a
@@ -234,16 +236,20 @@ def test_each_store_was_read_and_removed_in_its_own_slurm_job(slurm_run):
     group_jobs = {job["JobID"]: job for job in jobs if rule_of(job).startswith(f"{GROUP}_")}
     assert set(rows["slurm_job_id"]) == set(group_jobs)
     for job_id, in_job in rows.groupby("slurm_job_id"):
-        # One store and its reads: same method, cutoff and repeat, on the job's node.
-        assert len({*zip(in_job["method"], in_job["cutoff"], in_job["repeat"], strict=True)}) == 1
-        assert Counter(in_job["operation"]) == Counter(store=1, read=len(CACHES))
+        # The job's stores and their reads: one method and repeat, each cutoff, on the
+        # job's node.
+        assert len({*zip(in_job["method"], in_job["repeat"], strict=True)}) == 1
+        assert set(in_job["cutoff"]) == set(CUTOFFS)
+        stores = len(CUTOFFS)
+        assert Counter(in_job["operation"]) == Counter(store=stores, read=stores * len(CACHES))
         assert {host.split(".")[0] for host in in_job["host"]} == {group_jobs[job_id]["NodeList"]}
     # The stores went to the expanded node-local path and were removed after their reads.
-    store_log = workdir / "logs" / "store" / "png" / "default" / "32px" / "12" / "repeat1.log"
-    assert f"{scratch}/png/default/32px/12/repeat1" in store_log.read_text()
+    store_log = workdir / "logs" / "store" / "png" / "default" / "32px" / "1+12" / "repeat1.log"
+    for cutoff in CUTOFFS:
+        assert f"{scratch}/png/default/32px/{cutoff}/repeat1" in store_log.read_text()
     assert "$TMPDIR" not in store_log.read_text()
     read_logs = list((workdir / "logs" / "read").rglob("*.log"))
-    assert len(read_logs) == len(METHODS) * len(CUTOFFS)
+    assert len(read_logs) == len(METHODS)
     assert all(f"INFO removed {scratch}/" in log.read_text() for log in read_logs)
     assert scratch.is_dir()
     assert not any(path.is_file() for path in scratch.rglob("*"))

@@ -1,7 +1,10 @@
 # One store job per (method, variant, image_size, cutoff, repeat); one read job per store,
 # which runs every read of the store (read_cache x read_pattern x readers x readahead) one
 # after another, each from its own prepared state, and then removes the store (unless
-# keep_stores; a store without reads is removed by its store job). Each timed operation is
+# keep_stores; a store without reads is removed by its store job). Small stores (at most
+# small_store_bytes of pixels) of one method, variant, size and repeat share their store
+# job and their read job: the cutoff wildcard then names them all ("1+10+100"), each
+# store still written, read and removed as if alone (plan.cutoff_groups). Each timed operation is
 # repeated (inner_repeats, inner_budget_seconds), one row per repetition. Stores run in a seeded order (plan.StorePriority).
 # The store lives under store_dir, resolved inside the job (it may be node-local scratch
 # such as $TMPDIR); Snakemake tracks its manifest, which the reads and the removal check.
@@ -20,15 +23,15 @@ STORE = (
 POINT = Path("{method}") / "{variant}" / "{image_size}px" / "{cutoff}"
 POOL = rules.pool.output.images
 POOL_LABELS = rules.pool.output.labels
-STORE_JOBS = plan.store_jobs(config)
-READ_JOBS = plan.read_jobs(config)
+STORE_JOBS = plan.job_groups(config)
+READ_JOBS = plan.read_job_groups(config)
 
 
 wildcard_constraints:
     method="|".join(config["methods"]),
     variant="|".join(sorted({variant for _, variant in plan.method_variants(config)})),
     image_size=r"\d+",
-    cutoff=r"\d+",
+    cutoff=r"\d+(\+\d+)*",
     repeat=r"\d+",
 
 
@@ -60,7 +63,7 @@ rule store:
         options=plan.VariantOptions(config),
         store_psnr_floor_db=plan.PsnrFloor(config, "store_psnr_floor_db"),
         image_psnr_floor_db=plan.PsnrFloor(config, "image_psnr_floor_db"),
-        store_path=str(STORE),
+        store_paths=plan.StorePaths(STORE),
         store_root=config["store_dir"],
         # A store no read job reads (every pattern skipped at its cutoff) is removed here.
         remove_after=plan.StoreUnread(config),

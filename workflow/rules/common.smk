@@ -91,7 +91,8 @@ def end_reselection_timers():
 def owned_stores(root):
     """The store directories the current configuration's store jobs write."""
     return [
-        root / str(STORE.relative_to(STORE_DIR)).format(**job) for job in STORE_JOBS
+        root / str(STORE.relative_to(STORE_DIR)).format(**job)
+        for job in plan.store_jobs(config)
     ]
 
 

@@ -1,6 +1,7 @@
 """Snakemake adapter: time every read of one store (each cache state, pattern, readers and
 readahead of the config), one after another in this process; then remove the store
-(unless keep_stores)."""
+(unless keep_stores). A job of several small stores (cutoff "1+10+100") reads each of them
+so in turn."""
 
 from imgbench.system import phases
 
@@ -25,7 +26,8 @@ def describe(error):
 
 
 logger = scriptlog.setup(smk.log[0], describe)
-store_dir = storeref.read_manifest(Path(smk.input.manifest))
+store_dirs = storeref.read_manifest(Path(smk.input.manifest))
+store_dir = store_dirs[0]
 phases.now_in(phases.OTHER)
 
 
@@ -49,15 +51,8 @@ def main():
 
 
 def measure_reads(watch):
-    cutoff = int(smk.wildcards.cutoff)
+    global store_dir
     size = int(smk.wildcards.image_size)
-    with phases.phase("source"):
-        source = measure.load_source(
-            Path(smk.input.images),
-            Path(smk.input.labels),
-            cutoff,
-            plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
-        )
     with phases.phase("provenance"):
         env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
     # a parameter none of the store's reads uses is None (plan.ReadParameter): unused
@@ -88,25 +83,36 @@ def measure_reads(watch):
         rigor=smk.params.rigor,
         image_psnr_floor_db=smk.params.image_psnr_floor_db,
     )
-    progress = Progress(len(points))
-    rows = measure.run_reads(
-        points,
-        source,
-        store_dir,
-        env=env,
-        settings=settings,
-        memory_watch=watch,
-        after_point=progress,
-    )
+    cutoffs = plan.cutoffs_of(smk.wildcards.cutoff)
+    progress = Progress(len(points) * len(cutoffs))
+    rows = []
+    for cutoff, store_dir in zip(cutoffs, store_dirs, strict=True):
+        with phases.phase("source"):
+            source = measure.load_source(
+                Path(smk.input.images),
+                Path(smk.input.labels),
+                cutoff,
+                plan.chunk_images({"chunk_bytes": smk.params.chunk_bytes}, size),
+            )
+        rows += measure.run_reads(
+            points,
+            source,
+            store_dir,
+            env=env,
+            settings=settings,
+            memory_watch=watch,
+            after_point=progress,
+        )
     phases.now_in("rows")
     measure.write_rows(rows, smk.output.row)
     with phases.phase("remove store"):
-        store, removed = storeref.remove(
+        stores, removed = storeref.remove(
             Path(smk.input.manifest),
             keep=smk.params.keep_stores,
             root=storeref.resolve(smk.params.store_root),
         )
-    logger.info("%s %s", "removed" if removed else "kept (keep_stores)", store)
+    for store in stores:
+        logger.info("%s %s", "removed" if removed else "kept (keep_stores)", store)
     logger.info(phases.line())
     measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
 

@@ -1,8 +1,10 @@
-"""Snakemake adapter: write a fresh store of the first `cutoff` images, timed (write, flush).
+"""Snakemake adapter: write a fresh store of the first `cutoff` images, timed (write, flush);
+for a job of several small stores (cutoff "1+10+100"), each of them in turn.
 
 Before anything is written: store_dir must be able to hold files and have room for the
 store (an upper bound from the method). The store is claimed while it is written and
-removed if the job fails or is interrupted, so no partial store stays behind.
+removed if the job fails or is interrupted, so no partial store stays behind (nor the
+job's other stores).
 """
 
 from imgbench.system import phases
@@ -20,11 +22,18 @@ from imgbench.system.units import human_bytes  # noqa: E402
 
 smk = snakemake  # noqa: F821
 wildcards = smk.wildcards
-cutoff = int(wildcards.cutoff)
-label = (
-    f"{wildcards.method}/{wildcards.variant} {wildcards.image_size}px {cutoff:,}-image "
-    f"(repeat {wildcards.repeat})"
-)
+# The job's stores: one, or several small ones sharing the job (plan.cutoff_groups).
+cutoffs = plan.cutoffs_of(wildcards.cutoff)
+
+
+def store_label(cutoff):
+    return (
+        f"{wildcards.method}/{wildcards.variant} {wildcards.image_size}px {cutoff:,}-image "
+        f"(repeat {wildcards.repeat})"
+    )
+
+
+label = store_label(cutoffs[-1])  # the store being written, as the job goes
 store_dir = None
 
 
@@ -38,16 +47,19 @@ def describe(error):
 
 logger = scriptlog.setup(smk.log[0], describe)
 store_root = storeref.resolve(smk.params.store_root)
-store_dir = storeref.resolve(smk.params.store_path)
+store_dirs = [storeref.resolve(path) for path in smk.params.store_paths]
+store_dir = store_dirs[0]
 phases.now_in(phases.OTHER)
 
 
 def on_signal(signum):
     """The sentence for a store job killed by a signal it could not catch; its partial
-    store is removed here, since the job could not."""
+    store (and the job's stores written before it) are removed here, since the job could
+    not."""
     name = signal.Signals(signum).name
     free = human_bytes(space.free_bytes(store_dir))  # before the partial store goes
-    storeref.release(store_dir, store_root)
+    for each in store_dirs:
+        storeref.release(each, store_root)
     if signum == signal.SIGBUS:
         return (
             f"the {label} store job was killed by SIGBUS: a memory-mapped file found no "
@@ -62,6 +74,33 @@ def on_signal(signum):
 
 
 def main():
+    global label, store_dir
+    with phases.phase("provenance"):
+        env = provenance.collect(store_dirs[0], Path(smk.scriptdir).parents[1], wildcards.method)
+    rows = []
+    try:
+        for cutoff, each in zip(cutoffs, store_dirs, strict=True):
+            label, store_dir = store_label(cutoff), each  # for the failure's sentence
+            rows += store_one(cutoff, env)
+        measure.write_rows(rows, smk.output.row)
+        logger.info(phases.line())
+        measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
+        storeref.write_manifest(Path(smk.output.manifest), store_dirs)
+        for each in store_dirs:
+            storeref.complete(each)
+    except BaseException:
+        for each in store_dirs:  # every store of the job, not only the one that failed
+            storeref.release(each, store_root)
+        raise
+    if smk.params.remove_after:  # no read job reads these stores
+        with phases.phase("remove store"):
+            for each in store_dirs:
+                storeref.release(each, store_root)
+                logger.info("removed %s: no read of the config reads a store of its cutoff", each)
+
+
+def store_one(cutoff, env):
+    """Write the store of ``cutoff`` images (``store_dir``), timed; its rows."""
     space.check_store_dir(store_dir)
     need = space.store_bytes(
         wildcards.method,
@@ -86,8 +125,6 @@ def main():
                     {"chunk_bytes": smk.params.chunk_bytes}, int(wildcards.image_size)
                 ),
             )
-        with phases.phase("provenance"):
-            env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], wildcards.method)
         point = measure.Point(
             wildcards.method,
             variant=wildcards.variant,
@@ -146,15 +183,7 @@ def main():
                 row["peak_rss_bytes"] / 2**20,
                 row["peak_anon_bytes"] / 2**20,
             )
-        measure.write_rows(rows, smk.output.row)
-        logger.info(phases.line())
-        measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
-        storeref.write_manifest(Path(smk.output.manifest), store_dir)
-        storeref.complete(store_dir)
-    if smk.params.remove_after:  # no read job reads this store
-        with phases.phase("remove store"):
-            storeref.release(store_dir, store_root)
-        logger.info("removed %s: no read of the config reads a store of this cutoff", store_dir)
+    return rows
 
 
 scriptlog.run_guarded(main, on_signal)

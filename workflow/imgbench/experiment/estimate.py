@@ -154,6 +154,11 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
     options_of = plan.VariantOptions(config)
     inner, budget = int(config["inner_repeats"]), float(config["inner_budget_seconds"])
     untimed = {key: value * factor for key, value in UNTIMED.items()}
+    # the first store of each job (small stores share their jobs: plan.cutoff_groups)
+    job_starts = {
+        (job["method"], job["variant"], job["image_size"], job["cutoffs"][0], job["repeat"])
+        for job in plan.job_groups(config)
+    }
     for job in plan.store_jobs(config):
         wildcards = SimpleNamespace(**{key: str(value) for key, value in job.items()})
         speeds = speeds_of(job["method"], options_of(wildcards))
@@ -163,17 +168,19 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
         store_s = factor * mb / speeds.store_mb_s
         cost = store_s + untimed["repetition_s"] + files * untimed["per_file_s"] * 2
         performed, kept = repetitions(cost, store_s, inner, budget)
-        job_s = untimed["job_start_s"] + performed * cost + mb / untimed["recycle_mb_s"]
         result.timed_operations += kept
         result.timed_s += kept * store_s
-        # the job, and the store's removal (by its read job, or by itself without reads)
-        result.wall_s += job_s + untimed["between_jobs_s"] + files * untimed["unlink_s"]
-        result.jobs += 1
+        # the store, and its removal (by its read job, or by its store job without reads)
+        result.wall_s += performed * cost + mb / untimed["recycle_mb_s"]
+        result.wall_s += files * untimed["unlink_s"]
         kinds = plan.read_kinds(config, images, size)
+        starts = (job["method"], job["variant"], size, images, job["repeat"]) in job_starts
+        jobs = 2 if kinds else 1
+        if starts:
+            result.jobs += jobs
+            result.wall_s += jobs * (untimed["job_start_s"] + untimed["between_jobs_s"])
         if not kinds:
             continue
-        result.jobs += 1
-        result.wall_s += untimed["job_start_s"] + untimed["between_jobs_s"]
         for kind in kinds:
             timed = factor * _timed_read_s(kind, speeds, images, mb, config)
             cost = timed + untimed["repetition_s"] + files * untimed["per_file_s"]

@@ -76,6 +76,8 @@ STORE_WILDCARDS = ("method", "variant", "image_size", "cutoff", "repeat")
 
 
 def store_jobs(config: dict) -> list[dict]:
+    """Every store of the run (one per method, variant, image size, cutoff and repeat);
+    the Snakemake jobs that write them are ``job_groups``."""
     jobs = []
     for (method, variant), size in product(method_variants(config), config["image_sizes"]):
         for cutoff, repeat in product(config["cutoffs"], range(1, config["repeats"] + 1)):
@@ -89,6 +91,79 @@ def store_jobs(config: dict) -> list[dict]:
                 }
             )
     return jobs
+
+
+# --- small stores share their jobs ---------------------------------------------------------
+#
+# A store of a few images is written and read in milliseconds, while a job costs about
+# 0.35 s beyond its timed work (the interpreter, Snakemake's preamble and its work between
+# jobs, imports, provenance): in the default run the 72 jobs of cutoffs 1, 10 and 100
+# spent 27 s for 2 s of timed work. So the stores of at most ``small_store_bytes`` of
+# pixels of one method, variant, image size and repeat, with the same reads, share one
+# store job and one read job. Each store is still written fresh and read from its own
+# prepared state with its own repetitions, and its rows are its own; the job's
+# ``cutoff`` wildcard names the cutoffs it holds ("1+10+100").
+
+CUTOFF_JOINER = "+"
+
+
+def cutoff_groups(config: dict, size: int) -> list[list[int]]:
+    """The config's cutoffs at ``size`` as the jobs hold them: each small store's cutoff
+    (at most ``small_store_bytes`` of pixels) with the other small ones that have the
+    same reads, every other cutoff alone; in the config's order."""
+    limit = int(config.get("small_store_bytes") or 0)
+    groups: list[list[int]] = []
+    shared: dict[tuple, list[int]] = {}
+    for cutoff in config["cutoffs"]:
+        if cutoff * image_bytes(size) > limit:
+            groups.append([cutoff])
+            continue
+        reads = tuple(tuple(kind.values()) for kind in read_kinds(config, cutoff, size))
+        if reads in shared:
+            shared[reads].append(cutoff)
+        else:
+            shared[reads] = [cutoff]
+            groups.append(shared[reads])
+    return groups
+
+
+def cutoff_label(cutoffs: list[int]) -> str:
+    """A job's ``cutoff`` wildcard: its cutoffs joined ("1+10+100", or "1000")."""
+    return CUTOFF_JOINER.join(str(cutoff) for cutoff in cutoffs)
+
+
+def cutoffs_of(label) -> list[int]:
+    """The cutoffs a job's ``cutoff`` wildcard names."""
+    return [int(cutoff) for cutoff in str(label).split(CUTOFF_JOINER)]
+
+
+def job_groups(config: dict) -> list[dict]:
+    """The store jobs: the wildcards of each (``cutoff`` a ``cutoff_label``) and the
+    ``cutoffs`` of the stores it writes."""
+    jobs = []
+    for (method, variant), size in product(method_variants(config), config["image_sizes"]):
+        groups = cutoff_groups(config, size)
+        for cutoffs, repeat in product(groups, range(1, config["repeats"] + 1)):
+            jobs.append(
+                {
+                    "method": method,
+                    "variant": variant,
+                    "image_size": size,
+                    "cutoff": cutoff_label(cutoffs),
+                    "repeat": repeat,
+                    "cutoffs": cutoffs,
+                }
+            )
+    return jobs
+
+
+def read_job_groups(config: dict) -> list[dict]:
+    """The read jobs: one per store job whose stores have reads (``job_groups``)."""
+    return [
+        job
+        for job in job_groups(config)
+        if read_kinds(config, job["cutoffs"][0], job["image_size"])
+    ]
 
 
 def read_kinds(
@@ -146,6 +221,11 @@ def read_jobs(config: dict) -> list[dict]:
     ]
 
 
+def job_read_kinds(config: dict, wildcards) -> list[dict]:
+    """The reads of each store of a job (the stores a job holds have the same reads)."""
+    return read_kinds(config, cutoffs_of(wildcards.cutoff)[0], int(wildcards.image_size))
+
+
 def job_order(kind: dict) -> tuple:
     """A store's reads in the order its read job runs them: warm reads first, while the
     store just written is still in the page cache and making it warm costs nothing; then
@@ -161,8 +241,7 @@ class StoreReadKinds:
         self.config = config
 
     def __call__(self, wildcards) -> list[dict]:
-        kinds = read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
-        return sorted(kinds, key=job_order)
+        return sorted(job_read_kinds(self.config, wildcards), key=job_order)
 
 
 class ReadParameter:
@@ -174,7 +253,7 @@ class ReadParameter:
         self.config, self.key = config, key
 
     def __call__(self, wildcards):
-        kinds = read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
+        kinds = job_read_kinds(self.config, wildcards)
         if any(vocabulary.uses(kind["read_pattern"], self.key) for kind in kinds):
             return self.config[self.key]
         return None
@@ -188,13 +267,28 @@ class StoreUnread:
         self.config = config
 
     def __call__(self, wildcards) -> bool:
-        kinds = read_kinds(self.config, int(wildcards.cutoff), int(wildcards.image_size))
-        return not kinds and not self.config["keep_stores"]
+        return not job_read_kinds(self.config, wildcards) and not self.config["keep_stores"]
 
 
 def paths(template, jobs: list[dict]) -> list[str]:
     """Fill a rule's output pattern with each job's wildcards."""
     return [str(template).format(**job) for job in jobs]
+
+
+class StorePaths:
+    """Rule ``params`` callable: the store directory of each of the job's cutoffs, from
+    the layout ``template`` (``store_dir`` not expanded: the job resolves it where it
+    runs, see ``storeref``)."""
+
+    def __init__(self, template: str):
+        self.template = str(template)
+
+    def __call__(self, wildcards) -> list[str]:
+        path = self.template
+        for name in STORE_WILDCARDS:
+            if name != "cutoff":
+                path = path.replace("{" + name + "}", str(getattr(wildcards, name)))
+        return [path.replace("{cutoff}", str(cutoff)) for cutoff in cutoffs_of(wildcards.cutoff)]
 
 
 class VariantOptions:

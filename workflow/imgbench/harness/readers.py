@@ -56,6 +56,10 @@ from imgbench.harness.region import IN_READERS, Region
 from imgbench.methods import get_method
 from imgbench.system import lifetime, machine, phases
 
+# The most bytes of batches the check pass holds before it compares them in one go: a
+# little, so that the memory a job records stays what its reads hold.
+CHECK_HELD_BYTES = 1 << 20
+
 # How often a reader waiting to be released checks that its parent is still there.
 PARENT_CHECK_S = 0.1
 
@@ -121,7 +125,8 @@ def timed_requests(module, store_dir: Path, requests, readahead: bool) -> np.nda
 
 
 def checked_requests(module, store_dir: Path, requests, readahead: bool, check) -> None:
-    """Open a reader, serve ``requests`` and ``check(batch, request)`` each, close. A
+    """Open a reader, serve ``requests`` and ``check(batch, request)`` each (through
+    ``check.many`` where it has it, up to ``CHECK_HELD_BYTES`` of batches at a time), close. A
     buffered shuffle's minibatches are each checked against the indices they hold, and
     together they must hold every image of its units exactly once."""
     reader = module.open_reader(store_dir, readahead=readahead)
@@ -132,6 +137,16 @@ def checked_requests(module, store_dir: Path, requests, readahead: bool, check) 
                 check(batch, indices)
                 drawn.append(indices)
             verification.check_epoch(module.__name__, drawn, list(requests))
+        elif hasattr(check, "many"):
+            held, held_bytes = [], 0
+            for request in requests:
+                batch = reader.get(request)
+                held.append((batch, request))
+                held_bytes += getattr(batch[0], "nbytes", 0)
+                if held_bytes >= CHECK_HELD_BYTES:
+                    check.many(held)
+                    held, held_bytes = [], 0
+            check.many(held)
         else:
             for request in requests:
                 check(reader.get(request), request)

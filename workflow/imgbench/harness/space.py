@@ -142,17 +142,27 @@ def describe_os_error(error: BaseException, store_dir: Path | None) -> str | Non
 
 
 def largest_store(store_jobs: list[dict], variant_options) -> tuple[str, int]:
-    """(label, bytes) of the store of ``store_jobs`` that needs the most disk; stores are
-    removed after their reads, so this is the run's peak need under store_dir."""
+    """(label, bytes) of the store job of ``store_jobs`` (``plan.job_groups``, or one
+    store each) that needs the most disk: its stores together (small stores sharing a job
+    stay until its read job ends); stores are removed after their reads, so this is the
+    run's peak need under store_dir."""
     best_label, best = "", 0
     for job in store_jobs:
         size = int(job["image_size"])
-        need = store_bytes(
-            job["method"], int(job["cutoff"]), plan.image_bytes(size), variant_options(job)
+        cutoffs = [int(cutoff) for cutoff in job.get("cutoffs") or [job["cutoff"]]]
+        need = sum(
+            store_bytes(job["method"], cutoff, plan.image_bytes(size), variant_options(job))
+            for cutoff in cutoffs
         )
         if need > best:
             best = need
-            best_label = f"{job['method']}/{job['variant']} {size}px {int(job['cutoff']):,}-image"
+            counts = [f"{cutoff:,}" for cutoff in cutoffs]
+            images = (
+                counts[0] if len(counts) == 1 else f"{'-, '.join(counts[:-1])}- and {counts[-1]}"
+            )
+            best_label = f"{job['method']}/{job['variant']} {size}px {images}-image"
+            if len(counts) > 1:
+                best_label += " stores of one job"
     return best_label, best
 
 

@@ -3,7 +3,7 @@ which stores under ``store_dir`` the pipeline made, and removing those no job ow
 
 ``store_dir`` may name environment variables (``$TMPDIR/imgbench``, ``${SLURM_TMPDIR}``),
 expanded by the store job on the node that runs it. The store job writes a small manifest
-(path, host); the read jobs and the removal job read it and run on another host only
+(its stores' paths, host); the read jobs and the removal job read it and run on another host only
 where the store's path exists there too (a shared file system), so a store on node-local
 disk is never silently missing. Snakemake tracks the manifest,
 not the store directory.
@@ -48,40 +48,51 @@ def resolve(store_path: str) -> Path:
     return Path(expanded).absolute()
 
 
-def write_manifest(manifest: Path, store: Path) -> None:
-    fs_type, mount = filesystem_of(store)
-    record = {"store": str(store), "host": socket.gethostname(), "fs_type": fs_type, "mount": mount}
+def write_manifest(manifest: Path, stores: Path | list[Path]) -> None:
+    """Record the job's stores (one, or the small stores sharing a job), the host that
+    wrote them and their file system."""
+    stores = [stores] if isinstance(stores, (str, Path)) else list(stores)
+    fs_type, mount = filesystem_of(stores[0])
+    record = {
+        "stores": [str(store) for store in stores],
+        "host": socket.gethostname(),
+        "fs_type": fs_type,
+        "mount": mount,
+    }
     write_text(json.dumps(record, indent=2) + "\n", manifest)
 
 
-def read_manifest(manifest: Path) -> Path:
-    """The store directory named by ``manifest``; it must exist here: on the host that
-    wrote it, or on another that sees the same path (a shared file system)."""
+def read_manifest(manifest: Path) -> list[Path]:
+    """The store directories named by ``manifest``; each must exist here: on the host
+    that wrote it, or on another that sees the same path (a shared file system)."""
     record = json.loads(Path(manifest).read_text())
-    store = Path(record["store"])
+    stores = [Path(store) for store in record.get("stores") or [record["store"]]]
     here = socket.gethostname()
-    if record["host"] != here and not store.exists():
-        raise StoreLocationError(
-            f"store {store} was written on {record['host']} but this job runs on {here}, "
-            "where it does not exist: on a cluster keep each store's jobs in one job group "
-            "(profiles/slurm sets `groups`) or put store_dir on a shared file system"
-        )
-    if not store.is_dir():
-        raise StoreLocationError(
-            f"store {store} named by {manifest} is missing; rerun its store job "
-            f"(snakemake --forcerun store) or check that store_dir is not cleaned by the system"
-        )
-    return store
+    for store in stores:
+        if record["host"] != here and not store.exists():
+            raise StoreLocationError(
+                f"store {store} was written on {record['host']} but this job runs on {here}, "
+                "where it does not exist: on a cluster keep each store's jobs in one job group "
+                "(profiles/slurm sets `groups`) or put store_dir on a shared file system"
+            )
+        if not store.is_dir():
+            raise StoreLocationError(
+                f"store {store} named by {manifest} is missing; rerun its store job "
+                f"(snakemake --forcerun store) or check that store_dir is not cleaned by the "
+                "system"
+            )
+    return stores
 
 
-def remove(manifest: Path, keep: bool, root: Path | None = None) -> tuple[Path, bool]:
-    """Remove the store and its claim unless ``keep``, then layout directories left empty
-    up to ``root``; returns (store, removed)."""
-    store = read_manifest(manifest)
+def remove(manifest: Path, keep: bool, root: Path | None = None) -> tuple[list[Path], bool]:
+    """Remove the manifest's stores and their claims unless ``keep``, then layout
+    directories left empty up to ``root``; returns (stores, removed)."""
+    stores = read_manifest(manifest)
     if keep:
-        return store, False
-    release(store, root)
-    return store, True
+        return stores, False
+    for store in stores:
+        release(store, root)
+    return stores, True
 
 
 CLAIM_SUFFIX = ".imgbench"

@@ -36,7 +36,9 @@ class _PerJob:
         return _mb(plan.chunk_images(self.config, size) * vocabulary.image_bytes(size))
 
     def _store_mb(self, wildcards) -> int:
-        return _mb(int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)))
+        """The largest of the job's stores (a job may hold several small ones)."""
+        largest = max(plan.cutoffs_of(wildcards.cutoff))
+        return _mb(largest * vocabulary.image_bytes(int(wildcards.image_size)))
 
 
 class StoreMemMb(_PerJob):
@@ -47,12 +49,9 @@ class StoreMemMb(_PerJob):
 
 
 def read_kinds(config: dict, wildcards) -> list[SimpleNamespace]:
-    """The reads of the job's store, each as wildcards of one read (store and kind)."""
+    """The reads of the job's stores, each as wildcards of one read (store and kind)."""
     store = {name: getattr(wildcards, name) for name in plan.STORE_WILDCARDS}
-    return [
-        SimpleNamespace(**store, **kind)
-        for kind in plan.read_kinds(config, int(wildcards.cutoff), int(wildcards.image_size))
-    ]
+    return [SimpleNamespace(**store, **kind) for kind in plan.job_read_kinds(config, wildcards)]
 
 
 class ReadMemMb(_PerJob):
@@ -88,8 +87,10 @@ class ReadThreads:
 
 def timing_runtime(wildcards) -> int:
     """Minutes: PNG, the slowest method, encodes about 10 MB of pixels a second here
-    (256x256 images in about 20 ms each); 10 minutes plus three times that."""
-    pixels_mb = int(wildcards.cutoff) * vocabulary.image_bytes(int(wildcards.image_size)) / 1e6
+    (256x256 images in about 20 ms each); 10 minutes plus three times that, for all the
+    job's stores."""
+    images = sum(plan.cutoffs_of(wildcards.cutoff))
+    pixels_mb = images * vocabulary.image_bytes(int(wildcards.image_size)) / 1e6
     return 10 + int(pixels_mb / 200)
 
 

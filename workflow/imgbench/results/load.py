@@ -75,7 +75,7 @@ def load_environments(paths: Iterable[Path]) -> dict[str, dict]:
 
 _BENCHMARK_NAME = re.compile(
     r"(?P<operation>store|read)/(?P<method>[^/]+)/(?P<variant>[^/]+)/(?P<image_size>\d+)px/"
-    r"(?P<cutoff>\d+)/repeat(?P<repeat>\d+)"
+    r"(?P<cutoff>\d+(?:\+\d+)*)/repeat(?P<repeat>\d+)"
     rf"(?:_(?P<cache>{'|'.join(vocabulary.CACHE_STATES)})_(?P<read_pattern>.+)"
     rf"_(?P<readers>\d+)readers_ra-(?P<readahead>{'|'.join(vocabulary.READAHEAD)}))?"
     r"\.tsv$"
@@ -84,7 +84,8 @@ _BENCHMARK_NAME = re.compile(
 
 def load_benchmarks(paths: Iterable[Path]) -> pd.DataFrame:
     """Snakemake's benchmark files of the store and read jobs (``max_rss`` in MB, sampled
-    by Snakemake), one row per job, with the job's coordinates from its path."""
+    by Snakemake), one row per job and store, with the job's coordinates from its path: a
+    job holding several small stores (cutoff "1+10+100") gives each of them its figures."""
     records = []
     for path in paths:
         match = _BENCHMARK_NAME.search(Path(path).as_posix())
@@ -92,10 +93,11 @@ def load_benchmarks(paths: Iterable[Path]) -> pd.DataFrame:
             raise ValueError(f"{path} is not a store or read benchmark file of this workflow")
         frame = pd.read_csv(path, sep="\t")
         record = {k: v for k, v in match.groupdict().items() if v is not None}
-        for key in ("image_size", "cutoff", "repeat", "readers"):
+        for key in ("image_size", "repeat", "readers"):
             if key in record:
                 record[key] = int(record[key])
         record["max_rss_mb"] = pd.to_numeric(frame["max_rss"], errors="coerce").max()
         record["job_seconds"] = pd.to_numeric(frame["s"], errors="coerce").max()
-        records.append(record)
+        for cutoff in record.pop("cutoff").split("+"):
+            records.append({**record, "cutoff": int(cutoff)})
     return pd.DataFrame.from_records(records)
