@@ -101,6 +101,7 @@ def main():
 
 def store_one(cutoff, env):
     """Write the store of ``cutoff`` images (``store_dir``), timed; its rows."""
+    phases.now_in(phases.OTHER)
     space.check_store_dir(store_dir)
     need = space.store_bytes(
         wildcards.method,
