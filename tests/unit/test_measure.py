@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import lmdb
@@ -589,6 +590,37 @@ def test_checking_many_batches_at_once_checks_each_one(data, tmp_path):
     short[4] = ((images[[1]].copy(), labels[[1]].copy()), requests[4])
     with pytest.raises(measure.VerificationError, match=r"images uint8\(1, 32, 32, 3\)"):
         check.many(short)
+
+
+def test_the_check_pass_checks_small_batches_together_and_large_ones_alone(data):
+    """Single images go to ``check.many`` in bundles of at most ``CHECK_HELD_BYTES``; a
+    batch of ``CHECK_BULK_BELOW_BYTES`` or more is checked on its own; every one once."""
+    images, labels = data
+    source = pool.tile(images, labels, len(images))
+    real = verification.request_check("npy", source)
+    calls = {"one": 0, "many": []}
+
+    class Counting:
+        def __call__(self, batch, request):
+            calls["one"] += 1
+            real(batch, request)
+
+        def many(self, pairs):
+            calls["many"].append(len(pairs))
+            real.many(pairs)
+
+    class Reader:
+        def get(self, request):
+            return source.take(request), source.labels[request]
+
+        def close(self):
+            pass
+
+    module = SimpleNamespace(__name__="npy", open_reader=lambda store, readahead: Reader())
+    big = int(np.ceil(readers.CHECK_BULK_BELOW_BYTES / images[0].nbytes))
+    requests = [np.array([i % COUNT]) for i in range(12)] + [np.arange(big) % COUNT]
+    readers.checked_requests(module, Path("."), requests, True, Counting())
+    assert calls["one"] == 1 and sum(calls["many"]) == 12
 
 
 CHECK_S = 1.0

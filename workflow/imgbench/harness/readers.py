@@ -56,8 +56,10 @@ from imgbench.harness.region import IN_READERS, Region
 from imgbench.methods import get_method
 from imgbench.system import lifetime, machine, phases
 
-# The most bytes of batches the check pass holds before it compares them in one go: a
-# little, so that the memory a job records stays what its reads hold.
+# The check pass compares batches smaller than CHECK_BULK_BELOW_BYTES (single images, a
+# few) many at once, up to CHECK_HELD_BYTES of them: a little, so that the memory a job
+# records stays what its reads hold (a larger batch is checked on its own, as it came).
+CHECK_BULK_BELOW_BYTES = 64 << 10
 CHECK_HELD_BYTES = 1 << 20
 
 # How often a reader waiting to be released checks that its parent is still there.
@@ -125,8 +127,8 @@ def timed_requests(module, store_dir: Path, requests, readahead: bool) -> np.nda
 
 
 def checked_requests(module, store_dir: Path, requests, readahead: bool, check) -> None:
-    """Open a reader, serve ``requests`` and ``check(batch, request)`` each (through
-    ``check.many`` where it has it, up to ``CHECK_HELD_BYTES`` of batches at a time), close. A
+    """Open a reader, serve ``requests`` and ``check(batch, request)`` each (small batches
+    through ``check.many`` where it has it, up to ``CHECK_HELD_BYTES`` at a time), close. A
     buffered shuffle's minibatches are each checked against the indices they hold, and
     together they must hold every image of its units exactly once."""
     reader = module.open_reader(store_dir, readahead=readahead)
@@ -141,8 +143,12 @@ def checked_requests(module, store_dir: Path, requests, readahead: bool, check) 
             held, held_bytes = [], 0
             for request in requests:
                 batch = reader.get(request)
+                size = getattr(batch[0], "nbytes", 0)
+                if size >= CHECK_BULK_BELOW_BYTES:  # a batch of many images: at once
+                    check(batch, request)
+                    continue
                 held.append((batch, request))
-                held_bytes += getattr(batch[0], "nbytes", 0)
+                held_bytes += size
                 if held_bytes >= CHECK_HELD_BYTES:
                     check.many(held)
                     held, held_bytes = [], 0
