@@ -43,7 +43,8 @@ def test_nested_phases_count_once_and_add_up_to_the_wall_time():
     assert seconds[phases.PROCESS_START] > 0
     assert ledger["started_unix"] < ledger["finished_unix"]
     assert list(seconds.values()) == sorted(seconds.values(), reverse=True)
-    assert phases.line().startswith(f"job phases ({ledger['wall_s']:.3f} s): ")
+    assert phases.line(ledger).startswith(f"job phases ({ledger['wall_s']:.3f} s): ")
+    assert phases.line().startswith("job phases (")  # a ledger taken now
 
 
 def test_a_pop_without_push_never_ends_the_base_phase():

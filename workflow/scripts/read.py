@@ -113,8 +113,9 @@ def measure_reads(watch):
         )
     for store in stores:
         logger.info("%s %s", "removed" if removed else "kept (keep_stores)", store)
-    logger.info(phases.line())
-    measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
+    ledger = phases.summary()  # the same figures in the log and the env.json
+    logger.info(phases.line(ledger))
+    measure.write_environment(env | {"job": ledger}, smk.output.env)
 
 
 class Progress:

@@ -83,8 +83,9 @@ def main():
             label, store_dir = store_label(cutoff), each  # for the failure's sentence
             rows += store_one(cutoff, env)
         measure.write_rows(rows, smk.output.row)
-        logger.info(phases.line())
-        measure.write_environment(env | {"job": phases.summary()}, smk.output.env)
+        ledger = phases.summary()  # the same figures in the log and the env.json
+        logger.info(phases.line(ledger))
+        measure.write_environment(env | {"job": ledger}, smk.output.env)
         storeref.write_manifest(Path(smk.output.manifest), store_dirs)
         for each in store_dirs:
             storeref.complete(each)

@@ -109,8 +109,9 @@ def summary() -> dict:
     }
 
 
-def line() -> str:
-    """The ledger as one log line: each phase's seconds, largest first."""
-    ledger = summary()
+def line(ledger: dict | None = None) -> str:
+    """The ledger (``summary()``, taken now unless given) as one log line: each phase's
+    seconds, largest first."""
+    ledger = summary() if ledger is None else ledger
     parts = ", ".join(f"{name} {value:.3f} s" for name, value in ledger["phases_s"].items())
     return f"job phases ({ledger['wall_s']:.3f} s): {parts}"
