@@ -33,7 +33,7 @@ def store_label(cutoff):
     )
 
 
-label = store_label(cutoffs[-1])  # the store being written, as the job goes
+label = store_label(cutoffs[0])  # the store being written, as the job goes
 store_dir = None
 
 
