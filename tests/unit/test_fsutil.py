@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ci import unavailable
 
-from imgbench.system import fsutil
+from imgbench.system import fsutil, pagecache
 
 
 def make_tree(root: Path) -> list[Path]:
@@ -135,8 +135,8 @@ def test_filesystem_of_proc_is_procfs():
 
 def test_resident_pages_of_empty_file(tmp_path):
     (tmp_path / "empty").write_bytes(b"")
-    assert fsutil.resident_pages(tmp_path / "empty") == (0, 0)
-    assert fsutil.cached_fraction(tmp_path) == 0.0
+    assert pagecache.resident_pages(tmp_path / "empty") == (0, 0)
+    assert pagecache.cached_fraction(tmp_path) == 0.0
 
 
 def test_eviction_drops_the_store_from_the_page_cache(tmp_path):
@@ -149,22 +149,22 @@ def test_eviction_drops_the_store_from_the_page_cache(tmp_path):
     for path in fsutil.store_files(store):
         path.read_bytes()  # now in the page cache
 
-    before = fsutil.cached_fraction(store)
+    before = pagecache.cached_fraction(store)
     if math.isnan(before):
         unavailable("this platform cannot report page-cache residency (no mincore)")
-    resident, total = fsutil.resident_pages(store / "big.bin")
+    resident, total = pagecache.resident_pages(store / "big.bin")
     assert total == -(-size // os.sysconf("SC_PAGE_SIZE"))
     assert resident <= total
     assert before > 0.9
 
-    fsutil.evict_tree(store)
-    after = fsutil.cached_fraction(store)
+    pagecache.evict_tree(store)
+    after = pagecache.cached_fraction(store)
     assert after < 0.05
     # Eviction drops pages, not data.
     assert (store / "big.bin").stat().st_size == size
 
     (store / "big.bin").read_bytes()
-    assert fsutil.cached_fraction(store) > after
+    assert pagecache.cached_fraction(store) > after
 
 
 def test_evict_and_fill_measure_residency_in_the_same_pass(tmp_path):
@@ -176,23 +176,23 @@ def test_evict_and_fill_measure_residency_in_the_same_pass(tmp_path):
     (store / "sub" / "small.bin").write_bytes(os.urandom(30000))
     (store / "empty.bin").write_bytes(b"")
     fsutil.fsync_tree(store)
-    if math.isnan(fsutil.cached_fraction(store)):
+    if math.isnan(pagecache.cached_fraction(store)):
         unavailable("this platform cannot report page-cache residency (no mincore)")
     for path in fsutil.store_files(store):
         path.read_bytes()  # all of it cached
-    cached = sum(fsutil.resident_pages(path)[0] for path in fsutil.store_files(store))
-    eviction = fsutil.evict_tree_measured(store)
+    cached = sum(pagecache.resident_pages(path)[0] for path in fsutil.store_files(store))
+    eviction = pagecache.evict_tree_measured(store)
     assert eviction.cached_fraction < 0.05
-    assert eviction.cached_fraction == pytest.approx(fsutil.cached_fraction(store), abs=0.02)
+    assert eviction.cached_fraction == pytest.approx(pagecache.cached_fraction(store), abs=0.02)
     # it freed what was cached, less what stayed
     assert eviction.freed_bytes == pytest.approx(cached * mmap.PAGESIZE, rel=0.05)
-    assert fsutil.evict_tree_measured(store).freed_bytes == 0  # nothing left to free
-    filled = fsutil.fill_tree_measured(store)
-    assert filled == 1.0 == fsutil.cached_fraction(store)
+    assert pagecache.evict_tree_measured(store).freed_bytes == 0  # nothing left to free
+    filled = pagecache.fill_tree_measured(store)
+    assert filled == 1.0 == pagecache.cached_fraction(store)
     # a file list limits both to those files
     files = [store / "big.bin"]
-    assert fsutil.evict_tree_measured(store, files).cached_fraction < 0.05
-    assert fsutil.resident_pages(store / "sub" / "small.bin")[0] > 0  # untouched
+    assert pagecache.evict_tree_measured(store, files).cached_fraction < 0.05
+    assert pagecache.resident_pages(store / "sub" / "small.bin")[0] > 0  # untouched
 
 
 def test_remove_tree_unlinks_a_large_directory_in_threads(tmp_path, monkeypatch):
@@ -314,7 +314,7 @@ def test_syncfs_of_a_missing_path_raises_oserror(tmp_path):
 
 def test_syncfs_falls_back_to_sync_without_libc_syncfs(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(fsutil, "_load_libc", lambda: object())
+    monkeypatch.setattr(fsutil, "load_libc", lambda: object())
     monkeypatch.setattr(fsutil.os, "sync", lambda: calls.append("sync"))
     fsutil.syncfs(tmp_path)
     assert calls == ["sync"]
@@ -357,14 +357,14 @@ def test_drop_caches_evicts_a_file_just_written_and_read(tmp_path):
     (store / "data.bin").write_bytes(os.urandom(4 * 1024 * 1024))
     fsutil.fsync_tree(store)
     (store / "data.bin").read_bytes()
-    assert fsutil.cached_fraction(store) > 0.9
+    assert pagecache.cached_fraction(store) > 0.9
     assert fsutil.can_drop_caches()
 
     fsutil.drop_caches()
 
-    resident, total = fsutil.resident_pages(store / "data.bin")
+    resident, total = pagecache.resident_pages(store / "data.bin")
     assert resident < total
-    assert fsutil.cached_fraction(store) < 0.05
+    assert pagecache.cached_fraction(store) < 0.05
 
 
 def test_drop_caches_without_the_file_names_cold_and_fadvise(tmp_path, monkeypatch):
@@ -484,20 +484,20 @@ def test_cachestat_and_mincore_count_the_same_resident_pages(tmp_path):
     page = os.sysconf("SC_PAGE_SIZE")
     path.write_bytes(os.urandom(64 * page))
     fsutil.fsync_tree(tmp_path)
-    fsutil.evict_tree(tmp_path)
+    pagecache.evict_tree(tmp_path)
     with open(path, "rb") as handle:
         handle.read(16 * page)  # readahead may bring in more; both must see the same
     fd = os.open(path, os.O_RDONLY)
     try:
-        by_cachestat = fsutil._cachestat_pages(fd)
+        by_cachestat = pagecache._cachestat_pages(fd)
         if by_cachestat is None:
             unavailable("this kernel has no cachestat(2) (Linux 6.5+)")
-        by_mincore = fsutil._mincore_pages(fd, 64 * page, path)
+        by_mincore = pagecache._mincore_pages(fd, 64 * page, path)
     finally:
         os.close(fd)
     assert by_cachestat == by_mincore
     assert 16 <= by_cachestat <= 64  # at least what was read
-    assert fsutil.resident_pages(path) == (by_cachestat, 64)
+    assert pagecache.resident_pages(path) == (by_cachestat, 64)
 
 
 def test_residency_walk_opens_files_relative_to_their_directories(tmp_path, monkeypatch):
@@ -508,12 +508,12 @@ def test_residency_walk_opens_files_relative_to_their_directories(tmp_path, monk
         (tmp_path / name).write_bytes(os.urandom(3 * mmap.PAGESIZE))
     monkeypatch.chdir(tmp_path)
     files = [Path("a.bin"), tmp_path / "sub" / "c.bin", Path("b.bin")]
-    assert fsutil._by_directory(files) == [
+    assert fsutil.by_directory(files) == [
         (os.curdir, ["a.bin", "b.bin"]),
         (os.fspath(tmp_path / "sub"), ["c.bin"]),
     ]
-    eviction = fsutil.evict_tree_measured(tmp_path, files)
+    eviction = pagecache.evict_tree_measured(tmp_path, files)
     if math.isnan(eviction.cached_fraction):
         unavailable("neither cachestat nor mincore works here")
-    assert fsutil.fill_tree_measured(tmp_path, files) == 1.0
-    assert fsutil.cached_fraction(tmp_path, files) == 1.0
+    assert pagecache.fill_tree_measured(tmp_path, files) == 1.0
+    assert pagecache.cached_fraction(tmp_path, files) == 1.0

@@ -17,7 +17,7 @@ import pytest
 from ci import unavailable
 from processes import start_stranger
 
-from imgbench.system import fsutil, machine
+from imgbench.system import fsutil, machine, pagecache
 
 PRESSURE_SAMPLE = (
     "some avg10=12.34 avg60=5.60 avg300=1.00 total=123456\n"
@@ -86,8 +86,8 @@ def evicted_file(directory: Path, size: int) -> Path:
     """A file of ``size`` random bytes, written back and dropped from the page cache."""
     path = directory / "evicted.bin"
     path.write_bytes(os.urandom(size))
-    fsutil.evict_tree(directory)
-    assert fsutil.cached_fraction(directory) < 0.05
+    pagecache.evict_tree(directory)
+    assert pagecache.cached_fraction(directory) < 0.05
     return path
 
 

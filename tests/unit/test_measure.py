@@ -40,7 +40,7 @@ from imgbench.methods import available_methods, get_method
 from imgbench.methods import lmdb as lmdb_method
 from imgbench.results import busy as busy_rule
 from imgbench.results import load
-from imgbench.system import fsutil, machine
+from imgbench.system import fsutil, machine, pagecache
 
 REPO = Path(__file__).resolve().parents[2]
 METHODS = available_methods()
@@ -259,10 +259,10 @@ def test_warm_fill_reads_a_store_that_is_not_cached(tmp_path):
     store = tmp_path / "store"
     store.mkdir()
     (store / "a.bin").write_bytes(os.urandom(4 << 20))
-    fsutil.evict_tree(store)
-    assert fsutil.cached_fraction(store) < 0.5
+    pagecache.evict_tree(store)
+    assert pagecache.cached_fraction(store) < 0.5
     prepare.fill_cache(store)
-    assert fsutil.cached_fraction(store) == 1.0
+    assert pagecache.cached_fraction(store) == 1.0
 
 
 def test_keep_going_follows_count_and_budget():

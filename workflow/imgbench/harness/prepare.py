@@ -47,7 +47,7 @@ import numpy as np
 from imgbench.data import pool
 from imgbench.experiment import vocabulary
 from imgbench.harness import readers, space, verification
-from imgbench.system import fsutil, machine, phases
+from imgbench.system import fsutil, machine, pagecache, phases
 
 # The page cache a recycle step frees before a timed operation, at most: enough to
 # decide where the operation's first pages come from; beyond it a store far larger than
@@ -98,7 +98,7 @@ def warmed_up(
                 each == "on",
                 verification.request_check(module.__name__, one, floor_db),
             )
-        fsutil.cached_fraction(scratch)
+        pagecache.cached_fraction(scratch)
         machine.io_read_bytes()
         machine.pressure_some_avg10("cpu")
         phases.pop()
@@ -158,8 +158,8 @@ def recycle_page_cache(directory: Path, nbytes: int) -> int:
 def fill_cache(store_dir: Path, files: list[str | Path] | None = None) -> float:
     """Make a store warm: read the bytes of every file not wholly in the page cache
     already (no decoding, so the cost does not depend on the format); the fraction of
-    the store then cached (``fsutil.fill_tree_measured``)."""
-    return fsutil.fill_tree_measured(store_dir, files)
+    the store then cached (``pagecache.fill_tree_measured``)."""
+    return pagecache.fill_tree_measured(store_dir, files)
 
 
 def prepare_machine(directory: Path, page_cache_bytes: int, anonymous_bytes: int = 0) -> int:
@@ -177,7 +177,7 @@ def evict(store_dir: Path, eviction: str, files: list[str | Path] | None = None)
     dentries and inodes (``drop_caches``, root only)."""
     if eviction == vocabulary.FADVISE:
         with phases.phase("evict"):
-            fsutil.evict_tree(store_dir, files)
+            pagecache.evict_tree(store_dir, files)
     elif eviction == vocabulary.DROP_CACHES:
         with phases.phase("evict"):
             fsutil.drop_caches()
@@ -254,7 +254,7 @@ class ReadPreparation:
             os.sync()
         if self.cold and self.eviction == vocabulary.FADVISE:
             with phases.phase("evict"):
-                eviction = fsutil.evict_tree_measured(self.store_dir, self.files)
+                eviction = pagecache.evict_tree_measured(self.store_dir, self.files)
             self.cached_fraction = eviction.cached_fraction
             freed = 0 if math.isnan(eviction.freed_bytes) else int(eviction.freed_bytes)
             self.prefaulted = self._recycle(max(0, self.page_cache_bytes - freed))
@@ -263,12 +263,12 @@ class ReadPreparation:
         if self.cold:
             evict(self.store_dir, self.eviction, self.files)
             with phases.phase("residency"):
-                self.cached_fraction = fsutil.cached_fraction(self.store_dir, self.files)
+                self.cached_fraction = pagecache.cached_fraction(self.store_dir, self.files)
             with phases.phase("evict"):
                 fsutil.drop_caches()  # the residency walk above brought inodes back
         else:
             with phases.phase("fill cache"):
-                self.cached_fraction = fsutil.fill_tree_measured(self.store_dir, self.files)
+                self.cached_fraction = pagecache.fill_tree_measured(self.store_dir, self.files)
 
     def _recycle(self, page_cache_bytes: int) -> int:
         """Before the point's first read only: ``page_cache_bytes`` of page cache and the
