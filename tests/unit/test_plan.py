@@ -158,7 +158,9 @@ def test_one_read_job_per_store_runs_all_its_reads_warm_first():
         read_patterns=["whole", "random_single"], readahead=["on", "off"], random_reads=100
     )
     # every store with a read has one read job; its coordinates are the store's
-    assert plan.read_jobs(config) == plan.store_jobs(config)
+    assert [job["cutoffs"] for job in plan.read_job_groups(config)] == [
+        [job["cutoff"]] for job in plan.store_jobs(config)
+    ]
     kinds_of = plan.StoreReadKinds(config)
     large = kinds_of(store_wildcards("png", "1000", "1"))
     assert sorted(map(str, large)) == sorted(map(str, plan.read_kinds(config, 1000, 32)))
@@ -171,7 +173,11 @@ def test_one_read_job_per_store_runs_all_its_reads_warm_first():
     ]
     # a store without any read has no read job: its store job removes it (unless kept)
     only_random = make_config(read_patterns=["random_single"], random_reads=100, keep_stores=False)
-    readable = {(job["cutoff"], job["repeat"]) for job in plan.read_jobs(only_random)}
+    readable = {
+        (cutoff, job["repeat"])
+        for job in plan.read_job_groups(only_random)
+        for cutoff in job["cutoffs"]
+    }
     assert {cutoff for cutoff, _ in readable} == {100, 1000}
     unread = plan.StoreUnread(only_random)
     assert unread(store_wildcards("png", "10", "1")) is True

@@ -158,7 +158,9 @@ def job_groups(config: dict) -> list[dict]:
 
 
 def read_job_groups(config: dict) -> list[dict]:
-    """The read jobs: one per store job whose stores have reads (``job_groups``)."""
+    """The read jobs: one per store job whose stores have reads (``job_groups``). A read
+    job runs all its stores' reads in one process, each from its own prepared state
+    (``StoreReadKinds``)."""
     return [
         job
         for job in job_groups(config)
@@ -210,14 +212,6 @@ def read_points(config: dict) -> list[dict]:
         {**job, **kind}
         for job in store_jobs(config)
         for kind in read_kinds(config, job["cutoff"], job["image_size"])
-    ]
-
-
-def read_jobs(config: dict) -> list[dict]:
-    """The read jobs: one per store with at least one read kind. A read job runs all its
-    store's reads in one process, each from its own prepared state (``StoreReadKinds``)."""
-    return [
-        job for job in store_jobs(config) if read_kinds(config, job["cutoff"], job["image_size"])
     ]
 
 
