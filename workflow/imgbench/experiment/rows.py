@@ -23,6 +23,18 @@ store is checked by fidelity instead of exactly (each image read against the con
 rows carry its PSNR against the source (``psnr_db`` over all pixels, the floor's measure;
 ``psnr_min_db`` of its worst image; ``psnr_p01_db`` the 1st percentile of its images').
 
+Many clients (``clients``): a read by ``clients`` client processes on ``nodes`` nodes
+(each its own process with one reader, opening the store itself and reading its share of
+the requests, all released together) records the wall time from the common start until
+the last client finished, ``images_per_s`` in total and ``images_per_s_per_client``
+(``images_per_s / clients``), the clients' distinct host names (``client_hosts``,
+``;``-separated), how they were started (``client_launch``: ``local`` processes of the
+job's machine, or ``srun`` over the nodes of a Slurm allocation), and each client's own
+timed pass (``client_seconds``) and bytes it fetched from its device
+(``client_device_read_bytes``), in client order, ``;``-separated. Every other row has
+``nodes`` 1 and ``clients`` 0 (the job's own process and its forked ``readers``), and
+these columns empty.
+
 ``open_in_clock`` says whether opening the store is inside the clock: it is for every
 method, pattern and reader count (a reader's open, requests and close; a whole read's
 open). A read's ``cache`` is ``cold``, ``warm``, or ``partly_cached`` where a warm read
@@ -73,6 +85,8 @@ ROW_FIELDS = [
     "read_pattern",
     "readahead",
     "readers",
+    "nodes",
+    "clients",
     "batch_size",
     "shuffle_buffer",
     "chunk_images",
@@ -86,6 +100,7 @@ ROW_FIELDS = [
     "flush_seconds",
     "warmup_seconds",
     "images_per_s",
+    "images_per_s_per_client",
     "latency_p50_us",
     "latency_p95_us",
     "latency_p99_us",
@@ -111,6 +126,10 @@ ROW_FIELDS = [
     "open_in_clock",
     "gc",
     "host",
+    "client_hosts",
+    "client_launch",
+    "client_seconds",
+    "client_device_read_bytes",
     "cpu_count",
     "store_fs_type",
     "env_id",
@@ -135,6 +154,9 @@ def new_row(env: dict, **fields) -> dict:
     row.update(fields)
     seconds = row["seconds"]
     row["images_per_s"] = row["images_read"] / seconds if seconds > 0 else float("inf")
+    clients = row["clients"]
+    if isinstance(clients, int) and clients > 0:
+        row["images_per_s_per_client"] = row["images_per_s"] / clients
     for stamp in ("t_start_unix", "t_end_unix"):
         if isinstance(row[stamp], float) and not math.isnan(row[stamp]):
             row[stamp] = f"{row[stamp]:.6f}"

@@ -26,7 +26,9 @@ class Point:
     store is evicted (``vocabulary.EVICTIONS``); ``pattern`` the read pattern
     (``vocabulary.READ_PATTERNS``) with its ``batch_size``, ``random_reads``,
     ``shuffle_buffer`` and ``seed``;
-    ``readers`` and ``readahead`` how a request pattern is served. A store's rows carry
+    ``readers`` and ``readahead`` how a request pattern is served; ``nodes`` and
+    ``per_node`` (0: none) the client processes of a many-clients read (``clients``),
+    each with one reader, instead of the job's forked readers. A store's rows carry
     ``n/a`` in place of the read's fields."""
 
     method: str
@@ -39,6 +41,8 @@ class Point:
     pattern: str = vocabulary.WHOLE
     readahead: str = vocabulary.READAHEAD_ON
     readers: int = 1
+    nodes: int = 1
+    per_node: int = 0
     batch_size: int = 64
     random_reads: int = 1000
     shuffle_buffer: int = 1000
@@ -49,6 +53,11 @@ class Point:
             raise ValueError(
                 f"fsync must be one of {', '.join(fsutil.FLUSH_STRATEGIES)}, not {self.fsync!r}"
             )
+
+    @property
+    def clients(self) -> int:
+        """Client processes of a many-clients read (0: the job's own readers)."""
+        return self.nodes * self.per_node
 
     @property
     def cold(self) -> bool:
@@ -74,6 +83,17 @@ class Point:
         one_process = vocabulary.is_one_process(self.pattern)
         if one_process and (self.readers != 1 or self.readahead != vocabulary.READAHEAD_ON):
             raise ValueError(f"the {self.pattern} read runs in one process with readahead on")
+        if self.per_node < 0 or self.nodes < 1:
+            raise ValueError(
+                f"clients need nodes >= 1 and per_node >= 0, not {self.nodes} x {self.per_node}"
+            )
+        if self.clients and (one_process or self.readers != 1):
+            raise ValueError(
+                f"a many-clients read has one reader per client and a request pattern, not "
+                f"{self.pattern} with {self.readers} readers"
+            )
+        if self.nodes > 1 and not self.per_node:
+            raise ValueError("a read on several nodes is a many-clients read: per_node >= 1")
 
 
 @dataclass(frozen=True)
