@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
-# Bring up a single-node Slurm cluster on this machine, for the integration test
-# (tests/test_slurm.py) and for trying profiles/slurm by hand.
+# Bring up a two-node Slurm cluster on this machine, for the integration test
+# (tests/workflow/test_slurm.py) and for trying profiles/slurm (and multi-node jobs) by hand.
 #
 #   sudo .ci/slurm/start_slurm.sh     # install (Debian packages) if needed, configure, start
 #   sudo .ci/slurm/stop_slurm.sh      # stop what this script started (by recorded pids)
 #
 # Needs root and apt-get (Debian 12: Slurm 22.05). No systemd needed: munged, mariadbd,
-# slurmdbd, slurmctld and slurmd run in the background under setsid; their pids are
+# slurmdbd, slurmctld and the slurmds run in the background under setsid; their pids are
 # recorded under $IMGBENCH_SLURM_STATE (default /var/lib/imgbench-slurm) and the stop
 # script kills exactly those pids. Running it again while the cluster is up is a no-op;
-# a half-finished earlier attempt (interrupted dpkg, stale pid files, a drained node) is
-# repaired.
+# a half-finished earlier attempt (interrupted dpkg, stale pid files, left-over network
+# namespaces, a drained node) is repaired.
+#
+# The nodes: imgb-n1 (10.213.0.11) and imgb-n2 (10.213.0.12), each a slurmd in its own
+# network and UTS namespace (so `hostname` in a job prints the node name), on a bridge
+# imgb-br0 (10.213.0.1) with slurmctld on the host; the file system is shared. See
+# nodes.sh. Both nodes declare this machine's CPUs and memory: they share them.
+# IMGBENCH_SLURM_NODES=N (1-9) makes N nodes instead of 2.
 #
 # Why each piece is there:
 # * slurmdbd + MariaDB: the Snakemake Slurm plugin checks job states with `sacct`, which
-#   fails outright with accounting_storage/none. Both listen on 127.0.0.1 only.
+#   fails outright with accounting_storage/none. MariaDB listens on 127.0.0.1 only;
+#   slurmctld and sacct reach slurmdbd at the bridge address (also from inside a job).
 # * /etc/slurm/slurm.conf (the default path): the plugin's job-step runner drops SLURM_CONF
 #   from the environment before its inner `srun`, so a config elsewhere is not found.
 # * An account (sacctmgr): the plugin validates `slurm_account` with sacctmgr.
 # * A private munge socket and key: no clash with a system munged; slurmdbd then needs
-#   AccountingStoragePass=<socket> (in slurm.conf) to authenticate slurmctld.
+#   AccountingStoragePass=<socket> (in slurm.conf) to authenticate slurmctld. The socket
+#   is a file, so the slurmds in their network namespaces use it too.
 # * MinJobAge=300: also lets `--slurm-status-command squeue` work (the plugin falls back to
 #   sacct unless MinJobAge >= 3 x its first status-check delay).
-# * RealMemory below what `slurmd -C` reports: otherwise the node drains ("Low RealMemory")
+# * RealMemory below what `slurmd -C` reports: otherwise a node drains ("Low RealMemory")
 #   as soon as the kernel reports a little less.
 # * proctrack/linuxproc and task/none: no cgroups (containers, CI runners).
+# * Partition OverSubscribe=NO (the default): a node's CPUs go to one job at a time, but
+#   the two nodes share the machine's cores, so jobs on different nodes compete for them.
 #
 # Prints `export` lines for the account, partition and cluster at the end (also written
 # to $IMGBENCH_SLURM_STATE/env).
 set -euo pipefail
 
-STATE=${IMGBENCH_SLURM_STATE:-/var/lib/imgbench-slurm}
 CLUSTER=${IMGBENCH_SLURM_CLUSTER:-imgbench}
 ACCOUNT=${IMGBENCH_SLURM_ACCOUNT:-imgbench}
 PARTITION=${IMGBENCH_SLURM_PARTITION:-debug}
@@ -39,19 +48,24 @@ DBD_PORT=${IMGBENCH_SLURM_DBD_PORT:-6819}
 CTLD_PORT=${IMGBENCH_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${IMGBENCH_SLURM_SLURMD_PORT:-6818}
 CONF_DIR=/etc/slurm
-PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+# iproute2 for `ip` (network namespaces, veths, bridge); nsenter and unshare are in
+# util-linux, which Debian always has.
+PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server iproute2)
 
 log() { printf '[start_slurm] %s\n' "$*" >&2; }
 die() {
     log "ERROR: $*"
     exit 1
 }
+# STATE, PIDS, LOGS, the node names and addresses, running(), stop_daemon(), ...
+# shellcheck source=.ci/slurm/nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
 
 [[ $(id -u) -eq 0 ]] || die "needs root (installs packages, writes /etc/slurm, starts daemons)"
 
 # ---------------------------------------------------------------- install
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
-BINARIES=(slurmctld slurmd slurmdbd sbatch sacct sacctmgr munged mariadbd mariadb-install-db)
+BINARIES=(slurmctld slurmd slurmdbd sbatch sacct sacctmgr munged mariadbd mariadb-install-db ip nsenter unshare)
 need_install=()
 for binary in "${BINARIES[@]}"; do
     command -v "$binary" >/dev/null 2>&1 || need_install+=("$binary")
@@ -98,19 +112,6 @@ done
 
 mkdir -p "$STATE"/{pids,logs,munge,mysql-run,slurmctld,slurmd}
 chmod 755 "$STATE"
-PIDS=$STATE/pids
-LOGS=$STATE/logs
-
-# True if the pid recorded for $1 is alive (not a zombie) and runs the program $2.
-running() {
-    local file=$PIDS/$1.pid pid stat
-    [[ -s $file ]] || return 1
-    pid=$(<"$file")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    [[ ${stat#*) } != Z* ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2"* ]]
-}
 
 # Wait up to $2 seconds for the command "${@:3}" to succeed (each try at most 10 s).
 wait_for() {
@@ -190,16 +191,75 @@ GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
 FLUSH PRIVILEGES;
 SQL
 
+# ---------------------------------------------------------------- the nodes' network
+# Idempotent: what exists and is right is kept (a running slurmd keeps its namespace),
+# what is missing or wrong is (re)created.
+net_up() {
+    local node ns veth addr index peer
+    if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+        ip link add "$BRIDGE" type bridge
+        log "created bridge $BRIDGE ($BRIDGE_ADDR)"
+    fi
+    ip addr replace "$BRIDGE_ADDR/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+    for node in "${NODES[@]}"; do
+        ns=$(netns_path "$node") veth=$(node_veth "$node") addr=$(node_addr "$node")
+        # A namespace file left without its namespace (not a mount any more) is recreated.
+        if [[ -e $ns ]] && ! nsenter --net="$ns" true 2>/dev/null; then
+            log "network namespace $node is stale; recreating it"
+            ip netns del "$node" 2>/dev/null || rm -f "$ns"
+        fi
+        if [[ ! -e $ns ]]; then
+            ip netns add "$node"
+            log "created network namespace $node ($addr)"
+        fi
+        # The veth pair: $veth on the host, eth0 in the namespace, peers of each other.
+        index=$(cat "/sys/class/net/$veth/ifindex" 2>/dev/null || true)
+        peer=$(ip -n "$node" -o link show eth0 2>/dev/null | sed -n 's/^[0-9]*: eth0@if\([0-9]*\):.*/\1/p' || true)
+        if [[ -z $index || $peer != "$index" ]]; then
+            ip link del "$veth" 2>/dev/null || true
+            ip -n "$node" link del eth0 2>/dev/null || true
+            ip link add "$veth" type veth peer name eth0 netns "$node"
+        fi
+        ip link set "$veth" master "$BRIDGE"
+        ip link set "$veth" up
+        ip -n "$node" link set lo up
+        ip -n "$node" addr replace "$addr/24" dev eth0
+        ip -n "$node" link set eth0 up
+        ip -n "$node" route replace default via "$BRIDGE_ADDR"
+    done
+    # With br_netfilter, bridged packets go through iptables' FORWARD chain, whose policy
+    # is DROP on Docker hosts: let node-to-node traffic on the bridge through.
+    if [[ $(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null) == 1 ]] &&
+        command -v iptables >/dev/null 2>&1; then
+        local rule=(FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment imgbench-slurm -j ACCEPT)
+        if ! iptables -w -C "${rule[@]}" 2>/dev/null; then
+            iptables -w -I "${rule[@]}" && log "iptables: accepting forwarded traffic on $BRIDGE"
+        fi
+    fi
+    # Each node name resolves to its namespace's address, on the host and in every node.
+    set_hosts_lines 1
+}
+net_up
+
 # ---------------------------------------------------------------- Slurm configuration
 mkdir -p "$CONF_DIR"
-# The node line as slurmd sees this machine, RealMemory lowered by 10% (min. 512 MB).
-NODE_LINE=$(slurmd -C | head -n 1)
-[[ $NODE_LINE == NodeName=* ]] || die "unexpected 'slurmd -C' output: $NODE_LINE"
-REAL_MEMORY=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODE_LINE")
+# The node line as slurmd sees this machine, RealMemory lowered by 10% (min. 512 MB),
+# once per node: every node has the whole machine (they share it).
+HARDWARE=$(slurmd -C | head -n 1)
+[[ $HARDWARE == NodeName=* ]] || die "unexpected 'slurmd -C' output: $HARDWARE"
+REAL_MEMORY=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$HARDWARE")
 LOWER_MEMORY=$((REAL_MEMORY * 9 / 10))
 ((LOWER_MEMORY >= 512)) || LOWER_MEMORY=512
-NODE_LINE=$(sed -e "s/RealMemory=[0-9]*/RealMemory=$LOWER_MEMORY/" \
-    -e "s/^NodeName=[^ ]*/NodeName=$HOST NodeAddr=127.0.0.1/" <<<"$NODE_LINE")
+HARDWARE=$(sed -e "s/RealMemory=[0-9]*/RealMemory=$LOWER_MEMORY/" -e "s/^NodeName=[^ ]* *//" <<<"$HARDWARE")
+NODE_LINES=
+for node in "${NODES[@]}"; do
+    NODE_LINES+="NodeName=$node NodeAddr=$(node_addr "$node") NodeHostname=$node $HARDWARE State=UNKNOWN"$'\n'
+done
+NODE_LIST=$(
+    IFS=,
+    echo "${NODES[*]}"
+)
 
 CONFIG_CHANGED=0
 write_if_changed() { # path mode content
@@ -214,9 +274,10 @@ write_if_changed() { # path mode content
     chmod "$mode" "$path"
 }
 
-write_if_changed "$CONF_DIR/slurm.conf" 644 "# Written by imgbench .ci/slurm/start_slurm.sh: one node, localhost only.
+write_if_changed "$CONF_DIR/slurm.conf" 644 "# Written by imgbench .ci/slurm/start_slurm.sh: ${#NODES[@]} nodes on this machine.
 ClusterName=$CLUSTER
-SlurmctldHost=$HOST(127.0.0.1)
+# The controller runs on the host; the nodes reach it at the bridge's address.
+SlurmctldHost=$HOST($BRIDGE_ADDR)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
@@ -225,11 +286,12 @@ AuthType=auth/munge
 AuthInfo=socket=$MUNGE_SOCKET
 CredType=cred/munge
 StateSaveLocation=$STATE/slurmctld
-SlurmdSpoolDir=$STATE/slurmd
+# %n: the node name (slurmd -N), one of each per node.
+SlurmdSpoolDir=$STATE/slurmd/%n
 SlurmctldPidFile=$STATE/slurmctld/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd/slurmd.pid
+SlurmdPidFile=$STATE/slurmd/%n.pid
 SlurmctldLogFile=$LOGS/slurmctld.log
-SlurmdLogFile=$LOGS/slurmd.log
+SlurmdLogFile=$LOGS/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -246,15 +308,15 @@ Waittime=0
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
+AccountingStorageHost=$BRIDGE_ADDR
 AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$MUNGE_SOCKET
 # sacct shows the --comment the Snakemake plugin sets (rule name and wildcards).
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 MailProg=/bin/true
-$NODE_LINE State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP"
+$NODE_LINES
+PartitionName=$PARTITION Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP"
 
 write_if_changed "$CONF_DIR/slurmdbd.conf" 600 "# Written by imgbench .ci/slurm/start_slurm.sh.
 AuthType=auth/munge
@@ -297,38 +359,62 @@ if [[ -z $(sacctmgr -n -P list association cluster="$CLUSTER" account="$ACCOUNT"
     log "added user root to account $ACCOUNT"
 fi
 
-reconfigure=0
-if running slurmctld slurmctld && ((CONFIG_CHANGED)); then reconfigure=1; fi
+# The single-node version of this script ran a slurmd on the host itself: stop it.
+stop_daemon slurmd slurmd
+# A changed slurm.conf while slurmctld runs (other nodes, say: `scontrol reconfigure` does
+# not add or remove nodes): restart the controller and the slurmds. Jobs keep running.
+if running slurmctld slurmctld && ((CONFIG_CHANGED)); then
+    log "configuration changed: restarting slurmctld and the slurmds"
+    for node in "${NODES[@]}"; do stop_daemon "slurmd-$node" slurmd; done
+    stop_daemon slurmctld slurmctld
+fi
 launch slurmctld slurmctld slurmctld -D
 wait_for slurmctld 60 bash -c "scontrol ping | grep -q UP"
-launch slurmd slurmd slurmd -D
-if ((reconfigure)); then
-    log "configuration changed: scontrol reconfigure"
-    scontrol reconfigure >/dev/null
-fi
 
-node_state() { sinfo -h -N -n "$HOST" -o %T 2>/dev/null | head -n 1; }
+# One slurmd per node, in the node's network namespace (nsenter: the mount namespace
+# stays the host's) and in a UTS namespace of its own with the node name as host name.
+for node in "${NODES[@]}"; do
+    mkdir -p "$STATE/slurmd/$node"
+    if running "slurmd-$node" slurmd && ! in_netns "$(<"$PIDS/slurmd-$node.pid")" "$node"; then
+        log "slurmd-$node runs outside the namespace $node (recreated?): restarting it"
+        stop_daemon "slurmd-$node" slurmd
+    fi
+    launch "slurmd-$node" slurmd nsenter --net="$(netns_path "$node")" unshare --uts \
+        sh -c 'hostname "$1" && exec slurmd -D -N "$1"' sh "$node"
+done
+
+node_states() { sinfo -h -N -p "$PARTITION" -o '%N %T' 2>/dev/null; }
+nodes_ready() { # every node idle, mixed, allocated or completing (no "*": responding)
+    local states
+    states=$(node_states)
+    [[ $(grep -cE ' (idle|mixed|allocated|completing)$' <<<"$states") -eq ${#NODES[@]} ]]
+}
 for ((i = 0; i < 240; i++)); do
-    state=$(node_state)
-    case $state in
-    idle | mixed | allocated) break ;;
-    drain* | down* | *drain | *down | fail*)
-        scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
-        ;;
-    esac
+    nodes_ready && break
+    while read -r node state; do
+        case $state in
+        drain* | down* | *drain | *down | fail*)
+            scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true
+            ;;
+        esac
+    done < <(node_states)
     sleep 0.25
 done
-state=$(node_state)
-case $state in
-idle | mixed | allocated) ;;
-*) die "node $HOST is '$state', not idle; see $LOGS/slurmd.log and 'scontrol show node'" ;;
-esac
+nodes_ready || die "nodes not idle: $(node_states | tr '\n' ' '); see $LOGS/slurmd-*.log and 'scontrol show node'"
+
+# Node to node over the bridge (slurmctld reaching each slurmd only shows host to node):
+# the first node connects to every other node's slurmd port.
+for node in "${NODES[@]:1}"; do
+    nsenter --net="$(netns_path "${NODES[0]}")" timeout 5 bash -c \
+        "exec 3<>/dev/tcp/$node/$SLURMD_PORT" 2>/dev/null ||
+        die "${NODES[0]} cannot connect to $node:$SLURMD_PORT over $BRIDGE (a firewall on bridged traffic?)"
+done
 
 cat >"$STATE/env" <<EOF
 export IMGBENCH_SLURM_ACCOUNT=$ACCOUNT
 export IMGBENCH_SLURM_PARTITION=$PARTITION
 export IMGBENCH_SLURM_CLUSTER=$CLUSTER
 EOF
-log "Slurm is up: cluster $CLUSTER, partition $PARTITION, account $ACCOUNT, node $HOST ($state)"
+log "Slurm is up: cluster $CLUSTER, partition $PARTITION, account $ACCOUNT, nodes $(node_states | tr '\n' ',' | sed 's/,$//')"
 log "config /etc/slurm/slurm.conf; logs and pids under $STATE; stop with .ci/slurm/stop_slurm.sh"
 cat "$STATE/env"

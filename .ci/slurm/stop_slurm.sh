@@ -1,53 +1,41 @@
 #!/usr/bin/env bash
-# Stop the single-node Slurm started by .ci/slurm/start_slurm.sh: only the processes whose
+# Stop the Slurm cluster started by .ci/slurm/start_slurm.sh: only the processes whose
 # pids it recorded (and only if each pid still runs the program recorded for it), never
-# by name. The accounting database and logs stay for the next start; slurm.conf, which
-# start_slurm.sh writes again, is removed: with it in place and no slurmctld, every Slurm
-# client (and so every `snakemake`, whose Slurm executor plugin runs `scontrol show config`
-# when imported) waited 9 s for the stopped controller.
+# by name; then remove the nodes' network namespaces, veths and bridge and the node names
+# it added to /etc/hosts (see nodes.sh). The accounting database and logs stay for the
+# next start; slurm.conf, which start_slurm.sh writes again, is removed: with it in place
+# and no slurmctld, every Slurm client (and so every `snakemake`, whose Slurm executor
+# plugin runs `scontrol show config` when imported) waited 9 s for the stopped controller.
 set -uo pipefail
 
-STATE=${IMGBENCH_SLURM_STATE:-/var/lib/imgbench-slurm}
-PIDS=$STATE/pids
-
 log() { printf '[stop_slurm] %s\n' "$*" >&2; }
+# shellcheck source=.ci/slurm/nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
-# A process that exists and is not a zombie (exited, not yet reaped).
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ ${stat#*) } != Z* ]]
-}
+# Reverse order of start. Every node's slurmd that has a pid file, whatever the number of
+# nodes now (IMGBENCH_SLURM_NODES may have changed); "slurmd": the single-node version's.
+for file in "$PIDS"/slurmd-*.pid "$PIDS"/slurmd.pid; do
+    [[ -e $file ]] || continue
+    name=$(basename "$file" .pid)
+    stop_daemon "$name" slurmd
+done
+stop_daemon slurmctld slurmctld
+stop_daemon slurmdbd slurmdbd
+stop_daemon mariadbd mariadbd
+stop_daemon munged munged
 
-stop() { # name program
-    local name=$1 comm=$2 file=$PIDS/$1.pid pid i
-    [[ -s $file ]] || return 0
-    pid=$(<"$file")
-    if ! [[ $pid =~ ^[0-9]+$ ]] || ! alive "$pid" ||
-        [[ $(cat "/proc/$pid/comm" 2>/dev/null) != "$comm"* ]]; then
-        log "$name (pid $pid) is not running"
-        rm -f "$file"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 120; i++)); do
-        alive "$pid" || break
-        sleep 0.25
+# The nodes' network (all imgb-n<N> namespaces and veths) and their /etc/hosts lines.
+if command -v ip >/dev/null 2>&1; then
+    net_down
+fi
+if command -v iptables >/dev/null 2>&1; then
+    while iptables -w -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment imgbench-slurm \
+        -j ACCEPT 2>/dev/null; do
+        log "iptables: removed the rule for $BRIDGE"
     done
-    if alive "$pid"; then
-        log "$name (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    rm -f "$file"
-    log "stopped $name (pid $pid)"
-}
-
-# Reverse order of start.
-stop slurmd slurmd
-stop slurmctld slurmctld
-stop slurmdbd slurmdbd
-stop mariadbd mariadbd
-stop munged munged
+fi
+set_hosts_lines 0
 
 # Only the file start_slurm.sh wrote (its first line says so), never an administrator's.
 CONF=/etc/slurm/slurm.conf
