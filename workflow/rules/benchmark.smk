@@ -25,6 +25,12 @@ POOL = rules.pool.output.images
 POOL_LABELS = rules.pool.output.labels
 STORE_JOBS = plan.job_groups(config)
 READ_JOBS = plan.read_job_groups(config)
+# Slurm: a job whose reads include clients on several nodes is a multi-node job (unset
+# for every other job; job_resources.MultiNode).
+MULTI_NODE = {
+    name: job_resources.MultiNode(config, name)
+    for name in ("nodes", "mpi", "tasks_per_node", "tasks", "cpus_per_task")
+}
 
 
 wildcard_constraints:
@@ -55,6 +61,7 @@ rule store:
         "../../envs/bench.yaml"
     threads: 1
     resources:
+        **MULTI_NODE,
         mem_mb=job_resources.StoreMemMb(config),
         runtime=job_resources.timing_runtime,
         timing_slot=1,
@@ -97,6 +104,7 @@ rule read:
     # Reader processes run at once; the scheduler (and Slurm) should know.
     threads: job_resources.ReadThreads(config)
     resources:
+        **MULTI_NODE,
         mem_mb=job_resources.ReadMemMb(config),
         runtime=job_resources.ReadRuntime(config),
         timing_slot=1,

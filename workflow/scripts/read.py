@@ -73,6 +73,8 @@ def measure_reads(watch):
             pattern=kind["read_pattern"],
             readahead=kind["readahead"],
             readers=int(kind["readers"]),
+            nodes=int(kind.get("nodes", 1)),
+            per_node=int(kind.get("per_node", 0)),
             **used,
         )
         for kind in smk.params.kinds
@@ -102,6 +104,7 @@ def measure_reads(watch):
             settings=settings,
             memory_watch=watch,
             after_point=progress,
+            pool_files=(Path(smk.input.images), Path(smk.input.labels)),
         )
     phases.now_in("rows")
     measure.write_rows(rows, smk.output.row)
@@ -130,15 +133,18 @@ class Progress:
         self.done += 1
         row = rows[-1]
         seconds = [one["seconds"] for one in rows]
+        readers = f"{row['readers']} readers"
+        if point.clients:
+            readers = f"{point.nodes} x {point.per_node} clients on {row['client_hosts']}"
         logger.info(
-            "read %d of %d: %s, %s, %d readers, readahead %s: %d images of %s/%s in %s s "
+            "read %d of %d: %s, %s, %s, readahead %s: %d images of %s/%s in %s s "
             "(%d repetitions; last: %.1f%% cached before, %s bytes from the device, peak "
             "RSS %.0f MiB, of it anonymous %.0f MiB); verified; job %.1f s so far",
             self.done,
             self.total,
             row["cache"],
             row["read_pattern"],
-            row["readers"],
+            readers,
             row["readahead"],
             row["images_read"],
             row["method"],

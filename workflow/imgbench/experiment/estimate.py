@@ -74,6 +74,7 @@ UNTIMED = {
     "recycle_mb_s": 700.0,  # the first repetition's memory recycling
     "check_whole_mb_s": 3000.0,  # comparing a whole read's chunks with the pool
     "readers_s": 0.012,  # forking and warming up the readers of a request read
+    "clients_s": 0.25,  # starting a many-clients read's client processes, per client (once)
     "start_s": 3.0,  # Snakemake building the DAG
     "end_s": 10.0,  # aggregation, figures and report pages
 }
@@ -144,10 +145,10 @@ def _timed_read_s(kind: dict, speeds: Speeds, images: int, mb: float, config: di
     per_image = speeds.single_cold_s if cold else speeds.single_warm_s
     if pattern == vocabulary.RANDOM_SINGLE:
         reads = config["random_reads"]
-        return reads * per_image / int(kind["readers"])
+        return reads * per_image / max(int(kind["readers"]), kind_clients(kind))
     # batches: about a whole read's speed, split over the readers
     whole = mb / (speeds.whole_cold_mb_s if cold else speeds.whole_warm_mb_s)
-    return max(whole, images * per_image / 4) / int(kind["readers"])
+    return max(whole, images * per_image / 4) / max(int(kind["readers"]), kind_clients(kind))
 
 
 def estimate(config: dict, factor: float = 1.0) -> Estimate:
@@ -195,6 +196,7 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
                 )
                 cost += untimed["readers_s"] + factor * checked * speeds.single_warm_s
             performed, kept = repetitions(cost, timed, inner, budget)
+            result.wall_s += kind_clients(kind) * untimed["clients_s"]
             # a cold read's recycling is the page cache its eviction did not free: none
             # after the warm reads, which run first
             warm_first = any(k["read_cache"] == vocabulary.WARM for k in kinds)
@@ -205,6 +207,11 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
             result.wall_s += performed * cost + recycle
     result.wall_s += untimed["start_s"] + untimed["end_s"]
     return result
+
+
+def kind_clients(kind: dict) -> int:
+    """A read kind's client processes (0: the job's own readers)."""
+    return int(kind.get("nodes", 1)) * int(kind.get("per_node", 0))
 
 
 def minutes(seconds: float) -> str:

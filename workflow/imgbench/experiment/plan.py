@@ -172,7 +172,8 @@ def read_kinds(
     config: dict, cutoff: int | None = None, image_size: int | None = None
 ) -> list[dict]:
     """The reads of a store of ``cutoff`` images of ``image_size``: cache state x pattern
-    x readers x readahead (every kind when ``cutoff`` is None).
+    x readers x readahead, and for a request pattern x ``clients`` x readahead (every
+    kind when ``cutoff`` is None).
 
     ``whole`` (an epoch streamed in chunks) and ``whole_array`` (the article's read into
     one array; only up to ``max_array_bytes``) run once per cache state, in one process
@@ -201,9 +202,33 @@ def read_kinds(
         for readers, readahead in product(config["readers"], config["readahead"]):
             if readahead == vocabulary.READAHEAD_ON or cache == vocabulary.COLD:
                 kinds.append((cache, pattern, readers, readahead))
-    return [
-        {"read_cache": c, "read_pattern": p, "readers": r, "readahead": a} for c, p, r, a in kinds
-    ]
+        for clients, readahead in product(config.get("clients") or [], config["readahead"]):
+            if readahead == vocabulary.READAHEAD_ON or cache == vocabulary.COLD:
+                kinds.append((cache, pattern, (clients["nodes"], clients["per_node"]), readahead))
+    return [_kind(*kind) for kind in kinds]
+
+
+def _kind(cache: str, pattern: str, readers, readahead: str) -> dict:
+    """A read kind as the read job's params carry it: a many-clients read (``readers`` a
+    pair: nodes, per node) has ``nodes`` and ``per_node`` and one reader per client."""
+    kind = {
+        "read_cache": cache,
+        "read_pattern": pattern,
+        "readers": readers,
+        "readahead": readahead,
+    }
+    if isinstance(readers, tuple):
+        kind.update(readers=1, nodes=readers[0], per_node=readers[1])
+    return kind
+
+
+def client_layout(config: dict, wildcards) -> tuple[int, int]:
+    """The most nodes and client processes per node any read of a job's stores uses:
+    (1, 0) for a job without many-clients reads."""
+    kinds = [kind for kind in job_read_kinds(config, wildcards) if kind.get("per_node")]
+    if not kinds:
+        return 1, 0
+    return max(kind["nodes"] for kind in kinds), max(kind["per_node"] for kind in kinds)
 
 
 def read_points(config: dict) -> list[dict]:

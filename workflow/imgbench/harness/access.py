@@ -308,6 +308,29 @@ def split(items, workers: int) -> list:
     return [items[bounds[w] : bounds[w + 1]] for w in range(workers)]
 
 
+def client_shares(pattern: str, requests, clients: int, batch_size: int) -> list:
+    """Each client's share of a pattern's requests, as a distributed sampler splits an
+    epoch (PyTorch's ``DistributedSampler``, webdataset's ``split_by_node``): client ``r``
+    of ``C`` takes every ``C``-th image of the epoch's order from the ``r``-th (every
+    ``C``-th shard or unit of a buffered shuffle) and reads them in minibatches of
+    ``batch_size`` of its own (single images for ``random_single``). Every image of the
+    epoch is read once, by one client; shares differ by at most one image (no padding)."""
+    if clients < 1:
+        raise ValueError("clients must be at least 1")
+    if isinstance(requests, BufferedShuffle):
+        return [
+            replace(requests, units=requests.units[rank::clients], reader=rank)
+            for rank in range(clients)
+        ]
+    order = np.concatenate(list(requests)) if len(requests) else np.empty(0, dtype=np.int64)
+    step = 1 if pattern == RANDOM_SINGLE else batch_size
+    shares = []
+    for rank in range(clients):
+        mine = order[rank::clients]
+        shares.append([mine[start : start + step] for start in range(0, len(mine), step)])
+    return shares
+
+
 def latency_percentiles(latencies_ns: np.ndarray) -> dict[str, float]:
     """p50, p95, p99 (and max) of per-request latencies, in microseconds."""
     if len(latencies_ns) == 0:

@@ -163,6 +163,7 @@ class JobRows(Repetitions):
             "t_end_unix": region.end_unix,
             "peak_rss_bytes": memory.peak_rss_bytes(self.readers_peak_rss_bytes),
             "peak_anon_bytes": float("nan") if watch is None else watch.peak(),
+            **region.client_fields,
         }
 
     def add_store(

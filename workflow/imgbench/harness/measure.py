@@ -40,6 +40,7 @@ used. The garbage collector is collected and disabled during the timed region, a
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,8 @@ import numpy as np
 from imgbench.data import pool
 from imgbench.experiment import vocabulary
 from imgbench.experiment.rows import ROW_FIELDS, write_environment, write_rows
-from imgbench.harness import access, memory, prepare, region, timed_reads
+from imgbench.harness import access, clients, memory, prepare, region, timed_reads
+from imgbench.harness.client import ClientTask
 from imgbench.harness.job_rows import JobRows
 from imgbench.harness.point import Point, Settings
 from imgbench.harness.source import as_source, load_source, source_seconds
@@ -203,13 +205,16 @@ def run_reads(
     settings: Settings = DEFAULT_SETTINGS,
     memory_watch: memory.AnonWatch | None = None,
     after_point: Callable[[Point, list[dict]], None] = lambda point, rows: None,
+    pool_files: tuple[Path, Path] | None = None,
 ) -> list[dict]:
     """``run_read`` for each of ``points`` (reads of one store: one method, variant and
     options) in turn, in one process: the warm-up, the store's file list and its usage
     once, then every point's repetitions, each from its own prepared state (written back,
     memory recycled, evicted or filled), with its own budget, and the job's memory peaks
     reset before each point, so each point's rows hold its own. ``after_point(point,
-    rows)`` after each (progress)."""
+    rows)`` after each (progress). A many-clients point (``point.clients``) starts its
+    clients once (``clients.ClientGroup``), which map the pool from ``pool_files`` (the
+    images' and labels' ``.npy``) to check what they read."""
     if not points:
         return []
     for point in points:
@@ -242,17 +247,18 @@ def run_reads(
                 read = ReadOfStore.plan(point, module, source, store_dir, floor_db, listing)
             memory.reset_peaks(memory_watch)
             rows = JobRows(env, point, settings, module, options, source, memory_watch)
-            while rows.more():
-                latencies, timed = read.time_once(scratch)
-                state = read.preparation
-                rows.add_read(
-                    timed,
-                    state.prefaulted,
-                    read.usage,
-                    state.cached_fraction,
-                    read.images,
-                    latencies,
-                )
+            with read.clients_started(scratch, pool_files):
+                while rows.more():
+                    latencies, timed = read.time_once(scratch)
+                    state = read.preparation
+                    rows.add_read(
+                        timed,
+                        state.prefaulted,
+                        read.usage,
+                        state.cached_fraction,
+                        read.images,
+                        latencies,
+                    )
             every += rows.result()
             after_point(point, rows.result())
     return every
@@ -288,6 +294,7 @@ class ReadOfStore:
     ):
         self.point, self.module, self.source = point, module, source
         self.store_dir, self.floor_db, self.requests = store_dir, floor_db, requests
+        self.clients: clients.ClientGroup | None = None
         one_process = vocabulary.is_one_process(point.pattern)
         self.images = len(source) if one_process else int(sum(len(r) for r in requests))
         self.device = machine.block_device(store_dir)
@@ -330,10 +337,57 @@ class ReadOfStore:
             )
         return cls(point, module, source, store_dir, floor_db, requests, listing)
 
+    def clients_started(self, scratch: Path, pool_files: tuple[Path, Path] | None):
+        """A many-clients point's clients, started for its repetitions and ended after
+        them (``clients.ClientGroup``); nothing for any other point."""
+        if not self.point.clients:
+            return nullcontext()
+        return self._clients(scratch, pool_files)
+
+    @contextmanager
+    def _clients(self, scratch: Path, pool_files: tuple[Path, Path] | None):
+        point = self.point
+        if pool_files is None:
+            raise ValueError("a many-clients read needs the pool's files (pool_files)")
+        task = ClientTask(
+            method=point.method,
+            store_dir=self.store_dir,
+            scratch=scratch,
+            share=None,
+            readahead=point.readahead == vocabulary.READAHEAD_ON,
+            images_path=Path(pool_files[0]),
+            labels_path=Path(pool_files[1]),
+            cutoff=len(self.source),
+            chunk_images=self.source.chunk_images,
+            floor_db=self.floor_db,
+            visible=self.store_dir,
+            token="",
+            coordinator_host="",
+            cache=point.cache,
+            eviction=point.eviction,
+        )
+        shares = access.client_shares(point.pattern, self.requests, point.clients, point.batch_size)
+        with clients.ClientGroup(task, shares, point.nodes, point.per_node) as group:
+            self.clients = group
+            try:
+                yield group
+            finally:
+                self.clients = None
+
     def time_once(self, scratch: Path):
         """The machine prepared, one timed read, checked; every request's latency (none
         for a one-process read) and the region."""
         point, module, source = self.point, self.module, self.source
+        if self.clients is not None:
+            timed = clients.new_region(self.device)
+            try:
+                read = self.clients.read_once(timed, self.preparation.before_read)
+            except clients.ClientsError as error:
+                raise VerificationError(str(error)) from None
+            if not np.isnan(read.cached_fraction):
+                fraction = self.preparation.cached_fraction
+                self.preparation.cached_fraction = min(fraction, read.cached_fraction)
+            return read.latencies_ns, timed
         if point.pattern == vocabulary.WHOLE_ARRAY:
             self.preparation.before_read()
             timed = timed_reads.read_whole_array(

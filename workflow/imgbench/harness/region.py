@@ -65,6 +65,7 @@ class Region:
     foreign_cpu_resolution_seconds: float = float("nan")
     foreign_cpu_span_seconds: float = float("nan")
     readers_peak_rss_bytes: int = 0  # the highest resident set a reader process reported
+    client_fields: dict = field(default_factory=dict)  # a many-clients read's (``clients``)
     marks_ns: dict = field(default_factory=dict)  # ``run``: step i ended marks_ns[i] in
     _gc_was_enabled: bool = False
     _io_before: Any = None

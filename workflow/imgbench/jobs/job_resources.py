@@ -18,6 +18,9 @@ BASE_MB = 512  # Python, numpy, the format libraries, the warm-up store
 # units at their defaults (a Parquet row group of 100 images, an Arrow record batch of
 # 100, a Zarr shard of 128: 25 MB at 256x256); its raw bytes and the images made of them.
 UNIT_BOUND_MB = 2 * 269  # MB: two of 256 MiB (268.4 MB) rounded up
+# A client process of a many-clients read: Python, numpy and the format library (it maps
+# the pool, whose pages the node's clients share, and holds a batch or two).
+CLIENT_MB = 256
 
 
 def _mb(nbytes: float) -> int:
@@ -72,17 +75,52 @@ class ReadMemMb(_PerJob):
             held = self.config["shuffle_buffer"] + 3 * self.config["batch_size"]
             image = vocabulary.image_bytes(int(read.image_size))
             mb += int(read.readers) * (_mb(held * image) + UNIT_BOUND_MB)
+        per_node = int(getattr(read, "per_node", 0))
+        if per_node:  # a node's clients, and the pool they map once
+            mb += per_node * (CLIENT_MB + 2 * self._chunk_mb(read)) + self._pool_mb(read)
         return mb
 
 
 class ReadThreads:
-    """One core per reader process, for the store's read with the most readers."""
+    """One core per reader process, for the store's read with the most readers (or client
+    processes on its node)."""
 
     def __init__(self, config: dict):
         self.config = config
 
     def __call__(self, wildcards) -> int:
-        return max((int(read.readers) for read in read_kinds(self.config, wildcards)), default=1)
+        return max(
+            (
+                max(int(read.readers), int(getattr(read, "per_node", 0)))
+                for read in read_kinds(self.config, wildcards)
+            ),
+            default=1,
+        )
+
+
+class MultiNode:
+    """A Slurm resource of a job whose reads include clients on several nodes (the
+    executor plugin's way to a multi-node job: ``mpi`` names the launcher, so the job
+    runs in the batch script on the first node and starts its clients with ``srun``
+    itself; ``nodes``; ``tasks_per_node`` or ``tasks``; one CPU per task); None (unset)
+    for every other job. Store and read rules both carry it: the Slurm profile groups a
+    store with its read job, and a group's string resources must agree."""
+
+    def __init__(self, config: dict, name: str):
+        self.config, self.name = config, name
+
+    def __call__(self, wildcards):
+        nodes, per_node = plan.client_layout(self.config, wildcards)
+        if nodes <= 1:
+            return None
+        values = {
+            "nodes": nodes,
+            "mpi": "srun",
+            "tasks_per_node": per_node if per_node > 1 else None,
+            "tasks": nodes if per_node == 1 else None,
+            "cpus_per_task": 1,
+        }
+        return values[self.name]
 
 
 def timing_runtime(wildcards) -> int:
