@@ -34,6 +34,7 @@ the point is kept.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import select
@@ -54,6 +55,8 @@ from imgbench.harness import client as client_process
 from imgbench.harness.readers import ReaderError
 from imgbench.harness.region import IN_READERS, Region
 from imgbench.system import fsutil, lifetime, phases
+
+logger = logging.getLogger("imgbench.clients")
 
 LOCAL, SRUN = "local", "srun"
 LAUNCHES = (LOCAL, SRUN)
@@ -188,6 +191,16 @@ class ClientGroup:
                     )
                 self._gather("ready")
                 self._check_hosts()
+            logger.info(
+                "%d %s clients ready (%s): %s",
+                self.clients,
+                self.launch,
+                self.task.store_dir,
+                ", ".join(
+                    f"client {rank} on {hello.host} pid {hello.pid}"
+                    for rank, hello in sorted(self.hellos.items())
+                ),
+            )
         except BaseException:
             self._stop()
             raise
