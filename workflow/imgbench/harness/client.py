@@ -47,13 +47,24 @@ ENV_RANK = "IMGBENCH_CLIENT_RANK"  # a local client's rank (srun's: SLURM_PROCID
 
 @dataclass(frozen=True)
 class Hello:
-    """Who a client is: its rank among the point's clients, host, pid, and whether it is
-    the first client of its node (``leader``: it prepares the node's page cache)."""
+    """Who a client is: its rank among the point's clients, host, pid, whether it is the
+    first client of its node (``leader``: it prepares the node's page cache), and its
+    kernel's boot id (``boot_id``: hosts that share one kernel, as namespaces do, share
+    the CPUs the coordinator counts)."""
 
     rank: int
     host: str
     pid: int
     leader: bool
+    boot_id: str = ""
+
+
+def boot_id() -> str:
+    """This kernel's boot id ("" where it cannot be read)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,7 @@ def main() -> int:
     address, port = os.environ[ENV_ADDRESS].rsplit(":", 1)
     connection = Client((address, int(port)), authkey=bytes.fromhex(os.environ[ENV_KEY]))
     try:
-        connection.send(("hello", Hello(rank, host, os.getpid(), is_leader())))
+        connection.send(("hello", Hello(rank, host, os.getpid(), is_leader(), boot_id())))
         serve(connection, rank, host)
     except EOFError:  # the coordinator is gone: nobody to report to
         return 1

@@ -413,15 +413,21 @@ class ClientGroup:
 
     def _count(self, region: Region, passes: list) -> None:
         """The clients' CPU time, device bytes and peaks in the region, and what the rows
-        carry of each. srun's tasks on this host are not the job's children: their CPU
-        time is taken out of the others' (``foreign_cpu_seconds``)."""
+        carry of each. srun's tasks are not the job's children: the CPU time of those on
+        this machine's kernel (this host, or another host name in a namespace of it) is
+        taken out of the others' (``foreign_cpu_seconds``)."""
         region.count_readers(
             (one.cpu_seconds for one in passes),
             (one.device_read_bytes for one in passes),
             (one.peak_rss_bytes for one in passes),
         )
-        if self.launch == SRUN:
-            here = sum(one.cpu_seconds for one in passes if one.host == self.host)
+        if self.launch == SRUN:  # every client on this machine's kernel, whatever its host
+            kernel = client_process.boot_id()
+            here = sum(
+                one.cpu_seconds
+                for one in passes
+                if one.host == self.host or (kernel and self.hellos[one.rank].boot_id == kernel)
+            )
             region.foreign_cpu_seconds = max(0.0, region.foreign_cpu_seconds - here)
         region.client_fields = {
             "client_hosts": ";".join(self.client_hosts),
