@@ -63,6 +63,21 @@ in_netns() {
     [[ $mine == "$theirs" ]]
 }
 
+# One start or stop at a time: test sessions may start the cluster (the fixture of
+# tests/workflow/test_slurm.py) while another one stops it. The lock is fd 9;
+# start_slurm.sh starts the daemons with it closed, or they would hold it.
+take_lock() {
+    mkdir -p "$STATE"
+    exec 9>"$STATE/lock"
+    if ! flock -n 9; then
+        log "waiting for another start_slurm.sh or stop_slurm.sh to finish"
+        flock -w 1200 9 || {
+            log "ERROR: $STATE/lock still held after 20 minutes"
+            exit 1
+        }
+    fi
+}
+
 # Stop the daemon whose pid was recorded as $1, if it still runs program $2: SIGTERM, and
 # SIGKILL after 30 s.
 stop_daemon() {

@@ -62,6 +62,7 @@ die() {
 source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
 
 [[ $(id -u) -eq 0 ]] || die "needs root (installs packages, writes /etc/slurm, starts daemons)"
+take_lock
 
 # ---------------------------------------------------------------- install
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
@@ -134,7 +135,7 @@ launch() {
         return 0
     fi
     rm -f "$PIDS/$name.pid"
-    setsid "$@" </dev/null >>"$LOGS/$name.out" 2>&1 &
+    setsid "$@" </dev/null >>"$LOGS/$name.out" 2>&1 9>&- &
     echo $! >"$PIDS/$name.pid"
     log "started $name (pid $!)"
 }

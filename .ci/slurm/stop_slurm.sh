@@ -12,6 +12,7 @@ log() { printf '[stop_slurm] %s\n' "$*" >&2; }
 # shellcheck source=.ci/slurm/nodes.sh
 source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+take_lock
 
 # Reverse order of start. Every node's slurmd that has a pid file, whatever the number of
 # nodes now (IMGBENCH_SLURM_NODES may have changed); "slurmd": the single-node version's.
