@@ -88,5 +88,5 @@ def write_runs(tmp_path) -> tuple[Path, Path]:
 
 def key(method: str, context: str) -> tuple:
     values = {"method": method, "variant": "default", "image_size": SIZE, "cutoff": CUTOFF}
-    values |= CONTEXTS[context] | {"readers": 1}
+    values |= CONTEXTS[context] | {"readers": 1, "nodes": 1, "clients": 0}
     return matching.point_key(values[name] for name in matching.KEYS)

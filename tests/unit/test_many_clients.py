@@ -266,7 +266,7 @@ def test_compare_a_run_without_clients_with_one_with_them(tmp_path):
     write_job_rows(rows_b + many, run_b / "timings.csv")
     text = compare.compare(run_a, run_b, csv=tmp_path / "points.csv")
     result = matching.compare_runs(matching.load_run(run_a), matching.load_run(run_b))
-    assert len(result.common) == len(result.points_a) == 6
+    assert len(result.common) == len(result.points_a) == len(RUN_A)
     assert result.only_a == [] and len(result.only_b) == 2
     assert "Only in B (2 points):" in text
     assert "npy 32px 100 images read shuffled cold/fadvise 1x1 clients ra on" in text

@@ -8,6 +8,8 @@ and two runs side by side.
 - ``points``: statistics per point (``timings_stats.csv``).
 - ``footprint``: disk usage and job memory (``disk_usage.*``, ``job_memory.csv``).
 - ``verdicts``: the fastest and the smallest, or the tie, in words.
+- ``clients``: reads by many client processes, the summary's "Many clients" section and
+  whose throughput holds best as clients are added.
 - ``markdown``: how tables and numbers are written; ``tables``: the summary's tables;
   ``summary``: the summary page (``summary.md``).
 - ``matching``: two runs' points matched and judged; ``compare``: ``imgbench compare``.

@@ -60,13 +60,16 @@ def too_short_to_judge(rows: pd.DataFrame, busy: dict | None = None) -> pd.Serie
 def busy_by_load(rows: pd.DataFrame, busy: dict | None = None) -> pd.Series:
     """The rule before foreign CPU time was measured: a 1-minute load above
     ``load_per_core`` x the host's cores, or CPU pressure above ``cpu_pressure_pct`` while
-    the job ran fewer readers than cores (as many readers as cores cause pressure
-    themselves). Both count the job itself and the load is a minute's average, so it flags
-    quiet runs and carries the previous job; unrecorded (NaN) values are no evidence."""
+    the job ran fewer readers (or client processes per node) than cores (as many as
+    cores cause pressure themselves). Both count the job itself and the load is a
+    minute's average, so it flags quiet runs and carries the previous job; unrecorded
+    (NaN) values are no evidence."""
     busy = busy_thresholds(busy)
     cores = numbers(rows, "cpu_count")
     load = numbers(rows, "load_1min") > busy["load_per_core"] * cores
-    own = numbers(rows, "readers").fillna(1) >= cores
+    readers = numbers(rows, "readers").fillna(1)
+    per_node = numbers(rows, "clients").fillna(0) / numbers(rows, "nodes").fillna(1)
+    own = pd.concat([readers, per_node], axis=1).max(axis=1) >= cores
     pressure = (numbers(rows, "cpu_pressure_pct") > busy["cpu_pressure_pct"]) & ~own
     return load | pressure
 
@@ -112,11 +115,22 @@ _LABEL_PARTS = (
 )
 
 
+def _clients_part(row: pd.Series) -> str:
+    """`` clients=2x2`` (nodes x per node) for a many-clients read; ``""`` otherwise."""
+    clients = pd.to_numeric(row.get("clients"), errors="coerce")
+    if pd.isna(clients) or clients <= 0:
+        return ""
+    nodes = pd.to_numeric(row.get("nodes"), errors="coerce")
+    nodes = 1 if pd.isna(nodes) or nodes < 1 else int(nodes)
+    return f" clients={nodes}x{int(clients) // nodes}"
+
+
 def _measurement_label(row: pd.Series) -> str:
     """Every coordinate of one measurement that the rows carry, e.g.
-    ``png/default read 32px cutoff=10 repeat=1 inner=2 cold fadvise whole readers=1``."""
+    ``png/default read 32px cutoff=10 repeat=1 inner=2 cold fadvise whole readers=1``
+    (and `` clients=2x2`` for a read by client processes)."""
     is_store = row.get("operation") == "store"
-    return "".join(
+    label = "".join(
         template.format(row[name])
         for name, template in _LABEL_PARTS
         if name in row.index
@@ -124,6 +138,7 @@ def _measurement_label(row: pd.Series) -> str:
         and str(row[name]) not in ("", "n/a", "none")
         and not (is_store and name == "readers")
     )
+    return label + _clients_part(row)
 
 
 def overlapping_timings(rows: pd.DataFrame) -> list[tuple[str, str]]:

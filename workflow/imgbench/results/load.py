@@ -24,9 +24,37 @@ SORT_KEYS = [
     "read_pattern",
     "readahead",
     "readers",
+    "clients",
+    "nodes",
     "repeat",
     "inner_repeat",
 ]
+
+# Columns rows gained after runs were made, with what an older row means by their absence:
+# a read by the job's own process or its forked readers, on one node, no client processes.
+READ_DEFAULTS = {"nodes": 1, "clients": 0}
+
+
+def _numbers(rows: pd.DataFrame, column: str) -> pd.Series:
+    """``rows[column]`` as numbers; all NaN where rows lack the column."""
+    if column not in rows:
+        return pd.Series(float("nan"), index=rows.index, dtype=float)
+    return pd.to_numeric(rows[column], errors="coerce")
+
+
+def with_defaults(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with every column of ``READ_DEFAULTS``, empty cells (rows written before
+    the column existed, or rows that leave it empty) at its default, as whole numbers;
+    ``images_per_s_per_client`` (``images_per_s / clients``) where a many-clients row
+    lacks it. Idempotent: the aggregate step, ``imgbench compare`` and the statistics all
+    apply it."""
+    rows = rows.copy()
+    for column, default in READ_DEFAULTS.items():
+        given = _numbers(rows, column)
+        rows[column] = given.fillna(default).astype(int)
+    derived = (_numbers(rows, "images_per_s") / rows["clients"]).where(rows["clients"] > 0)
+    rows["images_per_s_per_client"] = _numbers(rows, "images_per_s_per_client").fillna(derived)
+    return rows
 
 
 def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
@@ -34,7 +62,7 @@ def load_rows(paths: Iterable[Path]) -> pd.DataFrame:
     frames = [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
     if not frames:
         raise ValueError("no timing rows to aggregate")
-    rows = pd.concat(frames, ignore_index=True)
+    rows = with_defaults(pd.concat(frames, ignore_index=True))
     rows["_order"] = rows["operation"].map({"store": 0, "read": 1})
     rows = rows.sort_values(SORT_KEYS)
     return rows.drop(columns="_order").reset_index(drop=True)

@@ -4,7 +4,11 @@ renders it as text and as a table), as ``pyperf compare_to`` compares two benchm
 What is compared is the time of one timed operation (``seconds`` of ``timings.csv``: a
 store, or a read of a pattern; lower is better), per point. A point is one setting of
 ``points.GROUP_KEYS`` (method, variant, image size, cutoff, operation, cache state and
-eviction, read pattern, readahead, readers), as in ``timings_stats.csv``.
+eviction, read pattern, readahead, readers, nodes and clients), as in
+``timings_stats.csv``. A run written before reads by client processes existed has
+``nodes`` 1 and ``clients`` 0 in every row (``load.with_defaults``), so its points match
+the other run's reads by the job's own readers, and a many-clients point of one run is
+only in that run.
 
 Per point and run:
 
@@ -67,12 +71,14 @@ from imgbench.experiment import vocabulary
 from imgbench.results import busy as busy_rule
 from imgbench.results import series
 from imgbench.results import stats as st
+from imgbench.results.load import READ_DEFAULTS, with_defaults
 from imgbench.results.points import GROUP_KEYS
 
 KEYS = GROUP_KEYS
 SERIES_KEYS = ("method", "variant")
 CONTEXT_KEYS = tuple(key for key in KEYS if key not in SERIES_KEYS)
-REQUIRED = [*KEYS, "repeat", "seconds"]
+# Every key but those older runs lack, which loading fills (``load.READ_DEFAULTS``).
+REQUIRED = [key for key in [*KEYS, "repeat", "seconds"] if key not in READ_DEFAULTS]
 SETTINGS = (
     "batch_size",
     "shuffle_buffer",
@@ -81,6 +87,7 @@ SETTINGS = (
     "fsync",
     "images_read",
     "seed",
+    "client_launch",
 )
 BUSY_COLUMNS = ("load_1min", "cpu_count", "cpu_pressure_pct", "readers")
 
@@ -134,7 +141,7 @@ def load_run(location: str | Path) -> pd.DataFrame:
     rows = rows[pd.to_numeric(rows["seconds"], errors="coerce").notna()]
     if rows.empty:
         raise CompareInputError(f"{path} has no timed rows: give the timings of a finished run")
-    return rows.reset_index(drop=True)
+    return with_defaults(rows.reset_index(drop=True))
 
 
 def busy_rows(rows: pd.DataFrame) -> pd.Series | None:
@@ -248,6 +255,7 @@ def point_of(rows: pd.DataFrame) -> Point:
 
 def run_points(rows: pd.DataFrame) -> dict[tuple, Point]:
     """Every point of a run's rows, by key."""
+    rows = with_defaults(rows)
     busy = busy_rows(rows)
     rows = rows if busy is None else rows.assign(_busy=busy)
     keys = [point_key(values) for values in rows[KEYS].itertuples(index=False, name=None)]
@@ -267,7 +275,8 @@ def sort_key(key: tuple) -> tuple:
     pattern = vocabulary.pattern_rank(str(field_of(key, "read_pattern")))
     ordered = ["method", "variant", "image_size", "cutoff", "cache", "eviction"]
     rest = [_sortable(field_of(key, name)) for name in ordered]
-    tail = [_sortable(field_of(key, name)) for name in ("readahead", "readers")]
+    tail = [_sortable(field_of(key, name)) for name in ("readahead", "clients", "nodes")]
+    tail.append(_sortable(field_of(key, "readers")))
     return (order, *rest, pattern, *tail)
 
 
@@ -277,7 +286,8 @@ def series_of(key: tuple) -> str:
 
 def context_label(key: tuple) -> str:
     """Everything of a point but its series: ``32px 1,000 images read whole cold/fadvise
-    1 reader ra on`` (a store: ``32px 1,000 images store``)."""
+    1 reader ra on`` (a store: ``32px 1,000 images store``; a read by client processes
+    names them, ``2x2 clients``, instead of its reader)."""
     size, cutoff = field_of(key, "image_size"), field_of(key, "cutoff")
     parts = [f"{size}px", f"{cutoff:,} images" if isinstance(cutoff, int) else str(cutoff)]
     operation = str(field_of(key, "operation"))
@@ -286,8 +296,11 @@ def context_label(key: tuple) -> str:
         cache, eviction = field_of(key, "cache"), field_of(key, "eviction")
         shown = eviction not in ("", "none", "n/a")
         parts += [str(field_of(key, "read_pattern")), f"{cache}/{eviction}" if shown else cache]
-        readers = field_of(key, "readers")
-        parts += [f"{readers} reader{'' if readers == 1 else 's'}"]
+        readers, clients = field_of(key, "readers"), field_of(key, "clients")
+        if isinstance(clients, int) and clients > 0:
+            parts += [series.clients_text(field_of(key, "nodes"), clients)]
+        else:
+            parts += [f"{readers} reader{'' if readers == 1 else 's'}"]
         parts += [f"ra {field_of(key, 'readahead')}"]
     return " ".join(str(part) for part in parts)
 

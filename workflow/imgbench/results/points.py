@@ -1,7 +1,9 @@
 """Statistics per point (``timings_stats.csv``).
 
 A point is one setting of every axis (method, variant, image size, operation, cache state
-and eviction, read pattern, readahead, readers, cutoff). Its median and the interval of
+and eviction, read pattern, readahead, readers, nodes and clients, cutoff): a read by the
+job's forked readers (``clients`` 0) and one by client processes (``clients`` >= 1, see
+``experiment.rows``) are never one point. Its median and the interval of
 that median come from its independent units, its stores (one median per store: timings
 of one store share its placement on disk, its process and its moment on the machine);
 its other statistics (min, max, quartiles, mean, std) describe every timed operation at
@@ -14,6 +16,7 @@ import pandas as pd
 
 from imgbench.results import busy as busy_rule
 from imgbench.results import stats as st
+from imgbench.results.load import with_defaults
 from imgbench.results.series import add_series_columns
 
 POINT_KEYS = [
@@ -26,6 +29,8 @@ POINT_KEYS = [
     "read_pattern",
     "readahead",
     "readers",
+    "nodes",
+    "clients",
 ]
 GROUP_KEYS = [*POINT_KEYS, "cutoff"]
 MEDIANS = [
@@ -96,6 +101,12 @@ def _time_statistics(rows: pd.DataFrame, grouped) -> pd.DataFrame:
     seconds = grouped["seconds"]
     times = _from_stores(rows, "seconds", "median_s", "ci_")
     speeds = _from_stores(rows, "images_per_s", "median_images_per_s", "ci_images_per_s_")
+    per_client = _from_stores(
+        rows,
+        "images_per_s_per_client",
+        "median_images_per_s_per_client",
+        "ci_images_per_s_per_client_",
+    )
     stats = pd.DataFrame(
         {
             "n": seconds.count(),
@@ -116,6 +127,7 @@ def _time_statistics(rows: pd.DataFrame, grouped) -> pd.DataFrame:
     )
     stats = stats.join(times.drop(columns="median_s"))
     stats = stats.join(speeds.drop(columns="median_images_per_s"))
+    stats = stats.join(per_client)  # empty but for many-clients reads
     by_point = _per_point(_store_medians(rows, "seconds"))
     stats["store_spread_rel"] = (by_point.max() - by_point.min()) / stats["median_s"]
     return stats
@@ -126,8 +138,9 @@ def summarise(rows: pd.DataFrame, busy: dict | None = None) -> pd.DataFrame:
     interval over the stores (``_from_stores``), min, max, quartiles, mean, std, CV of all
     timings; images/s the same way (median and interval over stores); medians of the
     write/flush split and of the device bytes; the highest load and pressure, and whether
-    the point was busy (``busy.busy_rows``)."""
-    rows = _judged(rows, busy)
+    the point was busy (``busy.busy_rows``). A many-clients read also gets the median
+    and interval over stores of its images/s per client (empty for every other point)."""
+    rows = _judged(with_defaults(rows), busy)
     grouped = rows.groupby(GROUP_KEYS, dropna=False, sort=True)
     stats = _time_statistics(rows, grouped)
     for column in MEDIANS:

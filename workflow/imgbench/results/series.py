@@ -19,6 +19,20 @@ def series_name(method: str, variant: str) -> str:
     return method if variant == "default" else f"{method}:{variant}"
 
 
+def clients_text(nodes, clients) -> str:
+    """``2x2 clients``: a many-clients read's client processes as nodes x per node."""
+    nodes, clients = max(int(nodes), 1), int(clients)
+    return f"{nodes}x{clients // nodes} clients"
+
+
+def is_many_clients(frame: pd.DataFrame) -> pd.Series:
+    """Which lines of ``frame`` (rows or statistics) are reads by client processes
+    (``clients`` >= 1); none where the frame has no ``clients``."""
+    if "clients" not in frame:
+        return pd.Series(False, index=frame.index)
+    return pd.to_numeric(frame["clients"], errors="coerce").fillna(0) > 0
+
+
 def method_descriptions(frame: pd.DataFrame) -> dict[str, str]:
     """Each method's ``DESCRIPTION``, as the rows carry it into every table (column
     ``method_description``); the method's name where none was recorded."""
@@ -57,8 +71,8 @@ def series_label(
 def whole_store_reads(frame: pd.DataFrame) -> pd.Series:
     """Which rows of ``frame`` (rows or statistics) are the whole-store read of
     ``vocabulary.WHOLE_STORE_READ``: only those with ``WHOLE_STORE_READAHEAD`` where it
-    was measured with several readahead settings."""
-    whole = frame["operation"] == "read"
+    was measured with several readahead settings; never a read by client processes."""
+    whole = (frame["operation"] == "read") & ~is_many_clients(frame)
     for column, value in vocabulary.WHOLE_STORE_READ.items():
         whole &= frame[column] == value
     preferred = frame["readahead"] == vocabulary.WHOLE_STORE_READAHEAD

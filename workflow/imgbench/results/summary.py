@@ -12,10 +12,11 @@ import pandas as pd
 from imgbench.experiment import rigor, vocabulary
 from imgbench.results import busy as busy_rule
 from imgbench.results import stats as st
+from imgbench.results.clients import many_clients_markdown
 from imgbench.results.footprint import bytes_per_image_markdown, memory_markdown
 from imgbench.results.markdown import markdown_table, number, percent, ratio, seconds
 from imgbench.results.points import keyed
-from imgbench.results.series import BASELINE
+from imgbench.results.series import BASELINE, clients_text, is_many_clients
 from imgbench.results.tables import (
     PATTERN_ORDER,
     cold_warm_markdown,
@@ -23,6 +24,7 @@ from imgbench.results.tables import (
     methods_markdown,
     patterns_markdown,
     point_tables_markdown,
+    readers_or_clients,
 )
 from imgbench.system.units import human_bytes
 
@@ -30,11 +32,12 @@ POINT_HEADER = ["method", "size", "images", "point"]
 
 
 def _point_name(r) -> str:
-    """``store`` or ``cold read (fadvise), shuffled, readahead off, 2 reader(s)``."""
+    """``store`` or ``cold read (fadvise), shuffled, readahead off, 2 reader(s)`` (``2x2
+    clients`` for a read by client processes)."""
     if r.operation == "store":
         return "store"
     cache = f"{r.cache} read" + (f" ({r.eviction})" if r.cache == "cold" else "")
-    return f"{cache}, {r.read_pattern}, readahead {r.readahead}, {r.readers} reader(s)"
+    return f"{cache}, {r.read_pattern}, readahead {r.readahead}, {readers_or_clients(r)}"
 
 
 def _point_cells(r) -> list[str]:
@@ -108,15 +111,19 @@ def _device_bytes_of_size(here: pd.DataFrame, size: int, whole_device: bool) -> 
     """One image size's cold reads at its largest cutoff: device bytes against requested
     and against the store's size."""
     several = here["eviction"].nunique() > 1
-    header = ["method", "pattern", "readahead", "readers"] + (["eviction"] if several else [])
+    clients = bool(is_many_clients(here).any())
+    header = ["method", "pattern", "readahead", "readers"] + (["clients"] if clients else [])
+    header += ["eviction"] if several else []
     header += ["device", "requested", "device / requested", "device / on disk (whole)"]
     header += ["block device (all)"] if whole_device else []
     here = here.assign(_p=here["read_pattern"].map(PATTERN_ORDER))
     body = []
-    for r in here.sort_values(["series", "_p", "readahead", "readers"]).itertuples():
+    order = ["series", "_p", "readahead", "clients", "nodes", "readers"]
+    for r in here.sort_values(order).itertuples():
         on_disk = r.median_bytes_on_disk if r.read_pattern == vocabulary.WHOLE else None
         body.append(
             [r.series, r.read_pattern, r.readahead, r.readers]
+            + ([clients_text(r.nodes, r.clients) if r.clients > 0 else ""] if clients else [])
             + ([r.eviction] if several else [])
             + [
                 human_bytes(r.median_device_read_bytes),
@@ -444,6 +451,7 @@ def summary_markdown(
         point_tables_markdown(stats, disk),
         cold_warm_markdown(stats),
         patterns_markdown(stats),
+        many_clients_markdown(rows, stats),
         device_bytes_markdown(stats, rows),
         store_vs_memory_markdown(stats, disk, environments),
     ]

@@ -14,6 +14,8 @@ from imgbench.results.markdown import markdown_table, ratio, seconds
 from imgbench.results.points import keyed
 from imgbench.results.series import (
     BASELINE,
+    clients_text,
+    is_many_clients,
     method_descriptions,
     store_and_whole_reads,
     whole_store_reads,
@@ -35,7 +37,11 @@ PATTERN_ORDER = {name: rank for rank, name in enumerate(vocabulary.PATTERNS)}
 RATIO_SERIES = ("png", BASELINE)
 TIME_KEYS = ["series", "image_size", "cutoff", "operation", "cache", "eviction"]
 DISK_POINT_KEYS = ["series", "image_size", "cutoff"]
-READ_AXES = ["read_pattern", "readahead", "readers", "cache", "eviction"]
+# The axes of a read; a read by client processes (``clients`` >= 1) is a read of its own.
+READ_AXES = ["read_pattern", "readahead", "readers", "nodes", "clients", "cache", "eviction"]
+# The order of reads in the tables: by pattern and readahead, the job's own readers (clients
+# 0) before reads by client processes, fewer before more.
+READ_ORDER = ["readahead", "clients", "nodes", "readers", "cache", "eviction"]
 
 
 # --- the methods -------------------------------------------------------------------------
@@ -198,13 +204,24 @@ def cold_warm_markdown(stats: pd.DataFrame) -> str:
 # --- reads by pattern, readahead, readers and cache ----------------------------------------
 
 
+def readers_or_clients(key) -> str:
+    """``2 reader(s)``, or ``2x2 clients`` for a read by client processes (a dict or a
+    row of the statistics)."""
+    values = key if isinstance(key, dict) else key._asdict()
+    clients = values.get("clients", 0)
+    if pd.notna(clients) and clients > 0:
+        return clients_text(values.get("nodes", 1), clients)
+    return f"{values['readers']} reader(s)"
+
+
 def read_label(key: dict, shown: set[str]) -> str:
-    """``shuffled, readahead off, 2 reader(s), cold (fadvise)``; readahead and eviction
-    only when they vary (``shown``)."""
+    """``shuffled, readahead off, 2 reader(s), cold (fadvise)`` (``shuffled, 2x2 clients,
+    cold`` for a read by client processes); readahead and eviction only when they vary
+    (``shown``)."""
     parts = [str(key["read_pattern"])]
     if "readahead" in shown:
         parts.append(f"readahead {key['readahead']}")
-    parts.append(f"{key['readers']} reader(s)")
+    parts.append(readers_or_clients(key))
     cache = str(key["cache"])
     if "eviction" in shown and cache == "cold":
         cache += f" ({key['eviction']})"
@@ -226,7 +243,7 @@ def _fixed_note(reads: pd.DataFrame, shown: set[str], what: str) -> str:
 def _read_keys(here: pd.DataFrame) -> list[dict]:
     keys = here[READ_AXES].drop_duplicates()
     keys = keys.assign(_p=keys["read_pattern"].map(PATTERN_ORDER).fillna(len(PATTERN_ORDER)))
-    keys = keys.sort_values(["_p", *READ_AXES]).drop(columns="_p")
+    keys = keys.sort_values(["_p", "read_pattern", *READ_ORDER]).drop(columns="_p")
     return keys.to_dict("records")
 
 
@@ -254,10 +271,14 @@ def _largest_cutoff(reads: pd.DataFrame, size: int) -> pd.DataFrame:
 
 def _latency_table(single: pd.DataFrame, shown: set[str]) -> str:
     extra = [a for a in ("readahead", "eviction") if a in shown]
+    clients = bool(is_many_clients(single).any())
     return markdown_table(
-        ["method", *extra, "readers", "cache", "p50", "p95", "p99"],
+        ["method", *extra, "readers", *(["clients"] if clients else []), "cache"]
+        + ["p50", "p95", "p99"],
         [
-            [r.series, *(getattr(r, a) for a in extra), r.readers, r.cache]
+            [r.series, *(getattr(r, a) for a in extra), r.readers]
+            + ([clients_text(r.nodes, r.clients) if r.clients > 0 else ""] if clients else [])
+            + [r.cache]
             + [
                 f"{r.median_latency_p50_us:.1f}",
                 f"{r.median_latency_p95_us:.1f}",
