@@ -40,6 +40,24 @@ def _has_random_single(config: dict) -> bool:
     )
 
 
+def _many_clients(pattern: str, cache: str) -> Callable[[dict], bool]:
+    """Whether a config measures ``pattern`` in ``cache`` by client processes: it names
+    clients (``{nodes, per_node}``), the pattern and the cache state, and for a pattern
+    of ``random_reads`` single reads a store large enough for them."""
+
+    def applies(config: dict) -> bool:
+        clients = [c for c in config.get("clients") or [] if c["nodes"] * c["per_node"] >= 1]
+        if not clients or pattern not in config["read_patterns"]:
+            return False
+        if cache not in config["read_cache"]:
+            return False
+        if vocabulary.uses(pattern, "random_reads"):
+            return any(cutoff >= config["random_reads"] for cutoff in config["cutoffs"])
+        return True
+
+    return applies
+
+
 @dataclass(frozen=True)
 class Figure:
     """One figure: its file name, where the report files it, the file of its caption
@@ -84,6 +102,23 @@ def _time_figures() -> list[Figure]:
     ]
 
 
+def _clients_figures() -> list[Figure]:
+    """Throughput against clients: one figure per request pattern and cache state (and
+    image size), drawn only where the config measures reads by client processes."""
+    return [
+        Figure(
+            name=f"clients_{pattern}_{cache}",
+            category="Many clients",
+            caption="figures/clients.rst",
+            draw="clients",
+            applies=_many_clients(pattern, cache),
+            options={"pattern": pattern, "cache": cache},
+        )
+        for pattern in vocabulary.REQUEST_PATTERNS
+        for cache in vocabulary.CACHE_STATES
+    ]
+
+
 FIGURES: tuple[Figure, ...] = (
     *_time_figures(),
     Figure(
@@ -121,6 +156,7 @@ FIGURES: tuple[Figure, ...] = (
         draw="bytes_per_image",
         per_size=False,
     ),
+    *_clients_figures(),
 )
 
 _STEM = re.compile(r"^(?P<name>.+?)(?:_(?P<size>\d+)px)?$")

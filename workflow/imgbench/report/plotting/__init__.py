@@ -4,7 +4,8 @@ interval of the median over the stores, the min-max range or the interquartile r
 Which figures exist, when a config asks for them and which drawing each uses is the
 registry ``figures.FIGURES``; its ``draw`` names a function of ``DRAWERS`` here, one per
 figure family module: ``times`` (store and read time), ``speed`` (against the baseline),
-``throughput``, ``latency`` and ``disk_usage``. They share ``style`` (colours, line styles,
+``throughput``, ``latency``, ``clients`` (reads by many client processes) and
+``disk_usage``. They share ``style`` (colours, line styles,
 ticks), ``labels`` (what series and conditions are called) and ``grid`` (panels and
 legends). Every drawing function takes the statistics and disk tables, the image size
 (None for a figure per run), ``plot.spread`` and the ``Labels`` of the run, and returns a
@@ -27,6 +28,7 @@ import pandas as pd  # noqa: E402
 
 from imgbench.report import figures  # noqa: E402
 from imgbench.report.plotting import (  # noqa: E402
+    clients,
     disk_usage,
     latency,
     speed,
@@ -44,6 +46,7 @@ DRAWERS: dict[str, Callable] = {
     "latency": latency.latency_figure,
     "disk_usage": disk_usage.disk_usage_figure,
     "bytes_per_image": disk_usage.bytes_per_image_figure,
+    "clients": clients.clients_figure,
 }
 
 

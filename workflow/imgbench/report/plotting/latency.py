@@ -15,6 +15,7 @@ from imgbench.report.plotting.labels import (
     readers_text,
     with_condition,
 )
+from imgbench.results.series import is_many_clients
 
 # Inches: one panel of the latency figure.
 PANEL_SIZE = (5.0, 4.5)
@@ -94,8 +95,9 @@ def latency_panels(single, size, colours, labels: Labels):
 
 
 def latency_figure(stats, disk, *, size, spread, labels: Labels):
-    """The latency figure of one image size: its random single-image reads."""
-    at_size = stats[stats["image_size"] == size]
+    """The latency figure of one image size: its random single-image reads by the job's
+    own readers (not those by client processes)."""
+    at_size = stats[(stats["image_size"] == size) & ~is_many_clients(stats)]
     single = at_size[
         (at_size["operation"] == "read") & (at_size["read_pattern"] == vocabulary.RANDOM_SINGLE)
     ]

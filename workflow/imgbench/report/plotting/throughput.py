@@ -17,6 +17,7 @@ from imgbench.report.plotting.labels import (
     readers_text,
     with_condition,
 )
+from imgbench.results.series import is_many_clients
 
 # Inches: one panel of the throughput figure.
 PANEL_SIZE = (4.6, 3.6)
@@ -164,6 +165,10 @@ def throughput_panels(reads, size, colours, labels: Labels):
 
 
 def throughput_figure(stats, disk, *, size, spread, labels: Labels):
-    """The throughput figure of one image size: every read of that size."""
-    at_size = stats[(stats["image_size"] == size) & (stats["operation"] == "read")]
+    """The throughput figure of one image size: every read of that size by the job's own
+    process or readers (reads by client processes have figures of their own,
+    ``clients``)."""
+    at_size = stats[
+        (stats["image_size"] == size) & (stats["operation"] == "read") & ~is_many_clients(stats)
+    ]
     return throughput_panels(at_size, size, style.colours(stats), labels)
