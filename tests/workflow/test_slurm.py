@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from ci import unavailable
-from workflow_runs import REPO, cifar_workflow, snakemake
+from workflow_runs import REPO, cifar_workflow, snakemake, snakemake_command
 
 from imgbench.results.busy import overlapping_timings
 
@@ -269,3 +270,160 @@ def test_timed_work_never_overlapped(slurm_run):
     )
     for before, after in zip(timed, timed[1:], strict=False):
         assert after["Start"] >= before["End"], (before, after)
+
+
+# ---- many clients on two nodes (issue 26) -------------------------------------------------
+
+CLIENT_METHODS = ["npy", "png"]
+CLIENT_CUTOFF = 600
+TWO_BY_TWO = {"nodes": 2, "per_node": 2}
+CLIENTS_READY = re.compile(r"client (\d+) on (\S+) pid (\d+)")
+
+
+def slurm_snakemake(workdir: Path, slurm: dict, *, check: bool = True):
+    """The workflow through profiles/slurm, as a user runs it (polling every 2 s)."""
+    return snakemake(
+        workdir,
+        "--profile",
+        "profiles/slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        cores=None,
+        check=check,
+        timeout=1500,
+        env={**os.environ, **slurm},
+    )
+
+
+def cluster_nodes() -> set[str]:
+    listed = subprocess.run(["sinfo", "-h", "-o", "%N"], capture_output=True, text=True).stdout
+    names = subprocess.run(
+        ["scontrol", "show", "hostnames", listed.strip()], capture_output=True, text=True
+    ).stdout
+    return set(names.split())
+
+
+def clients_config(**changes) -> dict:
+    config = dict(
+        n_images=CLIENT_CUTOFF,
+        cutoffs=[CLIENT_CUTOFF],
+        methods=CLIENT_METHODS,
+        repeats=1,
+        inner_repeats=2,
+        read_cache=["cold"],
+        read_patterns=["shuffled"],
+        readahead=["on"],
+        batch_size=16,
+        clients=[TWO_BY_TWO],
+    )
+    return config | changes
+
+
+@pytest.fixture(scope="module")
+def clients_run(slurm, request, tmp_path_factory):
+    """npy and png read by 2 x 2 clients over the two nodes, through profiles/slurm."""
+    workdir = tmp_path_factory.mktemp("slurm-clients")
+    cifar_workflow(workdir, **clients_config())
+    started = time.monotonic()
+    slurm_snakemake(workdir, slurm)
+    report(request, f"[slurm] 2 x 2 clients, npy and png: {time.monotonic() - started:.1f} s")
+    return workdir
+
+
+def test_clients_on_two_nodes_read_and_verify_every_share(clients_run):
+    workdir = clients_run
+    timings = pd.read_csv(
+        workdir / "results" / "timings.csv", keep_default_na=False, na_values=[""]
+    )
+    many = timings[(timings["operation"] == "read") & (timings["clients"] > 0)]
+    assert sorted(set(many["method"])) == sorted(CLIENT_METHODS)
+    nodes = cluster_nodes()
+    for row in many.to_dict("records"):
+        assert (row["nodes"], row["clients"], row["readers"]) == (2, 4, 1)
+        hosts = row["client_hosts"].split(";")
+        assert len(set(hosts)) == 2 and set(hosts) <= nodes, (hosts, nodes)
+        assert row["client_launch"] == "srun"
+        seconds = [float(value) for value in row["client_seconds"].split(";")]
+        assert len(seconds) == 4 and max(seconds) <= row["seconds"]
+        assert len(str(row["client_device_read_bytes"]).split(";")) == 4
+        assert row["images_read"] == CLIENT_CUTOFF  # every client's share, together
+        assert row["images_per_s_per_client"] == pytest.approx(row["images_per_s"] / 4)
+    for method in CLIENT_METHODS:
+        log = workdir / "logs" / "read" / method / "default" / "32px"
+        text = (log / str(CLIENT_CUTOFF) / "repeat1.log").read_text()
+        ready = CLIENTS_READY.findall(text.split("srun clients ready", 1)[1].splitlines()[0])
+        assert sorted(int(rank) for rank, _, _ in ready) == [0, 1, 2, 3]
+        assert len({host for _, host, _ in ready}) == 2
+        # the read job's line for the point: read, then checked by every client (verified)
+        assert re.search(r"2 x 2 clients on \S+;\S+, readahead on: 600 images .* verified", text)
+
+
+def test_a_node_local_store_dir_is_refused_for_clients_on_two_nodes(slurm, tmp_path, request):
+    store_dir = Path("/dev/shm") / f"imgbench-clients-{uuid.uuid4().hex[:8]}"
+    request.addfinalizer(lambda: shutil.rmtree(store_dir, ignore_errors=True))
+    cifar_workflow(
+        tmp_path,
+        **clients_config(
+            methods=["npy"],
+            n_images=50,
+            cutoffs=[50],
+            clients=[{"nodes": 2, "per_node": 1}],
+            store_dir=str(store_dir),
+        ),
+    )
+    result = slurm_snakemake(tmp_path, slurm, check=False)
+    assert result.returncode != 0
+    log = tmp_path / "logs" / "read" / "npy" / "default" / "32px" / "50" / "repeat1.log"
+    text = log.read_text()
+    assert f"the store {store_dir}/npy/default/32px/50/repeat1 is on tmpfs" in text
+    assert "which no other node sees: set store_dir to a file system every node mounts" in text
+    assert not list((tmp_path / "results" / "rows").rglob("read/**/*.csv"))
+
+
+def test_a_client_killed_on_the_other_node_fails_the_point_and_a_rerun_measures_it(slurm, tmp_path):
+    cutoff = 4000
+    cifar_workflow(
+        tmp_path,
+        **clients_config(methods=["png"], n_images=cutoff, cutoffs=[cutoff], inner_repeats=5),
+    )
+    command = snakemake_command(
+        "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "2", cores=None
+    )
+    run = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, **slurm},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    log = tmp_path / "logs" / "read" / "png" / "default" / "32px" / str(cutoff) / "repeat1.log"
+    try:
+        deadline = time.monotonic() + 900
+        ready = []
+        while not ready and time.monotonic() < deadline and run.poll() is None:
+            text = log.read_text() if log.is_file() else ""
+            if "srun clients ready" in text:
+                line = text.split("srun clients ready", 1)[1].splitlines()[0]
+                ready = CLIENTS_READY.findall(line)
+            time.sleep(0.05)
+        assert ready, "the clients never started"
+        head = ready[0][1]  # client 0 runs on the job's first node, beside the read job
+        rank, host, pid = next(client for client in ready if client[1] != head)
+        os.kill(int(pid), signal.SIGKILL)
+        output, _ = run.communicate(timeout=900)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode != 0, output[-3000:]
+    text = log.read_text()
+    assert f"png client {rank} of 4 (host {host}, pid {pid}) died without reporting" in text
+    row = tmp_path / "results" / "rows" / "read" / "png" / "default" / "32px" / f"{cutoff}"
+    assert not (row / "repeat1.csv").exists()  # no partial row
+    # A rerun measures the point again, with every client.
+    slurm_snakemake(tmp_path, slurm)
+    timings = pd.read_csv(tmp_path / "results" / "timings.csv")
+    many = timings[(timings["operation"] == "read") & (timings["clients"] == 4)]
+    assert len(many) >= 1 and (many["images_read"] == cutoff).all()
