@@ -326,6 +326,9 @@ class ClientGroup:
                 process.kill()
                 process.wait()
         self.processes = []
+        for descriptor in getattr(self, "_pidfds", []):
+            os.close(descriptor)
+        self._pidfds = []
         if getattr(self, "visible", None) is not None:
             self.visible.unlink(missing_ok=True)
 
@@ -344,17 +347,28 @@ class ClientGroup:
         got: dict[int, object] = {}
         arrived: dict[int, int] = {}
         deadline = time.monotonic() + self.timeout_s
+        exits = self._exit_descriptors()
         while len(got) < len(ranks):
             pending = {self.connections[r].fileno(): r for r in ranks if r not in got}
             remaining = deadline - time.monotonic()
-            ready, _, _ = select.select(list(pending), [], [], max(0.0, remaining))
+            ready, _, _ = select.select([*pending, *exits], [], [], max(0.0, remaining))
             now = time.perf_counter_ns()
+            late = ", ".join(self._name(r) for r in pending.values())
             if not ready:
-                late = ", ".join(self._name(r) for r in pending.values())
                 raise ClientsError(
                     f"{late} did not {stage} within {self.timeout_s:.0f} s; its node may be lost"
                 )
+            if not any(descriptor in pending for descriptor in ready):  # a launcher ended
+                time.sleep(0.2)  # a last message may still be on its way
+                if not any(self.connections[r].poll() for r in pending.values()):
+                    raise ClientsError(
+                        f"{late} did not {stage}: {self._launcher_exit()} while the clients "
+                        f"were to {stage} (a client killed, or its node lost)"
+                    )
+                continue
             for descriptor in ready:
+                if descriptor not in pending:
+                    continue
                 rank = pending[descriptor]
                 try:
                     kind, payload = self.connections[rank].recv()
@@ -371,6 +385,17 @@ class ClientGroup:
                     raise ClientsError(f"{self._name(rank)} sent {kind!r} instead of {stage!r}")
                 got[rank], arrived[rank] = payload, now
         return got, arrived
+
+    def _exit_descriptors(self) -> list[int]:
+        """A descriptor per launched process that becomes readable when it exits (Linux's
+        pidfd): a launcher that ends before its clients reported fails the read at once,
+        not after the timeout (srun ends when a node is lost)."""
+        if not hasattr(self, "_pidfds"):
+            self._pidfds = []
+            for process in self.processes:
+                with contextlib.suppress(AttributeError, OSError):  # else the timeout holds
+                    self._pidfds.append(os.pidfd_open(process.pid))
+        return self._pidfds
 
     def _send(self, message, ranks=None) -> None:
         for rank in sorted(self.connections) if ranks is None else ranks:
