@@ -356,6 +356,13 @@ def test_clients_on_two_nodes_read_and_verify_every_share(clients_run):
         assert len({host for _, host, _ in ready}) == 2
         # the read job's line for the point: read, then checked by every client (verified)
         assert re.search(r"2 x 2 clients on \S+;\S+, readahead on: 600 images .* verified", text)
+    # the figure and the summary's rows of the many-clients reads
+    results = workdir / "results"
+    assert (results / "plots" / "clients_shuffled_cold_32px.png").stat().st_size > 0
+    summary_text = (results / "summary.md").read_text()
+    assert "## Many clients" in summary_text
+    assert "shuffled, 2x2 clients, cold" in summary_text  # the format table's row
+    assert all(host in summary_text for host in set(many["client_hosts"].str.split(";").sum()))
 
 
 def test_a_node_local_store_dir_is_refused_for_clients_on_two_nodes(slurm, tmp_path, request):
