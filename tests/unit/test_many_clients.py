@@ -154,8 +154,9 @@ def test_the_method_whose_throughput_holds_best_is_named(tmp_path):
         f"[{npy[0]:.2f}, {npy[-1]:.2f}] of its 1-client throughput per client at 4 clients "
         f"(2x2), against png {statistics.median(png):.2f} [{png[0]:.2f}, {png[-1]:.2f}]"
     ) in section
-    assert "Clients ran on 2 host(s): node1 and node2; started by srun (18 timed reads)." in (
-        section
+    assert (
+        "Clients ran on 2 host(s): node1 and node2; "
+        "started by srun over the nodes (18 timed reads)." in (section)
     )
     assert "### 32x32, 100 images: shuffled, cold" in section
     body = {(cells[0], cells[1]): cells[2:] for cells in table_body(section)}

@@ -239,8 +239,11 @@ def hosts_markdown(rows: pd.DataFrame) -> str:
         if hosts
         else "The clients' hosts were not recorded"
     )
-    how = ", ".join(f"{launch} ({count} timed reads)" for launch, count in counts.items())
-    started = f"; started by {how}" if how else "; how they were started was not recorded"
+    launched = {"local": "as processes of the job's machine", "srun": "by srun over the nodes"}
+    how = ", ".join(
+        f"{launched.get(launch, launch)} ({count} timed reads)" for launch, count in counts.items()
+    )
+    started = f"; started {how}" if how else "; how they were started was not recorded"
     return f"{where}{started}.\n\n"
 
 
