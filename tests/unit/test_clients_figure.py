@@ -129,3 +129,18 @@ def test_reads_by_clients_stay_out_of_the_throughput_and_latency_figures(tmp_pat
     assert len(drawn) == 2  # npy and png of the forked reader, not their 3 client points
     plt.close(fig)
     assert len(clients.client_points(stats, 32, "random_single", "cold")) == 6
+
+
+def test_methods_far_apart_go_on_a_log_axis(tmp_path):
+    stats, disk = tables(tmp_path, make_rows() + client_rows(HOLDS))
+    assert max(ONE_CLIENT.values()) / min(ONE_CLIENT.values()) < clients.LOG_ABOVE_SPAN
+    fig = plotting.draw("clients_shuffled_cold_32px", stats, disk, spread="ci")
+    assert {ax.get_yscale() for ax in fig.axes[:2]} == {"linear"}
+    plt.close(fig)
+    slower = stats.copy()  # png 100 times slower: 500 times below npy
+    png = slower["series"] == "png"
+    for column in [c for c in slower.columns if "images_per_s" in c]:
+        slower.loc[png, column] = pd.to_numeric(slower.loc[png, column], errors="coerce") / 100
+    fig = plotting.draw("clients_shuffled_cold_32px", slower, disk, spread="ci")
+    assert {ax.get_yscale() for ax in fig.axes[:2]} == {"log"}
+    plt.close(fig)

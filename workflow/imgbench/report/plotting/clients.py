@@ -70,6 +70,10 @@ def _line_keys(points: pd.DataFrame) -> list[tuple]:
     return sorted(keys.itertuples(index=False, name=None))
 
 
+# A panel's images/s go on a log axis when its fastest line is this many times its slowest.
+LOG_ABOVE_SPAN = 20
+
+
 def _panel(ax, points, configs, colours, median, prefix, shown) -> None:
     position = {config: index for index, config in enumerate(configs)}
     several = len(_line_keys(points)) > 1
@@ -98,7 +102,12 @@ def _panel(ax, points, configs, colours, median, prefix, shown) -> None:
         )
     ax.set_xticks(range(len(configs)), [tick_label(config) for config in configs])
     ax.set_xlim(-0.5, len(configs) - 0.5)
-    ax.set_ylim(bottom=0)
+    values = pd.to_numeric(points[median], errors="coerce")
+    values = values[values > 0]
+    if len(values) and values.max() > LOG_ABOVE_SPAN * values.min():
+        ax.set_yscale("log")  # methods 100x apart: a linear axis flattens the slow ones
+    else:
+        ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: style.plain(v) if v else "0"))
     ax.grid(True, axis="y", alpha=0.3)
 
