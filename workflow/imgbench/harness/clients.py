@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from pathlib import Path
 
@@ -467,8 +467,6 @@ class ClientGroup:
 
 def _task_for(task, share, visible: Path, token: str, host: str):
     """A client's task: the point's, with its share and the visibility token."""
-    from dataclasses import replace
-
     return replace(task, share=share, visible=visible, token=token, coordinator_host=host)
 
 
