@@ -52,8 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from imgbench.harness import client as client_process
-from imgbench.harness.readers import ReaderError
 from imgbench.harness.region import IN_READERS, Region
+from imgbench.harness.verification import VerificationError
 from imgbench.system import fsutil, lifetime, phases
 
 logger = logging.getLogger("imgbench.clients")
@@ -69,8 +69,9 @@ ENV_HOST = "IMGBENCH_CLIENTS_HOST"
 NODE_LOCAL_FS = ("tmpfs", "ramfs", "devtmpfs")
 
 
-class ClientsError(ReaderError):
-    """A many-clients read could not start, or a client failed, died or went silent."""
+class ClientsError(VerificationError):
+    """A many-clients read could not start, or a client failed, died or went silent: the
+    read is not verified, as when a forked reader fails (``timed_reads``)."""
 
 
 def launch_kind() -> str:

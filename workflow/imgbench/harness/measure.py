@@ -39,7 +39,6 @@ used. The garbage collector is collected and disabled during the timed region, a
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -368,21 +367,12 @@ class ReadOfStore:
             eviction=point.eviction,
         )
         shares = access.client_shares(point.pattern, self.requests, point.clients, point.batch_size)
-        group = clients.ClientGroup(task, shares, point.nodes, point.per_node)
-        try:
-            group.__enter__()
-        except clients.ClientsError as error:
-            raise VerificationError(str(error)) from None
-        self.clients = group
-        try:
-            yield group
-        except BaseException:
-            group.__exit__(*sys.exc_info())
-            raise
-        else:
-            group.__exit__(None, None, None)
-        finally:
-            self.clients = None
+        with clients.ClientGroup(task, shares, point.nodes, point.per_node) as group:
+            self.clients = group
+            try:
+                yield group
+            finally:
+                self.clients = None
 
     def time_once(self, scratch: Path):
         """The machine prepared, one timed read, checked; every request's latency (none
@@ -390,10 +380,7 @@ class ReadOfStore:
         point, module, source = self.point, self.module, self.source
         if self.clients is not None:
             timed = clients.new_region(self.device)
-            try:
-                read = self.clients.read_once(timed, self.preparation.before_read)
-            except clients.ClientsError as error:
-                raise VerificationError(str(error)) from None
+            read = self.clients.read_once(timed, self.preparation.before_read)
             if not np.isnan(read.cached_fraction):
                 fraction = self.preparation.cached_fraction
                 self.preparation.cached_fraction = min(fraction, read.cached_fraction)
