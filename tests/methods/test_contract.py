@@ -39,7 +39,9 @@ from imgbench.methods import (
     OptionError,
     _base,
     available_methods,
+    codecs,
     contract_problems,
+    encoding,
     get_method,
     resolve_options,
 )
@@ -100,8 +102,14 @@ def test_module_keeps_the_method_contract(method):
     module = get_method(method)
     assert contract_problems(module) == []
     assert "\n" not in module.DESCRIPTION and module.DESCRIPTION.strip()
-    assert resolve_options(module, None) == module.OPTIONS
-    assert resolve_options(module, {}) == module.OPTIONS
+    # the defaults, with the codec (None: the encoding's default) resolved
+    resolved = {**module.OPTIONS}
+    if "codec" in resolved:
+        resolved["codec"] = encoding.codec_of(module.OPTIONS)
+        assert resolved["codec"] in ("none", *codecs.CODECS)
+    assert resolve_options(module, None) == resolved
+    assert resolve_options(module, {}) == resolved
+    assert resolve_options(module, resolved) == resolved  # resolving again changes nothing
     assert set(getattr(module, "CHOICES", {})) <= set(module.OPTIONS)
 
 
@@ -231,6 +239,8 @@ def test_resolve_options_overrides_defaults_without_changing_them():
         "subsampling": None,
         "lossless": True,
         "compress_level": 1,
+        "effort": None,
+        "codec": "pillow",
     }
     assert png.OPTIONS["compress_level"] == 6
     resolved = resolve_options(lmdb, {"writemap": True})
@@ -240,6 +250,8 @@ def test_resolve_options_overrides_defaults_without_changing_them():
         "subsampling": None,
         "lossless": True,
         "compress_level": 6,
+        "effort": None,
+        "codec": "none",
         "value_format": "raw",
         "writemap": True,
         "sync": None,
@@ -268,7 +280,11 @@ def test_unknown_option_error_lists_the_known_options():
         ("hdf5", {"compression_opts": 12}, r"compression_opts must be one of null, 0, 1, .*not 12"),
         ("png", {"compress_level": 10}, r"compress_level must be one of 0, 1, .*, 9, not 10"),
         ("png", {"compress_level": True}, r"compress_level must be one of .*not True"),
-        ("png", {"encoding": "gif"}, r"encoding must be one of raw, png, jpeg, webp, not 'gif'"),
+        (
+            "png",
+            {"encoding": "gif"},
+            r"encoding must be one of raw, png, jpeg, webp, qoi, jpegxl, avif, not 'gif'",
+        ),
         ("png", {"quality": 0}, r"quality must be one of 1 to 100, not 0"),
         ("png", {"lossless": "yes"}, r"lossless must be one of true, false, not 'yes'"),
         ("lmdb", {"encoding": "tiff"}, r"encoding must be one of raw, png, jpeg, webp"),

@@ -70,6 +70,8 @@ def test_options_packages_and_library_versions():
         "subsampling": None,
         "lossless": True,
         "compress_level": 6,
+        "effort": None,
+        "codec": None,
         "row_group_images": 100,
         "compression": "none",
     }
@@ -87,7 +89,10 @@ def test_options_packages_and_library_versions():
     [
         ({"compression": "lz77"}, r"compression must be one of none, snappy, zstd, not 'lz77'"),
         ({"compression": None}, r"compression must be one of none, snappy, zstd, not None"),
-        ({"encoding": "gif"}, r"encoding must be one of raw, png, jpeg, webp, not 'gif'"),
+        (
+            {"encoding": "gif"},
+            r"encoding must be one of raw, png, jpeg, webp, qoi, jpegxl, avif, not 'gif'",
+        ),
         ({"quality": 0}, r"quality must be one of .*not 0"),
         ({"row_group_images": 0}, r"row_group_images must be a whole number .* at least 1, not 0"),
         ({"row_group_images": -5}, r"row_group_images must be .*not -5"),
@@ -214,6 +219,7 @@ def test_every_compression_roundtrips_in_an_ordinary_parquet_file(
         "dtype": "uint8",
         "labels_dtype": "uint8",
         "encoding": encoding_name,
+        "codec": "none" if encoding_name == "raw" else "pillow",
         "row_group_images": 8,
     }
 

@@ -35,6 +35,7 @@ def test_png_writes_one_file_per_image_plus_labels_csv(tmp_path):
     assert set(names) == {f"{i}.png" for i in range(13)} | {"labels.csv", "format.json"}
     assert json.loads((store_dir / "format.json").read_text()) == {
         "encoding": "png",
+        "codec": "pillow",
         "shape": [32, 32, 3],
     }
     rows = (store_dir / "labels.csv").read_text().splitlines()

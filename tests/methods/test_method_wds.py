@@ -66,6 +66,8 @@ def test_options_packages_and_codec_versions():
         "subsampling": None,
         "lossless": True,
         "compress_level": 6,
+        "effort": None,
+        "codec": None,
         "shard_bytes": 256 * MIB,
     }
     assert wds_method.CHOICES["shard_bytes"].minimum == MIB
@@ -76,7 +78,10 @@ def test_options_packages_and_codec_versions():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"encoding": "gif"}, r"option encoding must be one of raw, png, jpeg, webp, not 'gif'"),
+        (
+            {"encoding": "gif"},
+            r"option encoding must be one of raw, png, jpeg, webp, qoi, jpegxl, avif, not 'gif'",
+        ),
         ({"quality": 0}, r"option quality must be one of 1 to 100, not 0"),
         ({"lossless": 1}, r"option lossless must be one of true, false, not 1"),
         ({"shard_bytes": 1000}, r"option shard_bytes must be .*at least 1048576.*not 1000"),

@@ -54,7 +54,9 @@ def measure_reads(watch):
     global store_dir
     size = int(smk.wildcards.image_size)
     with phases.phase("provenance"):
-        env = provenance.collect(store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method)
+        env = provenance.collect(
+            store_dir, Path(smk.scriptdir).parents[1], smk.wildcards.method, smk.params.options
+        )
     # a parameter none of the store's reads uses is None (plan.ReadParameter): unused
     used = {
         key: getattr(smk.params, key)

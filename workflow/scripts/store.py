@@ -76,7 +76,9 @@ def on_signal(signum):
 def main():
     global label, store_dir
     with phases.phase("provenance"):
-        env = provenance.collect(store_dirs[0], Path(smk.scriptdir).parents[1], wildcards.method)
+        env = provenance.collect(
+            store_dirs[0], Path(smk.scriptdir).parents[1], wildcards.method, smk.params.options
+        )
     rows = []
     try:
         for cutoff, each in zip(cutoffs, store_dirs, strict=True):

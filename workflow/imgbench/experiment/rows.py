@@ -17,7 +17,10 @@ module's ``DESCRIPTION``, carried into the statistics and disk tables, which nam
 method by it in legends and the summary; ``read_path`` is how the method's reader reads
 a batch of that store (the method's ``read_path(options)``; the summary's methods table
 names it per series). ``encoding`` is how the store keeps its images
-(``raw``, ``png``, ``jpeg q95 4:4:4``, ``webp lossless``; see ``encoding``); a ``lossy``
+(``raw``, ``png``, ``jpeg q95 4:4:4``, ``webp lossless``, ``qoi``, ``jpegxl q90 e7``,
+``avif q80``; see ``encoding``) and ``codec`` the library that wrote and reads them
+(``pillow``, ``imagecodecs``, ``opencv``, ``simplejpeg``, ``spng``; ``none`` for raw
+pixels and methods without an encoding; its versions are in the provenance); a ``lossy``
 store is checked by fidelity instead of exactly (each image read against the config's
 ``image_psnr_floor_db``, the store once against ``store_psnr_floor_db``), and its store
 rows carry its PSNR against the source (``psnr_db`` over all pixels, the floor's measure;
@@ -70,6 +73,7 @@ ROW_FIELDS = [
     "method_description",
     "read_path",
     "encoding",
+    "codec",
     "lossy",
     "psnr_db",
     "psnr_min_db",

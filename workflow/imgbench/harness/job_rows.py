@@ -127,6 +127,7 @@ class JobRows(Repetitions):
             "method_description": self.module.DESCRIPTION,
             "read_path": methods.read_path_of(self.module, self.options),
             "encoding": encoding.describe(self.options),
+            "codec": encoding.codec_of(self.options),
             "lossy": encoding.is_lossy(self.options),
             "variant": self.point.variant,
             "repeat": self.point.repeat,

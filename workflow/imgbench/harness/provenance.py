@@ -22,7 +22,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from imgbench.methods import get_method
+from imgbench.methods import codecs, encoding, get_method, resolve_options
 from imgbench.system import machine
 from imgbench.system.fsutil import filesystem_of, mount_entry
 
@@ -58,15 +58,18 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def method_versions(method: str) -> dict[str, str | None]:
+def method_versions(method: str, options: dict | None = None) -> dict[str, str | None]:
     """Versions of what ``method`` runs on: each of its ``PACKAGES`` (keyed by the name in
-    lower case; None when not installed) and its ``library_versions()`` (this imports the
-    method's format library: for the jobs that run the method only)."""
+    lower case; None when not installed), its ``library_versions()`` (this imports the
+    method's format library: for the jobs that run the method only) and, for a store of
+    encoded images (the job's ``options``, resolved here, name a codec), the codec, its
+    package and the codec libraries under it (``codecs.versions``)."""
     module = get_method(method)
     versions = {name.lower(): _package_version(name) for name in module.PACKAGES}
     library_versions = getattr(module, "library_versions", None)
     if library_versions is not None:
         versions.update(library_versions())
+    versions.update(codecs.versions(encoding.codec_of(resolve_options(module, options))))
     return versions
 
 
@@ -207,11 +210,14 @@ def git_commit(repo_dir: Path) -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def collect(store_path: Path, repo_dir: Path, method: str | None = None) -> dict:
+def collect(
+    store_path: Path, repo_dir: Path, method: str | None = None, options: dict | None = None
+) -> dict:
     """Everything that describes the conditions of a measurement, except its time.
 
     ``store_path`` is any path on the disk being measured (its file system is recorded);
-    ``method`` is the storage method the job runs, whose versions go under ``methods``.
+    ``method`` is the storage method the job runs, whose versions go under ``methods``
+    (with its codec's, from the job's resolved ``options``).
     """
     fs_type, mount = filesystem_of(store_path)
     uname = platform.uname()
@@ -234,5 +240,5 @@ def collect(store_path: Path, repo_dir: Path, method: str | None = None) -> dict
     }
     record.update(storage_and_kernel(store_path))
     record.update({name.lower(): _package_version(name) for name in CORE_PACKAGES})
-    record["methods"] = {} if method is None else {method: method_versions(method)}
+    record["methods"] = {} if method is None else {method: method_versions(method, options)}
     return record

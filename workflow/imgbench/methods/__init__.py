@@ -127,7 +127,7 @@ def blocks(nbytes: int, block: int = 4096) -> int:
 
 
 # Modules of this package that serve the methods and are not methods themselves.
-SUPPORT_MODULES = ("encoding",)
+SUPPORT_MODULES = ("encoding", "codecs")
 
 
 def available_methods() -> list[str]:
@@ -183,8 +183,9 @@ def read_path_of(module: ModuleType, options: dict) -> str:
 
 def resolve_options(module: ModuleType, options: dict | None) -> dict:
     """The module's default options updated with ``options``, checked: unknown names,
-    values outside ``CHOICES``, an encoding's option given for another encoding and the
-    module's own ``check_options`` (a ``ValueError``; an ``OptionError`` names the
+    values outside ``CHOICES``, an encoding's option given for another encoding, a
+    ``codec`` that lacks the encoding (the codec resolved: ``encoding.resolve_codec``) and
+    the module's own ``check_options`` (a ``ValueError``; an ``OptionError`` names the
     option)."""
     defaults = dict(getattr(module, "OPTIONS", {}))
     name = module.__name__.rsplit(".", 1)[-1]
@@ -197,6 +198,7 @@ def resolve_options(module: ModuleType, options: dict | None) -> dict:
     misplaced = encoding.misplaced_options(options or {}, defaults)
     if misplaced:
         raise ValueError(f"method {name} {misplaced}")
+    defaults = encoding.resolve_codec(name, defaults)
     check_options = getattr(module, "check_options", None)
     if check_options is not None:
         check_options(defaults)

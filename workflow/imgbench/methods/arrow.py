@@ -100,7 +100,7 @@ def store(store_dir: Path, images, labels: np.ndarray, *, options: dict) -> None
     check_lengths(images, labels)
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, not {labels.dtype}")
-    meta = store_header(images, labels, encoding=options["encoding"], batch_images=batch_images)
+    meta = store_header(images, labels, **encoding.store_fields(options), batch_images=batch_images)
     schema = _schema(pa, labels.dtype, meta)
     label_type = schema.field(LABEL_COLUMN).type
     written = 0
@@ -124,9 +124,10 @@ def store(store_dir: Path, images, labels: np.ndarray, *, options: dict) -> None
         pa.OSFile(str(store_dir / FILE_NAME), "wb") as sink,
         pa.ipc.new_file(sink, schema) as writer,
     ):
+        encode = encoding.encoder(options)
         for _start, chunk in indexed_chunks(images):
             for image in chunk:
-                buffered.append(encoding.encode(image, options))
+                buffered.append(encode(image))
                 if len(buffered) == batch_images:
                     write_batch(writer)
         if buffered:
@@ -137,7 +138,10 @@ def read_path(options: dict) -> str:
     """How the reader reads a batch (the methods table names it per series)."""
     if options["encoding"] == "raw":
         return "each image copied from the memory-mapped file"
-    return f"each image's bytes from the memory-mapped file, {options['encoding']} decoded"
+    return (
+        f"each image's bytes from the memory-mapped file, {options['encoding']} decoded "
+        f"with {options['codec']}"
+    )
 
 
 class Reader:
@@ -184,6 +188,7 @@ class Reader:
         self.shape = tuple(self.meta["shape"])
         self.dtype = np.dtype(self.meta["dtype"])
         self.encoding = self.meta["encoding"]
+        self.codec = self.meta.get("codec")
         self.image_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
         self.count = self.meta["count"]
 
@@ -199,7 +204,9 @@ class Reader:
                 flat[position * size : (position + 1) * size] = value
         else:
             for position, row in enumerate(rows):
-                images[position] = encoding.decode(self.cells[row], self.encoding, self.shape)
+                images[position] = encoding.decode(
+                    self.cells[row], self.encoding, self.shape, self.codec
+                )
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)

@@ -27,24 +27,51 @@ the 1st percentile of its images'; every read checks each image against the much
 ``image_psnr_floor_db``, which an image of a faithful encoding passes and a wrong or
 corrupt image fails.
 
+``qoi``
+    lossless QOI ("Quite OK Image"): byte-wise run and index coding, no entropy coder;
+    larger than PNG, made to encode and decode fast.
+``jpegxl``
+    JPEG XL (libjxl): ``lossless: true`` (the default) is exact (modular mode);
+    ``lossless: false`` is lossy at ``quality`` (libjxl maps it to a distance). Both at
+    ``effort`` (1-10, ``null``: libjxl's 7).
+``avif``
+    AVIF (libavif, AV1 intra): ``lossless: false`` is lossy at ``quality`` with chroma at
+    4:4:4; ``lossless: true`` is exact (imagecodecs only).
+
+Which library encodes and decodes is option ``codec`` (``imgbench.methods.codecs``:
+``pillow``, ``imagecodecs``, ``opencv``, ``simplejpeg``, ``spng``; ``null``: Pillow where
+it has the encoding, else imagecodecs). A codec that lacks the encoding is refused when
+the config is validated (``resolve_codec``).
+
 A method that stores encoded images takes ``OPTIONS = {**encoding.options("png"), ...}``
-and ``CHOICES = {**encoding.CHOICES, ...}``, encodes with ``encode(image, options)``,
-records ``options["encoding"]`` in its store, and decodes with ``decode(data, encoding,
-shape)``. Pillow is imported inside the functions (the method contract's lazy import).
+and ``CHOICES = {**encoding.CHOICES, ...}``, encodes with ``encoder(options)`` (one
+function per store) or ``encode(image, options)``, records ``options["encoding"]`` and
+``options["codec"]`` in its store (``store_fields(options)``), and decodes with
+``decode(data, encoding, shape, codec)``. The codec libraries are imported inside the
+functions (the method contract's lazy import).
 """
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 
-ENCODINGS = ("raw", "png", "jpeg", "webp")
-LOSSLESS_ENCODINGS = ("raw", "png")
+from imgbench.methods import codecs
+from imgbench.methods._base import OptionError
+
+ENCODINGS = ("raw", "png", "jpeg", "webp", "qoi", "jpegxl", "avif")
+LOSSLESS_ENCODINGS = ("raw", "png", "qoi")
 # File name extensions (WebDataset member keys, image file names).
-EXTENSIONS = {"raw": "raw", "png": "png", "jpeg": "jpg", "webp": "webp"}
-PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+EXTENSIONS = {
+    "raw": "raw",
+    "png": "png",
+    "jpeg": "jpg",
+    "webp": "webp",
+    "qoi": "qoi",
+    "jpegxl": "jxl",
+    "avif": "avif",
+}
 # JPEG chroma subsampling as the config names it -> Pillow's ``subsampling`` argument.
 SUBSAMPLINGS = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 # The default (option ``subsampling: null``), from 5,085 real CIFAR-10 images at quality
@@ -54,7 +81,7 @@ SUBSAMPLINGS = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 SUBSAMPLING = "4:4:4"
 # Options that mean something for one encoding only: setting them (to anything but null)
 # with another encoding is an error.
-ONLY_FOR_ENCODING = {"subsampling": "jpeg"}
+ONLY_FOR_ENCODING = {"subsampling": "jpeg", "effort": "jpegxl"}
 # The least PSNR (dB) of a lossy store as a whole (the config's store_psnr_floor_db):
 # on CIFAR-10, JPEG at quality 75 stays above it with 4:2:0 (29.9 dB) and 4:4:4 (31.8),
 # lossy WebP from quality 40 (28.9); JPEG 4:2:0 at quality 50 (27.9) falls below.
@@ -73,13 +100,17 @@ CHOICES = {
     "lossless": (True, False),
     "compress_level": tuple(range(10)),
     "subsampling": (None, *SUBSAMPLINGS),
+    "effort": (None, *range(1, 11)),
+    "codec": (None, codecs.NO_CODEC, *codecs.CODECS),
 }
 
 
 def options(default_encoding: str) -> dict:
     """The encoding options of a method whose images are ``default_encoding`` by default:
-    ``quality`` 95 for JPEG and lossy WebP, JPEG ``subsampling`` ``None`` (``SUBSAMPLING``,
-    4:4:4), ``lossless`` WebP, PNG ``compress_level`` 6."""
+    ``quality`` 95 for JPEG and lossy WebP, JPEG XL and AVIF, JPEG ``subsampling``
+    ``None`` (``SUBSAMPLING``, 4:4:4), ``lossless`` WebP and JPEG XL, PNG
+    ``compress_level`` 6, JPEG XL ``effort`` ``None`` (libjxl's 7), ``codec`` ``None``
+    (the encoding's default codec, ``codecs.default_codec``)."""
     if default_encoding not in ENCODINGS:
         raise ValueError(
             f"encoding must be one of {', '.join(ENCODINGS)}, not {default_encoding!r}"
@@ -90,6 +121,8 @@ def options(default_encoding: str) -> dict:
         "subsampling": None,
         "lossless": True,
         "compress_level": 6,
+        "effort": None,
+        "codec": None,
     }
 
 
@@ -109,6 +142,41 @@ def misplaced_options(given: dict, resolved: dict) -> str | None:
     return f"option {needs}, not {name}"
 
 
+def resolve_codec(method: str, options: dict) -> dict:
+    """Complete ``options`` with their codec resolved (``codecs.resolve``: the one named,
+    the encoding's default, or ``none`` for raw); an ``OptionError`` when the codec named
+    lacks the encoding. Options without an ``encoding`` are returned as they are."""
+    if "encoding" not in options or "codec" not in options:
+        return options
+    name, lossless = options["encoding"], options.get("lossless", True)
+    rule = codecs.problem(name, lossless, options["codec"])
+    if rule:
+        have = codecs.codecs_for(name, lossless)
+        if name == "raw":
+            fix = "remove codec"
+        else:
+            fix = f"set codec to {' or '.join(have)} or remove it (default {have[0]})"
+            if codecs.codecs_for(name, not lossless) != have and options["codec"] in (
+                codecs.codecs_for(name, not lossless)
+            ):
+                fix += f", or set lossless: {str(not lossless).lower()}"
+        raise OptionError(method, "codec", options["codec"], rule, fix)
+    return {**options, "codec": codecs.resolve(options)}
+
+
+def codec_of(options: dict) -> str:
+    """The codec a store written with ``options`` uses (``none`` for raw pixels and for
+    methods without an encoding)."""
+    if "encoding" not in options:
+        return codecs.NO_CODEC
+    return codecs.resolve(options)
+
+
+def store_fields(options: dict) -> dict:
+    """What a store records of its encoding for its reader: ``encoding`` and ``codec``."""
+    return {"encoding": options["encoding"], "codec": codec_of(options)}
+
+
 def subsampling(options: dict) -> str:
     """The JPEG chroma subsampling of ``options``: theirs, or ``SUBSAMPLING``."""
     return options.get("subsampling") or SUBSAMPLING
@@ -125,20 +193,29 @@ def subsampling_from_yaml(value):
 
 
 def is_lossy(options: dict) -> bool:
-    """Whether images stored with ``options`` come back only approximately (JPEG, lossy
-    WebP). Options without an ``encoding`` are raw pixels: exact."""
+    """Whether images stored with ``options`` come back only approximately (JPEG; WebP,
+    JPEG XL and AVIF with ``lossless: false``). Options without an ``encoding`` are raw
+    pixels: exact."""
     name = options.get("encoding", "raw")
-    return name == "jpeg" or (name == "webp" and not options.get("lossless", True))
+    if name == "raw":
+        return False
+    return codecs.mode(name, options.get("lossless", True)) == codecs.LOSSY
 
 
 def describe(options: dict) -> str:
-    """A short label of the encoding: ``raw``, ``png``, ``jpeg q95 4:4:4``, ``webp
-    lossless``, ``webp q80``."""
+    """A short label of the encoding: ``raw``, ``png``, ``qoi``, ``jpeg q95 4:4:4``,
+    ``webp lossless``, ``webp q80``, ``jpegxl lossless e7``, ``jpegxl q90 e7``, ``avif
+    lossless``, ``avif q80``. The codec is not in it (rows carry it as ``codec``)."""
     name = options.get("encoding", "raw")
     if name == "jpeg":
         return f"jpeg q{options['quality']} {subsampling(options)}"
-    if name == "webp":
-        return "webp lossless" if options.get("lossless", True) else f"webp q{options['quality']}"
+    if name in ("webp", "jpegxl", "avif"):
+        label = (
+            f"{name} lossless" if options.get("lossless", True) else f"{name} q{options['quality']}"
+        )
+        if name == "jpegxl":
+            label += f" e{options.get('effort') or codecs.JPEGXL_EFFORT}"
+        return label
     return name
 
 
@@ -157,46 +234,50 @@ def max_encoded_bytes(image_bytes: int, options: dict) -> int:
     return 2 * int(image_bytes) + 4096
 
 
-def encode(image: np.ndarray, options: dict) -> bytes:
-    """One (H, W, C) uint8 image in the encoding of ``options``."""
+def _raw_bytes(image: np.ndarray) -> bytes:
+    return np.ascontiguousarray(image).tobytes()
+
+
+def encoder(options: dict):
+    """The function that encodes one (H, W, C) uint8 image in the encoding of
+    ``options`` with their codec (made once per store: the codec's settings are looked up
+    here, not per image)."""
     name = options.get("encoding", "raw")
     if name == "raw":
-        return np.ascontiguousarray(image).tobytes()
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    picture = Image.fromarray(image)
-    if name == "png":
-        picture.save(buffer, format="PNG", compress_level=options["compress_level"])
-    elif name == "jpeg":
-        chroma = SUBSAMPLINGS[subsampling(options)]
-        picture.save(buffer, format="JPEG", quality=options["quality"], subsampling=chroma)
-    elif name == "webp":
-        if options.get("lossless", True):
-            picture.save(buffer, format="WEBP", lossless=True)
-        else:
-            picture.save(buffer, format="WEBP", lossless=False, quality=options["quality"])
-    else:
+        return _raw_bytes
+    if name not in ENCODINGS:
         raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {name!r}")
-    return buffer.getvalue()
+    settings = {
+        **options,
+        "subsampling": subsampling(options),
+        "lossless": options.get("lossless", True),
+        "codec": codecs.resolve(options),
+    }
+    return codecs.encoder(settings)
 
 
-def decode(data, encoding: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The (H, W, C) uint8 pixels of ``data`` (bytes or a buffer) encoded as
-    ``encoding``; ``shape`` is the store's image shape (raw needs it; the others are
-    checked against it)."""
+def encode(image: np.ndarray, options: dict) -> bytes:
+    """One (H, W, C) uint8 image in the encoding of ``options`` (``encoder(options)``
+    applied once)."""
+    return encoder(options)(image)
+
+
+def decode(data, encoding: str, shape: tuple[int, ...], codec: str | None = None) -> np.ndarray:
+    """The (H, W, C) uint8 pixels of ``data`` (bytes or a buffer) encoded as ``encoding``,
+    decoded with ``codec`` (``None``: Pillow, which wrote every store that records no
+    codec; JPEG XL and lossless AVIF: imagecodecs); ``shape`` is the store's image shape
+    (raw needs it; the others are checked against it)."""
     shape = tuple(shape)
     if encoding == "raw":
         pixels = np.frombuffer(data, dtype=np.uint8)
         if pixels.size != math.prod(shape):
             raise ValueError(f"a raw image of {pixels.size} bytes is not of shape {shape}")
         return pixels.reshape(shape)
-    if encoding not in PIL_FORMATS:
+    if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[encoding]]) as picture:
-        pixels = np.asarray(picture)
+    if codec in (None, codecs.NO_CODEC):
+        codec = "pillow" if encoding in codecs.SUPPORTS["pillow"] else "imagecodecs"
+    pixels = codecs.decoder(encoding, codec)(data)
     if pixels.shape != shape:
         raise ValueError(f"a decoded {encoding} image is {pixels.shape}, the store's are {shape}")
     return pixels

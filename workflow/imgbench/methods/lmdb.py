@@ -120,8 +120,9 @@ def disk_bytes(n_images: int, image_bytes: int, options: dict) -> int:
 
 def _values(start: int, chunk: np.ndarray, labels: np.ndarray, options: dict):
     if options["value_format"] == "raw":
+        encode = encoding.encoder(options)
         for index, image in enumerate(chunk, start=start):
-            yield image_key(index), encoding.encode(image, options)
+            yield image_key(index), encode(image)
     else:
         for index, image in enumerate(chunk, start=start):
             yield image_key(index), pickle.dumps(CIFAR_Image(image, int(labels[index])))
@@ -149,7 +150,7 @@ def _commit(env, items) -> None:
 
 def _meta_items(images, labels: np.ndarray, options: dict):
     meta = store_header(
-        images, labels, value_format=options["value_format"], encoding=options["encoding"]
+        images, labels, value_format=options["value_format"], **encoding.store_fields(options)
     )
     return [
         (LABELS_KEY, np.ascontiguousarray(labels).tobytes()),
@@ -196,7 +197,7 @@ def read_path(options: dict) -> str:
         return "txn.get per image, unpickled"
     if options["encoding"] == "raw":
         return "txn.get per image, copied from the memory map"
-    return f"txn.get per image, {options['encoding']} decoded with Pillow"
+    return f"txn.get per image, {options['encoding']} decoded with {options['codec']}"
 
 
 class Reader:
@@ -226,13 +227,14 @@ class Reader:
         self.dtype = np.dtype(self.meta["dtype"])
         self.pickled = self.meta.get("value_format", "raw") == "pickle"
         self.encoding = self.meta.get("encoding", "raw")
+        self.codec = self.meta.get("codec")
         self.raw = not self.pickled and self.encoding == "raw"
         self.image_bytes = math.prod(self.shape) * self.dtype.itemsize
 
     def _decode(self, value) -> np.ndarray:
         if self.pickled:
             return pickle.loads(value).get_image()
-        return encoding.decode(value, self.encoding, self.shape)
+        return encoding.decode(value, self.encoding, self.shape, self.codec)
 
     def _empty(self, count: int) -> np.ndarray:
         return np.empty((count, *self.shape), dtype=self.dtype)

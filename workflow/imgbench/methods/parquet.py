@@ -154,7 +154,9 @@ def store(
     check_lengths(images, labels)
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, not {labels.dtype}")
-    meta = store_header(images, labels, encoding=options["encoding"], row_group_images=group_images)
+    meta = store_header(
+        images, labels, **encoding.store_fields(options), row_group_images=group_images
+    )
     schema = _schema(pa, labels.dtype, meta)
     label_type = schema.field(LABEL_COLUMN).type
     written = 0
@@ -181,9 +183,10 @@ def store(
         use_dictionary=[LABEL_COLUMN],
         write_statistics=[LABEL_COLUMN],
     ) as writer:
+        encode = encoding.encoder(options)
         for _start, chunk in indexed_chunks(images):
             for image in chunk:
-                buffered.append(encoding.encode(image, options))
+                buffered.append(encode(image))
                 if len(buffered) == group_images:
                     write_group(writer)
         if buffered:
@@ -223,6 +226,7 @@ class _Store:
         self.shape = tuple(self.meta["shape"])
         self.dtype = np.dtype(self.meta["dtype"])
         self.encoding = self.meta["encoding"]
+        self.codec = self.meta.get("codec")
         self.image_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
         rows = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         # Row group g holds images starts[g] .. starts[g + 1] - 1.
@@ -240,7 +244,7 @@ class _Store:
         return self.labels(self.file.read(columns=[LABEL_COLUMN]))
 
     def decode(self, data) -> np.ndarray:
-        return encoding.decode(data, self.encoding, self.shape)
+        return encoding.decode(data, self.encoding, self.shape, self.codec)
 
     def decode_into(self, out: np.ndarray, column) -> None:
         """Every value of ``column`` decoded into ``out`` (as many images). Raw images of
@@ -318,7 +322,11 @@ def read_units(store_dir: Path) -> list[tuple[int, int]]:
 
 def read_path(options: dict) -> str:
     """How the reader reads a batch (the methods table names it per series)."""
-    decoded = "copied" if options["encoding"] == "raw" else f"{options['encoding']} decoded"
+    decoded = (
+        "copied"
+        if options["encoding"] == "raw"
+        else f"{options['encoding']} decoded with {options['codec']}"
+    )
     return (
         f"read_row_group of each row group holding a requested image "
         f"({options['row_group_images']} images), {decoded}"

@@ -2,8 +2,9 @@
 
 The files are PNG by default (the article's); option ``encoding`` makes them JPEG
 (``{i}.jpg``), WebP (``{i}.webp``) or raw pixel bytes (``{i}.raw``, one file per image
-without any codec: what the small files alone cost), through ``imgbench.methods.encoding``. The
-store records its encoding and image shape in ``format.json``. ``store`` encodes the
+without any codec: what the small files alone cost), QOI, JPEG XL or AVIF, written and read
+by option ``codec``'s library, through ``imgbench.methods.encoding``. The store records
+its encoding, codec and image shape in ``format.json``. ``store`` encodes the
 images chunk by chunk; ``read_batches`` decodes the files of one batch at a time.
 """
 
@@ -54,10 +55,11 @@ def store(
 ) -> None:
     check_lengths(images, labels)
     extension = encoding.EXTENSIONS[options["encoding"]]
+    encode = encoding.encoder(options)
     for start, chunk in indexed_chunks(images):
         for index, image in enumerate(chunk, start=start):
-            _image_path(store_dir, index, extension).write_bytes(encoding.encode(image, options))
-    image_format = {"encoding": options["encoding"], "shape": list(images.shape[1:])}
+            _image_path(store_dir, index, extension).write_bytes(encode(image))
+    image_format = {**encoding.store_fields(options), "shape": list(images.shape[1:])}
     (store_dir / FORMAT_FILE).write_text(json.dumps(image_format))
     with open(store_dir / LABELS_FILE, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -72,10 +74,11 @@ def _read_labels(store_dir: Path) -> np.ndarray:
         return np.array([int(row[1]) for row in reader], dtype=np.uint8)
 
 
-def _read_format(store_dir: Path) -> tuple[str, tuple[int, ...]]:
-    """The store's encoding and image shape."""
+def _read_format(store_dir: Path) -> tuple[str, tuple[int, ...], str | None]:
+    """The store's encoding, image shape and codec (``None`` for a store written before
+    codecs were recorded: Pillow's)."""
     image_format = json.loads((store_dir / FORMAT_FILE).read_text())
-    return image_format["encoding"], tuple(image_format["shape"])
+    return image_format["encoding"], tuple(image_format["shape"]), image_format.get("codec")
 
 
 def _read_file(path: Path, readahead: bool) -> bytes:
@@ -88,13 +91,13 @@ def _read_file(path: Path, readahead: bool) -> bytes:
 
 def _read_images(store_dir: Path, indices, readahead: bool = True, image_format=None) -> np.ndarray:
     """The images at ``indices``, each file read whole and decoded into one fresh array."""
-    name, shape = image_format or _read_format(store_dir)
+    name, shape, codec = image_format or _read_format(store_dir)
     extension = encoding.EXTENSIONS[name]
     indices = list(indices)
     images = np.empty((len(indices), *shape), dtype=np.uint8)
     for position, index in enumerate(indices):
         data = _read_file(_image_path(store_dir, index, extension), readahead)
-        images[position] = encoding.decode(data, name, shape)
+        images[position] = encoding.decode(data, name, shape, codec)
     return images
 
 
@@ -117,7 +120,7 @@ def read_path(options: dict) -> str:
     """How the reader reads a batch (the methods table names it per series)."""
     if options["encoding"] == "raw":
         return "one file read per image"
-    return f"one file read per image, {options['encoding']} decoded with Pillow"
+    return f"one file read per image, {options['encoding']} decoded with {options['codec']}"
 
 
 class Reader:

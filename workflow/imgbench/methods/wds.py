@@ -133,13 +133,14 @@ def _samples(images, labels: np.ndarray, options: dict) -> Iterator[tuple[int, d
     """``(index, sample)`` for every image, front to back, chunk by chunk: the sample as
     ``TarWriter`` takes it with ``encoder=False`` (members as bytes)."""
     extension = encoding.EXTENSIONS[options["encoding"]]
+    encode = encoding.encoder(options)
     for start, chunk in indexed_chunks(images):
         for index, image in enumerate(chunk, start=start):
             yield (
                 index,
                 {
                     "__key__": _key(index),
-                    extension: encoding.encode(image, options),
+                    extension: encode(image),
                     LABEL_EXTENSION: _label_text(labels[index]),
                 },
             )
@@ -273,7 +274,7 @@ def store(
     index = store_header(
         images,
         labels,
-        encoding=options["encoding"],
+        **encoding.store_fields(options),
         extension=extension,
         shards=shard_names,
         samples=columns,
@@ -391,13 +392,15 @@ def _streamed(store_dir: Path, index: dict) -> Iterator[tuple[bytes, int]]:
         dataset.close()
 
 
-def _fill(samples, images: np.ndarray, labels: np.ndarray, encoding_name: str) -> None:
-    """Decode the next ``len(images)`` streamed samples into ``images`` and ``labels``."""
+def _fill(samples, images: np.ndarray, labels: np.ndarray, index: dict) -> None:
+    """Decode the next ``len(images)`` streamed samples into ``images`` and ``labels``
+    (with the encoding and codec the store's ``index`` records)."""
     shape = images.shape[1:]
+    encoding_name, codec = index["encoding"], index.get("codec")
     # Not strict: the range ends first and the rest of the stream stays for later; a
     # stream that ends early raises in ``_streamed`` itself.
     for position, (data, label) in zip(range(len(images)), samples, strict=False):
-        images[position] = encoding.decode(data, encoding_name, shape)
+        images[position] = encoding.decode(data, encoding_name, shape, codec)
         labels[position] = label
 
 
@@ -411,7 +414,7 @@ def read_batches(store_dir: Path, batch_images: int) -> Iterator[tuple[np.ndarra
         for start, stop in bounds:
             images = np.empty((stop - start, *index["shape"]), dtype=index["dtype"])
             labels = np.empty(stop - start, dtype=index["labels_dtype"])
-            _fill(samples, images, labels, index["encoding"])
+            _fill(samples, images, labels, index)
             yield images, labels
         next(samples, None)  # the end of the stream, where its count is checked
     finally:
@@ -425,7 +428,7 @@ def read(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     labels = np.empty(index["count"], dtype=index["labels_dtype"])
     samples = _streamed(store_dir, index)
     try:
-        _fill(samples, images, labels, index["encoding"])
+        _fill(samples, images, labels, index)
         next(samples, None)
     finally:
         samples.close()
@@ -436,7 +439,10 @@ def read_path(options: dict) -> str:
     """How the reader reads a batch (the methods table names it per series)."""
     if options["encoding"] == "raw":
         return "pread of each member into the batch, by the offset index"
-    return f"pread of each member by the offset index, {options['encoding']} decoded"
+    return (
+        f"pread of each member by the offset index, {options['encoding']} decoded with "
+        f"{options['codec']}"
+    )
 
 
 class Reader:
@@ -451,6 +457,7 @@ class Reader:
         self.shape = index["shape"]
         self.dtype = np.dtype(index["dtype"])
         self.encoding = index["encoding"]
+        self.codec = index.get("codec")
         self.shards = index["shards"]
         samples = index["samples"]
         self.shard = np.array(samples["shard"], dtype=np.int64)
@@ -501,7 +508,9 @@ class Reader:
                 self._read_raw_into(rows[position], index)
             return images, self.labels[indices]
         for position, index in enumerate(indices.tolist()):
-            images[position] = encoding.decode(self._member(index), self.encoding, self.shape)
+            images[position] = encoding.decode(
+                self._member(index), self.encoding, self.shape, self.codec
+            )
         return images, self.labels[indices]
 
     def close(self) -> None:
