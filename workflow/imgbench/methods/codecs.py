@@ -2,13 +2,13 @@
 (option ``codec`` of every method that stores encoded images; ``encoding`` says what the
 bytes are, ``codec`` which library writes and reads them).
 
-``pillow`` (the default where it has the encoding)
-    Pillow: PNG (zlib), JPEG (libjpeg-turbo), WebP (libwebp), QOI and lossy AVIF
-    (libavif; Pillow has no lossless AVIF).
+``pillow`` (the default of PNG, JPEG, WebP and lossy AVIF)
+    Pillow: PNG (zlib), JPEG (libjpeg-turbo), WebP (libwebp), QOI (a decoder written in
+    Python: slow) and lossy AVIF (libavif; Pillow has no lossless AVIF).
 ``imagecodecs``
-    imagecodecs: PNG (libpng), JPEG (libjpeg-turbo), WebP (libwebp), QOI, JPEG XL (libjxl;
-    the default for JPEG XL, which Pillow lacks) and AVIF (libavif; lossless at quality
-    100 with identity colour, the default for lossless AVIF).
+    imagecodecs: PNG (libpng), JPEG (libjpeg-turbo), WebP (libwebp), QOI (the reference C
+    code; the default), JPEG XL (libjxl; the default, Pillow lacks it) and AVIF (libavif;
+    lossless at quality 100, the default for lossless AVIF).
 ``opencv``
     OpenCV's ``cv2.imencode``/``cv2.imdecode`` (opencv-python-headless): PNG, JPEG, WebP.
     It decodes straight to RGB (``IMREAD_COLOR_RGB``) and encodes from RGB converted to
@@ -46,8 +46,12 @@ import numpy as np
 CODECS = ("pillow", "imagecodecs", "opencv", "simplejpeg", "spng")
 # The codec of raw pixels and of methods that store no encoded images.
 NO_CODEC = "none"
-# The default of an encoding: the first of these that has it.
-DEFAULT_ORDER = ("pillow", "imagecodecs")
+# The default codec of each encoding: Pillow, the only codec before there was a choice,
+# except where it lacks the encoding (JPEG XL, lossless AVIF) or is far slower: Pillow's
+# QOI is written in Python (decoding a 256x256 photograph took 78.6 ms against 0.41 ms
+# through imagecodecs on the 2-core VM of docs/codecs.md).
+DEFAULTS = {"png": "pillow", "jpeg": "pillow", "webp": "pillow", "avif": "pillow"}
+DEFAULTS |= {"qoi": "imagecodecs", "jpegxl": "imagecodecs"}
 # The pip distribution each codec is (its version goes in the provenance).
 PACKAGES = {
     "pillow": "Pillow",
@@ -110,7 +114,7 @@ def default_codec(encoding: str, lossless: bool) -> str:
     if encoding == "raw":
         return NO_CODEC
     have = codecs_for(encoding, lossless)
-    return next(c for c in DEFAULT_ORDER if c in have)
+    return DEFAULTS[encoding] if DEFAULTS[encoding] in have else have[0]
 
 
 def problem(encoding: str, lossless: bool, codec: str | None) -> str | None:

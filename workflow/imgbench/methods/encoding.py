@@ -39,8 +39,8 @@ corrupt image fails.
     4:4:4; ``lossless: true`` is exact (imagecodecs only).
 
 Which library encodes and decodes is option ``codec`` (``imgbench.methods.codecs``:
-``pillow``, ``imagecodecs``, ``opencv``, ``simplejpeg``, ``spng``; ``null``: Pillow where
-it has the encoding, else imagecodecs). A codec that lacks the encoding is refused when
+``pillow``, ``imagecodecs``, ``opencv``, ``simplejpeg``, ``spng``; ``null``: the encoding's
+default, ``codecs.DEFAULTS``: Pillow, but imagecodecs for QOI, JPEG XL and lossless AVIF). A codec that lacks the encoding is refused when
 the config is validated (``resolve_codec``).
 
 A method that stores encoded images takes ``OPTIONS = {**encoding.options("png"), ...}``
@@ -265,7 +265,7 @@ def encode(image: np.ndarray, options: dict) -> bytes:
 def decode(data, encoding: str, shape: tuple[int, ...], codec: str | None = None) -> np.ndarray:
     """The (H, W, C) uint8 pixels of ``data`` (bytes or a buffer) encoded as ``encoding``,
     decoded with ``codec`` (``None``: Pillow, which wrote every store that records no
-    codec; JPEG XL and lossless AVIF: imagecodecs); ``shape`` is the store's image shape
+    codec); ``shape`` is the store's image shape
     (raw needs it; the others are checked against it)."""
     shape = tuple(shape)
     if encoding == "raw":
@@ -276,7 +276,7 @@ def decode(data, encoding: str, shape: tuple[int, ...], codec: str | None = None
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
     if codec in (None, codecs.NO_CODEC):
-        codec = "pillow" if encoding in codecs.SUPPORTS["pillow"] else "imagecodecs"
+        codec = "pillow"
     pixels = codecs.decoder(encoding, codec)(data)
     if pixels.shape != shape:
         raise ValueError(f"a decoded {encoding} image is {pixels.shape}, the store's are {shape}")
