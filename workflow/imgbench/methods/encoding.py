@@ -40,8 +40,9 @@ corrupt image fails.
 
 Which library encodes and decodes is option ``codec`` (``imgbench.methods.codecs``:
 ``pillow``, ``imagecodecs``, ``opencv``, ``simplejpeg``, ``spng``; ``null``: the encoding's
-default, ``codecs.DEFAULTS``: Pillow, but imagecodecs for QOI, JPEG XL and lossless AVIF). A codec that lacks the encoding is refused when
-the config is validated (``resolve_codec``).
+default, ``codecs.DEFAULTS``: Pillow, but imagecodecs for QOI, JPEG XL and lossless
+AVIF). A codec that lacks the encoding is refused when the config is validated
+(``resolve_codec``).
 
 A method that stores encoded images takes ``OPTIONS = {**encoding.options("png"), ...}``
 and ``CHOICES = {**encoding.CHOICES, ...}``, encodes with ``encoder(options)`` (one
