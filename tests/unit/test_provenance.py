@@ -105,8 +105,11 @@ def test_a_method_job_records_its_packages_and_c_libraries(record, tmp_path_fact
     npy = provenance.collect(base, REPO, "npy")
     assert npy["methods"] == {"npy": {}}
     png = provenance.collect(base, REPO, "png")
-    assert set(png["methods"]["png"]) == {"pillow", "zlib"}
-    assert png["methods"]["png"]["pillow"] == metadata.version("Pillow")
+    # its packages and libraries, and its codec's (Pillow's, the default for PNG files)
+    versions = png["methods"]["png"]
+    assert {"pillow", "zlib", "codec"} <= set(versions) and versions["codec"] == "pillow"
+    assert all(k.startswith("pillow.") for k in set(versions) - {"pillow", "zlib", "codec"})
+    assert versions["pillow"] == metadata.version("Pillow") and versions["pillow.zlib"]
     ids = {row_model.environment_id(r) for r in (record, hdf5, npy, png)}
     assert len(ids) == 1
 

@@ -4,8 +4,9 @@ jobs make), the plotting (how each is drawn) and the report (category and captio
 A new figure is one ``Figure`` here, the function that draws it in a family module of
 ``plotting`` (named in ``plotting.DRAWERS`` by ``draw``), its caption in
 ``workflow/report/figures/`` and its test. Per-size figures are written once per image
-size, as ``<name>_<size>px``; the others once per run. This module imports nothing heavy:
-the Snakemake process reads it to know the figures in advance.
+size, as ``<name>_<size>px``; the others once per run. This module imports nothing heavy
+(the method modules, asked for their default encodings, load only numpy): the Snakemake
+process reads it to know the figures in advance.
 """
 
 from __future__ import annotations
@@ -38,6 +39,43 @@ def _has_random_single(config: dict) -> bool:
     return vocabulary.RANDOM_SINGLE in config["read_patterns"] and any(
         cutoff >= config["random_reads"] for cutoff in config["cutoffs"]
     )
+
+
+RAW = "raw"
+
+
+def _default_encoding(method: str) -> str | None:
+    """The encoding of ``method``'s images when a variant names none (its ``OPTIONS``);
+    None for a method without an encoding option or unknown here. The method modules
+    import only numpy at the top."""
+    from imgbench import methods
+
+    if method not in methods.available_methods():
+        return None
+    return methods.get_method(method).OPTIONS.get("encoding")
+
+
+def encoded_variants(config: dict) -> list[tuple[str, str]]:
+    """The (method, variant) pairs of ``config`` whose images are encoded: an
+    ``encoding`` other than raw (given, or the method's default), or, for a method whose
+    default is not known here, a ``codec`` option."""
+    found = []
+    for method in config["methods"]:
+        named = (config.get("variants") or {}).get(method) or {"default": {}}
+        for variant, options in named.items():
+            options = options or {}
+            encoding = options.get("encoding") or _default_encoding(method)
+            if encoding is None and options.get("codec"):
+                encoding = "given by its codec"
+            if encoding not in (None, RAW):
+                found.append((method, variant))
+    return found
+
+
+def _compares_codecs(config: dict) -> bool:
+    """Two or more encoded series (``encoded_variants``), read warm."""
+    warm = vocabulary.WARM in config["read_cache"] and bool(config["read_patterns"])
+    return warm and len(encoded_variants(config)) >= 2
 
 
 def _many_clients(pattern: str, cache: str) -> Callable[[dict], bool]:
@@ -157,6 +195,13 @@ FIGURES: tuple[Figure, ...] = (
         per_size=False,
     ),
     *_clients_figures(),
+    Figure(
+        name="codecs",
+        category="Codecs",
+        caption="figures/codecs.rst",
+        draw="codecs",
+        applies=_compares_codecs,
+    ),
 )
 
 _STEM = re.compile(r"^(?P<name>.+?)(?:_(?P<size>\d+)px)?$")

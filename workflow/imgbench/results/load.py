@@ -33,6 +33,11 @@ SORT_KEYS = [
 # Columns rows gained after runs were made, with what an older row means by their absence:
 # a read by the job's own process or its forked readers, on one node, no client processes.
 READ_DEFAULTS = {"nodes": 1, "clients": 0}
+# ``codec`` (which library encoded and decoded a series' images) where a row lacks it:
+# none for raw pixels and for methods without an encoding (no ``encoding``), else Pillow,
+# the only codec before the option existed.
+NO_CODEC = "none"
+CODEC_BEFORE_OPTION = "pillow"
 
 
 def _numbers(rows: pd.DataFrame, column: str) -> pd.Series:
@@ -46,15 +51,33 @@ def with_defaults(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with every column of ``READ_DEFAULTS``, empty cells (rows written before
     the column existed, or rows that leave it empty) at its default, as whole numbers;
     ``images_per_s_per_client`` (``images_per_s / clients``) where a many-clients row
-    lacks it. Idempotent: the aggregate step, ``imgbench compare`` and the statistics all
-    apply it."""
+    lacks it; ``codec`` where a row lacks it (``codec_column``). Idempotent: the aggregate
+    step, ``imgbench compare`` and the statistics all apply it."""
     rows = rows.copy()
     for column, default in READ_DEFAULTS.items():
         given = _numbers(rows, column)
         rows[column] = given.fillna(default).astype(int)
     derived = (_numbers(rows, "images_per_s") / rows["clients"]).where(rows["clients"] > 0)
     rows["images_per_s_per_client"] = _numbers(rows, "images_per_s_per_client").fillna(derived)
+    rows["codec"] = codec_column(rows)
     return rows
+
+
+def _texts(rows: pd.DataFrame, column: str) -> pd.Series:
+    """``rows[column]`` as text, missing (NaN) where empty or where rows lack the column."""
+    if column not in rows:
+        return pd.Series(float("nan"), index=rows.index, dtype=object)
+    return rows[column].astype(object).where(rows[column].notna() & (rows[column] != ""))
+
+
+def codec_column(rows: pd.DataFrame) -> pd.Series:
+    """Each row's ``codec`` (of ``rows``, or of any table with ``encoding``: statistics,
+    disk usage); where empty (rows written before it existed), ``NO_CODEC`` for raw or
+    missing ``encoding``, else ``CODEC_BEFORE_OPTION``."""
+    encoding = _texts(rows, "encoding")
+    raw = encoding.isna() | (encoding == "raw")
+    default = pd.Series(CODEC_BEFORE_OPTION, index=rows.index, dtype=object).where(~raw, NO_CODEC)
+    return _texts(rows, "codec").fillna(default)
 
 
 def load_rows(paths: Iterable[Path]) -> pd.DataFrame:

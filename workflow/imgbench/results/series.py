@@ -89,6 +89,7 @@ def store_and_whole_reads(stats: pd.DataFrame) -> pd.DataFrame:
 
 _SERIES_PROPERTIES = {  # rows' column: how a series' rows give its one value
     "encoding": "first",
+    "codec": "first",
     "read_path": "first",
     "lossy": "first",
     "psnr_db": "median",

@@ -13,6 +13,7 @@ from imgbench.experiment import rigor, vocabulary
 from imgbench.results import busy as busy_rule
 from imgbench.results import stats as st
 from imgbench.results.clients import many_clients_markdown
+from imgbench.results.codecs import codecs_markdown
 from imgbench.results.footprint import bytes_per_image_markdown, memory_markdown
 from imgbench.results.markdown import markdown_table, number, percent, ratio, seconds
 from imgbench.results.points import keyed
@@ -441,8 +442,8 @@ def summary_markdown(
     memory: pd.DataFrame | None = None,
 ) -> str:
     """The short report: winners or ties per point, ratios to png and the baseline,
-    patterns, device bytes, memory, interval check, quiet-machine check, hygiene,
-    environment."""
+    patterns, many clients, codecs, device bytes, memory, interval check, quiet-machine
+    check, hygiene, environment."""
     sections = [
         "# Image storage benchmark: summary\n\n",
         introduction_markdown(rows, stats),
@@ -452,6 +453,7 @@ def summary_markdown(
         cold_warm_markdown(stats),
         patterns_markdown(stats),
         many_clients_markdown(rows, stats),
+        codecs_markdown(rows, stats, disk),
         device_bytes_markdown(stats, rows),
         store_vs_memory_markdown(stats, disk, environments),
     ]

@@ -4,13 +4,13 @@ interval of the median over the stores, the min-max range or the interquartile r
 Which figures exist, when a config asks for them and which drawing each uses is the
 registry ``figures.FIGURES``; its ``draw`` names a function of ``DRAWERS`` here, one per
 figure family module: ``times`` (store and read time), ``speed`` (against the baseline),
-``throughput``, ``latency``, ``clients`` (reads by many client processes) and
-``disk_usage``. They share ``style`` (colours, line styles,
-ticks), ``labels`` (what series and conditions are called) and ``grid`` (panels and
-legends). Every drawing function takes the statistics and disk tables, the image size
-(None for a figure per run), ``plot.spread`` and the ``Labels`` of the run, and returns a
-figure. Reads that differ in readahead or in how cold was made are drawn apart and
-labelled, never merged into one line or bar.
+``throughput``, ``latency``, ``clients`` (reads by many client processes), ``codecs``
+(bytes against read speed of the encoded series) and ``disk_usage``. They share ``style``
+(colours, line styles, ticks), ``labels`` (what series and conditions are called) and
+``grid`` (panels and legends). Every drawing function takes the statistics and disk
+tables, the image size (None for a figure per run), ``plot.spread`` and the ``Labels`` of
+the run, and returns a figure. Reads that differ in readahead or in how cold was made are
+drawn apart and labelled, never merged into one line or bar.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pandas as pd  # noqa: E402
 from imgbench.report import figures  # noqa: E402
 from imgbench.report.plotting import (  # noqa: E402
     clients,
+    codecs,
     disk_usage,
     latency,
     speed,
@@ -47,6 +48,7 @@ DRAWERS: dict[str, Callable] = {
     "disk_usage": disk_usage.disk_usage_figure,
     "bytes_per_image": disk_usage.bytes_per_image_figure,
     "clients": clients.clients_figure,
+    "codecs": codecs.codecs_figure,
 }
 
 
