@@ -86,6 +86,21 @@ def test_encoded_variants_take_png_speeds_and_unknown_methods_a_fallback():
     assert estimate.speeds_of("arrow", {}) == estimate.FALLBACK
 
 
+def test_an_encoding_and_codec_cost_what_they_cost_beyond_png_through_pillow():
+    png = estimate.speeds_of("png", {})
+    assert estimate.speeds_of("png", {"encoding": "png", "codec": "pillow"}) == png
+    jxl = estimate.speeds_of("png", {"encoding": "jpegxl"})  # imagecodecs, its default
+    assert jxl.store_mb_s < png.store_mb_s and jxl.whole_warm_mb_s < png.whole_warm_mb_s
+    fast_jpeg = estimate.speeds_of("lmdb", {"encoding": "jpeg", "codec": "simplejpeg"})
+    pillow_jpeg = estimate.speeds_of("lmdb", {"encoding": "jpeg"})
+    assert fast_jpeg.whole_warm_mb_s > pillow_jpeg.whole_warm_mb_s
+    assert fast_jpeg.single_warm_s < pillow_jpeg.single_warm_s
+    # per image, AVIF's encoder costs more at 256x256 than at 32x32, but less per pixel
+    small = estimate.codec_seconds(estimate.CODEC_US[("avif", "pillow")], 32 * 32 * 3)
+    large = estimate.codec_seconds(estimate.CODEC_US[("avif", "pillow")], 256 * 256 * 3)
+    assert small[0] < large[0] < 64 * small[0]
+
+
 def test_the_announcement_names_operations_estimate_and_calibration():
     factor = estimate.calibrate(rounds=1)
     assert factor > 0

@@ -7,8 +7,8 @@ scaled by a short calibration on this machine:
 * **reference speeds** (``REFERENCE``): each method's store, whole read (cold, warm) in
   megabytes of pixels a second, and its single-image reads (cold, warm) in seconds per
   image, measured on the reference machine (``REFERENCE_MACHINE``) by the default run. A
-  method without figures of its own uses ``FALLBACK``; an encoded variant (png, jpeg,
-  webp) uses PNG's, the slowest;
+  method without figures of its own uses ``FALLBACK``; an encoded variant uses PNG's,
+  plus what its encoding and codec cost beyond PNG through Pillow (``CODEC_US``);
 * **calibration** (``calibrate``): Pillow encodes the same synthetic images as on the
   reference machine (about 30 ms); the ratio of the two times scales every figure;
 * **the job model** (``job_seconds``): a job's timed repetitions follow the harness's
@@ -59,6 +59,41 @@ REFERENCE = {
 FALLBACK = REFERENCE["lmdb"]
 ENCODED = REFERENCE["png"]
 
+# What each encoding and codec costs beyond PNG through Pillow (which ``ENCODED`` and
+# REFERENCE["png"] include): (encode, decode) microseconds per image at 32x32 and at
+# 256x256, linear in the pixels between and beyond. At 32x32: LMDB values of 10,000
+# CIFAR-10 images (docs/configs/codecs.yaml) less raw values' cost; at 256x256: 20 of the
+# example photographs encoded and decoded in memory, on the reference machine
+# (docs/codecs.md). Lossy JPEG XL and lossless AVIF cost about what their entries say.
+PNG_PILLOW_US = ((127.0, 63.0), (23560.0, 2470.0))
+CODEC_US = {
+    ("png", "imagecodecs"): ((92.0, 32.0), (17910.0, 1400.0)),
+    ("png", "opencv"): ((97.0, 49.0), (18570.0, 2100.0)),
+    ("png", "spng"): ((108.0, 29.0), (20070.0, 1080.0)),
+    ("jpeg", "pillow"): ((40.0, 75.0), (420.0, 630.0)),
+    ("jpeg", "imagecodecs"): ((8.0, 15.0), (330.0, 410.0)),
+    ("jpeg", "opencv"): ((9.0, 22.0), (390.0, 460.0)),
+    ("jpeg", "simplejpeg"): ((8.0, 15.0), (480.0, 560.0)),
+    ("qoi", "imagecodecs"): ((8.0, 9.0), (540.0, 410.0)),
+    ("qoi", "pillow"): ((1237.0, 1310.0), (71900.0, 78640.0)),
+    ("jpegxl", "imagecodecs"): ((2115.0, 302.0), (80160.0, 12780.0)),
+    ("avif", "pillow"): ((3348.0, 87.0), (51220.0, 1290.0)),
+    ("avif", "imagecodecs"): ((2537.0, 56.0), (39750.0, 1280.0)),
+}
+CIFAR_IMAGE_BYTES = 32 * 32 * 3
+PHOTO_IMAGE_BYTES = 256 * 256 * 3
+
+
+def codec_seconds(points: tuple, image_bytes: int) -> tuple[float, float]:
+    """(encode, decode) seconds per image of ``image_bytes`` from a ``CODEC_US`` entry."""
+    (e32, d32), (e256, d256) = points
+    share = (image_bytes - CIFAR_IMAGE_BYTES) / (PHOTO_IMAGE_BYTES - CIFAR_IMAGE_BYTES)
+    return (
+        max(e32 + share * (e256 - e32), 0.0) * 1e-6,
+        max(d32 + share * (d256 - d32), 0.0) * 1e-6,
+    )
+
+
 # Untimed work, on the reference machine: a job's start (interpreter, Snakemake's
 # preamble, imports, provenance, warm-up), Snakemake's work per job, and per repetition
 # the preparation (write back, eviction or fill) and the check; the per-job and
@@ -108,11 +143,35 @@ def calibrate(rounds: int = 3) -> float:
     return best / REFERENCE_CALIBRATION_S
 
 
-def speeds_of(method: str, options: dict) -> Speeds:
-    """The reference speeds of a method and its options."""
-    if method != "png" and options.get("encoding", "raw") != "raw":
-        return ENCODED
-    return REFERENCE.get(method, FALLBACK)
+def speeds_of(method: str, options: dict, image_bytes: int = CIFAR_IMAGE_BYTES) -> Speeds:
+    """The reference speeds of a method and its options (images of ``image_bytes``): an
+    encoded variant's are PNG's, with its encoding and codec's cost beyond PNG through
+    Pillow (``CODEC_US``) added to every store, read and check."""
+    name = options.get("encoding", "raw")
+    if name == "raw":
+        return REFERENCE.get(method, FALLBACK)
+    base = REFERENCE["png"] if method == "png" else ENCODED
+    from imgbench.methods import codecs
+
+    codec = codecs.resolve({"lossless": True, **options})
+    if (name, codec) not in CODEC_US:  # PNG through Pillow, or WebP: as PNG
+        return base
+    encode_s, decode_s = codec_seconds(CODEC_US[(name, codec)], image_bytes)
+    png_encode_s, png_decode_s = codec_seconds(PNG_PILLOW_US, image_bytes)
+    extra_encode, extra_decode = encode_s - png_encode_s, decode_s - png_decode_s
+    mb = image_bytes / MB
+
+    def slower(mb_s: float, extra_s: float) -> float:
+        return 1 / max(1 / mb_s + extra_s / mb, 1e-12)
+
+    return Speeds(
+        slower(base.store_mb_s, extra_encode),
+        slower(base.whole_cold_mb_s, extra_decode),
+        slower(base.whole_warm_mb_s, extra_decode),
+        max(base.single_cold_s + extra_decode, 1e-7),
+        max(base.single_warm_s + extra_decode, 1e-7),
+        base.files_per_image,
+    )
 
 
 @dataclass
@@ -165,8 +224,8 @@ def estimate(config: dict, factor: float = 1.0) -> Estimate:
     }
     for job in plan.store_jobs(config):
         wildcards = SimpleNamespace(**{key: str(value) for key, value in job.items()})
-        speeds = speeds_of(job["method"], options_of(wildcards))
         images, size = job["cutoff"], job["image_size"]
+        speeds = speeds_of(job["method"], options_of(wildcards), vocabulary.image_bytes(size))
         mb = images * vocabulary.image_bytes(size) / MB
         files = 1 + speeds.files_per_image * images
         store_s = factor * mb / speeds.store_mb_s
