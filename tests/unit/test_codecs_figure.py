@@ -72,6 +72,19 @@ def test_the_figure_is_made_for_two_or_more_encoded_variants():
     assert (figure.category, figure.caption, size) == ("Codecs", "figures/codecs.rst", 64)
 
 
+def test_the_default_encodings_are_the_methods_own():
+    """The registry does not import the methods: its defaults are checked against their
+    OPTIONS here."""
+    from imgbench.methods import available_methods, get_method
+
+    for method in available_methods():
+        options = get_method(method).OPTIONS
+        if "encoding" in options:
+            assert figures.DEFAULT_ENCODINGS[method] == options["encoding"], method
+        else:
+            assert method not in figures.DEFAULT_ENCODINGS, method
+
+
 # --- drawing -------------------------------------------------------------------------------------
 
 

@@ -4,9 +4,8 @@ jobs make), the plotting (how each is drawn) and the report (category and captio
 A new figure is one ``Figure`` here, the function that draws it in a family module of
 ``plotting`` (named in ``plotting.DRAWERS`` by ``draw``), its caption in
 ``workflow/report/figures/`` and its test. Per-size figures are written once per image
-size, as ``<name>_<size>px``; the others once per run. This module imports nothing heavy
-(the method modules, asked for their default encodings, load only numpy): the Snakemake
-process reads it to know the figures in advance.
+size, as ``<name>_<size>px``; the others once per run. This module imports nothing heavy:
+the Snakemake process reads it to know the figures in advance.
 """
 
 from __future__ import annotations
@@ -41,18 +40,12 @@ def _has_random_single(config: dict) -> bool:
     )
 
 
+# The encoding of each method's images when a variant names none (its ``OPTIONS``;
+# tests/unit/test_codecs_figure.py checks these against the methods, which this registry
+# does not import: the plot jobs' code, and so what reruns them, would take in every
+# method module and its format library); a method not named keeps no encoded images.
+DEFAULT_ENCODINGS = {"png": "png", "wds": "png", "parquet": "png", "lmdb": "raw", "arrow": "raw"}
 RAW = "raw"
-
-
-def _default_encoding(method: str) -> str | None:
-    """The encoding of ``method``'s images when a variant names none (its ``OPTIONS``);
-    None for a method without an encoding option or unknown here. The method modules
-    import only numpy at the top."""
-    from imgbench import methods
-
-    if method not in methods.available_methods():
-        return None
-    return methods.get_method(method).OPTIONS.get("encoding")
 
 
 def encoded_variants(config: dict) -> list[tuple[str, str]]:
@@ -64,7 +57,7 @@ def encoded_variants(config: dict) -> list[tuple[str, str]]:
         named = (config.get("variants") or {}).get(method) or {"default": {}}
         for variant, options in named.items():
             options = options or {}
-            encoding = options.get("encoding") or _default_encoding(method)
+            encoding = options.get("encoding") or DEFAULT_ENCODINGS.get(method)
             if encoding is None and options.get("codec"):
                 encoding = "given by its codec"
             if encoding not in (None, RAW):

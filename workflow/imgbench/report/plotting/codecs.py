@@ -9,6 +9,7 @@ images/s over the stores; a panel per method where several keep encoded images."
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.colors
 import matplotlib.pyplot as plt
@@ -25,6 +26,7 @@ from imgbench.results.verdicts import is_lossy
 # Inches: one panel.
 PANEL_SIZE = (5.2, 4.2)
 PANEL_COLUMNS = 3  # panels per row at most
+TITLE_CHARACTERS_PER_PANEL = 62  # of a medium-size title over one panel
 # Colour per encoding family (the first word of ``encoding``); others grey.
 FAMILY_COLOURS = {
     "png": "C0",
@@ -277,11 +279,15 @@ def codecs_panels(points: pd.DataFrame, size: int, kind: tuple[str, str], labels
         "y",
     )
     grid.legend_beside(fig, handles)
+    # wrapped to the panels' width: the legend beside them reaches up to the title
+    width = TITLE_CHARACTERS_PER_PANEL * columns
+    title = (
+        f"Codecs, {size}x{size}, {int(points['cutoff'].iloc[0]):,} images: bytes per image "
+        f"against warm {read} read speed, 1 reader (median; up and left is better)"
+    )
     grid.title_over_panels(
         fig,
-        f"Codecs: bytes per image against warm {read} read speed (1 reader), {size}x{size}, "
-        f"{int(points['cutoff'].iloc[0]):,} images\n(median; up and left is better; "
-        f"{_interval_note(points)})",
+        textwrap.fill(title, width) + "\n" + textwrap.fill(_interval_note(points), width),
         fontsize="medium",
     )
     return fig
