@@ -157,6 +157,10 @@ def test_defaults_per_encoding():
             "or set lossless: false",
         ),
         ({"encoding": "raw", "codec": "opencv"}, "remove codec"),
+        (
+            {"encoding": "qoi", "codec": "opencv"},
+            "set codec to pillow or imagecodecs or remove it (default imagecodecs)",
+        ),
         ({"codec": "libpng"}, "option codec must be one of null, none, pillow, imagecodecs"),
         ({"encoding": "png", "effort": 3}, "option effort applies only to encoding jpegxl"),
     ],

@@ -156,7 +156,8 @@ def resolve_codec(method: str, options: dict) -> dict:
         if name == "raw":
             fix = "remove codec"
         else:
-            fix = f"set codec to {' or '.join(have)} or remove it (default {have[0]})"
+            default = codecs.default_codec(name, lossless)
+            fix = f"set codec to {' or '.join(have)} or remove it (default {default})"
             if codecs.codecs_for(name, not lossless) != have and options["codec"] in (
                 codecs.codecs_for(name, not lossless)
             ):
