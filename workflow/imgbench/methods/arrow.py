@@ -140,7 +140,7 @@ def read_path(options: dict) -> str:
         return "each image copied from the memory-mapped file"
     return (
         f"each image's bytes from the memory-mapped file, {options['encoding']} decoded "
-        f"with {options['codec']}"
+        f"with {encoding.codec_name(options)}"
     )
 
 

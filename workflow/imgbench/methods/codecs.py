@@ -60,6 +60,14 @@ PACKAGES = {
     "simplejpeg": "simplejpeg",
     "spng": "imagecodecs",
 }
+# How the read paths name each codec (``read_path``: "... png decoded with Pillow").
+NAMES = {
+    "pillow": "Pillow",
+    "imagecodecs": "imagecodecs",
+    "opencv": "OpenCV",
+    "simplejpeg": "simplejpeg",
+    "spng": "libspng",
+}
 LOSSLESS, LOSSY = "lossless", "lossy"
 BOTH = frozenset({LOSSLESS, LOSSY})
 # What each codec encodes and decodes: encoding -> the modes it has.

@@ -174,6 +174,13 @@ def codec_of(options: dict) -> str:
     return codecs.resolve(options)
 
 
+def codec_name(options: dict) -> str:
+    """The library of ``options``' codec as a read path names it (``Pillow``, ``OpenCV``,
+    ``libspng``)."""
+    codec = codec_of(options)
+    return codecs.NAMES.get(codec, codec)
+
+
 def store_fields(options: dict) -> dict:
     """What a store records of its encoding for its reader: ``encoding`` and ``codec``."""
     return {"encoding": options["encoding"], "codec": codec_of(options)}

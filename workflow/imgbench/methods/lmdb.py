@@ -197,7 +197,7 @@ def read_path(options: dict) -> str:
         return "txn.get per image, unpickled"
     if options["encoding"] == "raw":
         return "txn.get per image, copied from the memory map"
-    return f"txn.get per image, {options['encoding']} decoded with {options['codec']}"
+    return f"txn.get per image, {options['encoding']} decoded with {encoding.codec_name(options)}"
 
 
 class Reader:

@@ -325,7 +325,7 @@ def read_path(options: dict) -> str:
     decoded = (
         "copied"
         if options["encoding"] == "raw"
-        else f"{options['encoding']} decoded with {options['codec']}"
+        else f"{options['encoding']} decoded with {encoding.codec_name(options)}"
     )
     return (
         f"read_row_group of each row group holding a requested image "

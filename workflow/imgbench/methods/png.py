@@ -120,7 +120,8 @@ def read_path(options: dict) -> str:
     """How the reader reads a batch (the methods table names it per series)."""
     if options["encoding"] == "raw":
         return "one file read per image"
-    return f"one file read per image, {options['encoding']} decoded with {options['codec']}"
+    decoder = encoding.codec_name(options)
+    return f"one file read per image, {options['encoding']} decoded with {decoder}"
 
 
 class Reader:

@@ -441,7 +441,7 @@ def read_path(options: dict) -> str:
         return "pread of each member into the batch, by the offset index"
     return (
         f"pread of each member by the offset index, {options['encoding']} decoded with "
-        f"{options['codec']}"
+        f"{encoding.codec_name(options)}"
     )
 
 
